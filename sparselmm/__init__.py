@@ -1,0 +1,37 @@
+"""sparselmm: linear mixed-effects models by lme4's method, in Python."""
+
+from __future__ import annotations
+
+from . import datasets
+from .errors import (
+    ConvergenceError,
+    ConvergenceWarning,
+    DataError,
+    FormulaError,
+    ModelSpecError,
+    RankDeficiencyWarning,
+    ScaleWarning,
+    SparseLMMError,
+    SparseLMMWarning,
+)
+from .modelframe import Design, design
+from .rmanova import RMAnovaResult, rm_anova
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "design",
+    "Design",
+    "datasets",
+    "rm_anova",
+    "RMAnovaResult",
+    "SparseLMMError",
+    "FormulaError",
+    "DataError",
+    "ModelSpecError",
+    "ConvergenceError",
+    "SparseLMMWarning",
+    "ConvergenceWarning",
+    "RankDeficiencyWarning",
+    "ScaleWarning",
+]

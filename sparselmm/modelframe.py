@@ -1,0 +1,651 @@
+"""The model design: y, X, Zt, the θ template and the cross-products, built once.
+
+:func:`design` is sparselmm's ``lFormula``: it parses the formula, selects
+and cleans the columns it uses, builds the fixed-effects matrix ``X`` with R's
+coding and names (through formulaic), the random-effects terms and ``Zt`` in
+lme4's layout, and the cross-products of ``[Z X y]`` that every later
+evaluation of the objective reuses.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .errors import DataError, FormulaError, ModelSpecError, RankDeficiencyWarning, ScaleWarning
+from .formula import ParsedFormula, parse_formula
+from .terms import RandomTerm, as_factor, build_lambda, build_zt, check_terms, grouping_factor, order_terms
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .pls import PLSState
+
+__all__ = ["Design", "design", "CrossProducts"]
+
+_NAME_TOKEN = re.compile(r"`[^`]*`|[A-Za-z_.][A-Za-z0-9_.]*")
+
+
+@dataclass
+class CrossProducts:
+    """Weighted cross-products of ``[Z X y]``, computed once per model.
+
+    With ``W = diag(weights)``: ``ZtZ = Zᵀ W Z`` (sparse, q × q), ``ZtX``,
+    ``Zty``, ``XtX``, ``Xty`` and ``yty``; ``n`` observations and
+    ``ldW = Σ log wᵢ``.  Nothing after this depends on n.
+    """
+
+    ZtZ: sp.csc_matrix
+    ZtX: np.ndarray
+    Zty: np.ndarray
+    XtX: np.ndarray
+    Xty: np.ndarray
+    yty: float
+    n: int
+    ldW: float = 0.0
+
+    @classmethod
+    def from_arrays(
+        cls, Zt: sp.csc_matrix, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None
+    ) -> "CrossProducts":
+        """Compute the cross-products from ``Zt`` (q × n), ``X`` (n × p), ``y`` (n)."""
+        if weights is None:
+            Zw, Xw, yw, ldW = Zt, X, y, 0.0
+        else:
+            Zw = Zt @ sp.diags(weights)
+            Xw = X * weights[:, None]
+            yw = y * weights
+            ldW = float(np.sum(np.log(weights)))
+        ZtZ = (Zw @ Zt.T).tocsc()
+        ZtZ.sort_indices()
+        return cls(
+            ZtZ=ZtZ,
+            ZtX=np.asarray(Zw @ X),
+            Zty=np.asarray(Zw @ y).ravel(),
+            XtX=X.T @ Xw,
+            Xty=X.T @ yw,
+            yty=float(y @ yw),
+            n=len(y),
+            ldW=ldW,
+        )
+
+    def __add__(self, other: "CrossProducts") -> "CrossProducts":
+        """Sum of two partial cross-products over disjoint rows (for chunked data)."""
+        return CrossProducts(
+            ZtZ=(self.ZtZ + other.ZtZ).tocsc(),
+            ZtX=self.ZtX + other.ZtX,
+            Zty=self.Zty + other.Zty,
+            XtX=self.XtX + other.XtX,
+            Xty=self.Xty + other.Xty,
+            yty=self.yty + other.yty,
+            n=self.n + other.n,
+            ldW=self.ldW + other.ldW,
+        )
+
+
+@dataclass
+class Design:
+    """Everything a fit needs that does not depend on θ (lme4's ``lFormula`` result).
+
+    Attributes
+    ----------
+    formula : ParsedFormula
+    y : numpy.ndarray
+        Response (offset not subtracted), length n.
+    X : numpy.ndarray
+        Fixed-effects matrix, n × p, after dropping rank-deficient columns.
+    X_names : list of str
+        Column names as R prints them (``"(Intercept)"``, ``"storeB"``).
+    Zt : scipy.sparse.csc_matrix
+        Transposed random-effects matrix, q × n, lme4's row layout.
+    terms : list of RandomTerm
+        The random-effects terms in lme4's order.
+    Gp : numpy.ndarray
+        Term boundaries in the rows of ``Zt`` (length ``len(terms) + 1``).
+    theta_start, lower, upper : numpy.ndarray
+        Start and bounds of θ (lme4's: 1 on diagonals, 0 below; lower 0 on diagonals, -inf elsewhere).
+    theta_slices : list of slice
+        Each term's range in θ.
+    Lind : numpy.ndarray or None
+        0-based θ index of each stored entry of Λ (lme4's ``Lind`` minus 1); ``None``
+        when a structured covariance makes Λ non-linear in θ.
+    weights, offset : numpy.ndarray or None
+    n_dropped : int
+        Rows dropped for missing values.
+    dropped_columns : list of str
+        Fixed-effect columns dropped for rank deficiency.
+    cross : CrossProducts
+        ``[Z X y]ᵀ W [Z X y]`` pieces.
+    row_index : pandas.Index
+        Index labels (of the data passed in) of the rows used.
+    """
+
+    formula: ParsedFormula
+    y: np.ndarray
+    X: np.ndarray
+    X_names: list[str]
+    Zt: sp.csc_matrix
+    terms: list[RandomTerm]
+    Gp: np.ndarray
+    theta_start: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    theta_slices: list[slice]
+    Lind: np.ndarray | None
+    weights: np.ndarray | None
+    offset: np.ndarray | None
+    n_dropped: int
+    dropped_columns: list[str]
+    cross: CrossProducts
+    row_index: pd.Index
+    Lambda_pattern: sp.csr_matrix
+    Lambda_slices: list[slice]
+    fixed_spec: Any = None
+    factor_levels: dict[str, list[str]] = field(default_factory=dict)
+
+    # ----- lme4 names ---------------------------------------------------------
+    @property
+    def n(self) -> int:
+        """Number of observations used."""
+        return int(len(self.y))
+
+    @property
+    def p(self) -> int:
+        """Number of fixed-effect columns."""
+        return int(self.X.shape[1])
+
+    @property
+    def q(self) -> int:
+        """Number of random effects (rows of ``Zt``)."""
+        return int(self.Zt.shape[0])
+
+    @property
+    def cnms(self) -> list[tuple[str, list[str]]]:
+        """Per term: (grouping factor name, column names), lme4's ``cnms``."""
+        return [(t.group, list(t.columns)) for t in self.terms]
+
+    @property
+    def flist(self) -> dict[str, pd.Index]:
+        """Grouping factor name -> its levels (lme4's ``flist``, one entry per distinct factor)."""
+        out: dict[str, pd.Index] = {}
+        for t in self.terms:
+            out.setdefault(t.group, t.levels)
+        return out
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        """Grouping factor name -> number of levels."""
+        return {g: len(lv) for g, lv in self.flist.items()}
+
+    @property
+    def y_adj(self) -> np.ndarray:
+        """Response minus offset."""
+        return self.y if self.offset is None else self.y - self.offset
+
+    # ----- θ -> Λ ----------------------------------------------------------------
+    def lambda_data(self, theta: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Stored values of Λ(θ), in the order of ``Lambda_pattern.data``."""
+        if out is None:
+            out = np.empty(self.Lambda_pattern.nnz)
+        for t, ts, ls in zip(self.terms, self.theta_slices, self.Lambda_slices):
+            out[ls] = np.tile(t.structure.tril_values(theta[ts]), t.nlevels)
+        return out
+
+    def Lambda(self, theta: np.ndarray) -> sp.csr_matrix:
+        """The relative covariance factor Λ(θ) (q × q, lower triangular)."""
+        L = self.Lambda_pattern.copy()
+        L.data = self.lambda_data(np.asarray(theta, dtype=float))
+        return L
+
+    def pls(self) -> "PLSState":
+        """A fresh penalised-least-squares state for this design (see :mod:`sparselmm.pls`)."""
+        from .pls import PLSState
+
+        return PLSState(self)
+
+    def objective_function(self, REML: bool = True) -> Callable[[np.ndarray], float]:
+        """The profiled objective as a function of θ (lme4's ``mkLmerDevfun``).
+
+        Parameters
+        ----------
+        REML : bool
+            REML criterion if true, else the profiled deviance (ML).
+
+        Returns
+        -------
+        callable
+            ``f(theta) -> float`` on lme4's scale; ``inf`` where the factorisation fails.
+        """
+        state = self.pls()
+        return lambda theta: state.objective(np.asarray(theta, dtype=float), REML=REML)
+
+
+# ----------------------------------------------------------------------------------------
+# helpers
+
+
+def _suggest(name: str, columns: list[str]) -> str:
+    close = difflib.get_close_matches(name, columns, n=3, cutoff=0.6)
+    if not close:
+        lower = {c.lower(): c for c in columns}
+        if name.lower() in lower:
+            close = [lower[name.lower()]]
+    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
+def _needs_quoting(name: str) -> bool:
+    return not name.isidentifier()
+
+
+def to_formulaic(text: str, columns: set[str]) -> str:
+    """Translate an R formula fragment to formulaic's dialect.
+
+    ``^`` inside a function call (``I(x^2)``, ``log(x^2)``) is R's power and
+    becomes ``**``; column names that are not Python identifiers
+    (``ground.beef``) are back-quoted.
+    """
+    out = []
+    stack: list[bool] = []  # True for a call's parentheses
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        m = _NAME_TOKEN.match(text, i)
+        if m and (ch.isalpha() or ch in "_.`"):
+            tok = m.group(0)
+            j = m.end()
+            while j < len(text) and text[j] == " ":
+                j += 1
+            is_call = j < len(text) and text[j] == "("
+            if not is_call and tok in columns and _needs_quoting(tok) and not tok.startswith("`"):
+                tok = f"`{tok}`"
+            out.append(tok)
+            i = m.end()
+            if is_call:
+                out.append(text[m.end() : j])
+                out.append("(")
+                stack.append(True)
+                i = j + 1
+            continue
+        if ch == "(":
+            stack.append(False)
+        elif ch == ")":
+            if stack:
+                stack.pop()
+        elif ch == "^" and any(stack):
+            out.append("**")
+            i += 1
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _split_colon(name: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(name):
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        elif ch == ":" and depth == 0:
+            parts.append(name[start:i])
+            start = i + 1
+    parts.append(name[start:])
+    return parts
+
+
+def _r_component(comp: str) -> tuple[str, str]:
+    """formulaic column component -> (R name, the variable expression it comes from)."""
+    if comp == "Intercept":
+        return "(Intercept)", ""
+    m = re.fullmatch(r"(.*)\[(?:T\.)?(.*)\]", comp, flags=re.S)
+    if m:
+        var = m.group(1).strip("`")
+        return var + m.group(2), var
+    expr = comp.strip("`").replace(" ** ", "^")
+    return expr, expr
+
+
+def r_names(formulaic_names: list[str], formula_text: str) -> list[str]:
+    """R's names for formulaic's columns (``sector[T.Public]:cses`` -> ``cses:sectorPublic``).
+
+    The factors of an interaction are ordered by where their variable first
+    appears in the formula, as R's ``terms()`` orders them.
+    """
+    flat = formula_text.replace(" ", "").replace("**", "^")
+
+    def position(var: str) -> int:
+        if not var:
+            return -1
+        v = var.replace(" ", "")
+        if re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", v):
+            m = re.search(rf"(?<![A-Za-z0-9_.]){re.escape(v)}(?![A-Za-z0-9_.])", flat)
+        else:
+            m = re.search(re.escape(v), flat)
+        return m.start() if m else 10**9
+
+    out = []
+    for name in formulaic_names:
+        comps = [_r_component(c) for c in _split_colon(name)]
+        comps.sort(key=lambda rv: position(rv[1]))
+        out.append(":".join(r for r, _ in comps))
+    return out
+
+
+def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
+    """Indices of the columns to keep: drop each column that is (numerically) a
+    combination of the columns before it, as R's ``qr()`` (LINPACK dqrdc2) and
+    lme4's ``chkRank.drop.cols`` do."""
+    import scipy.linalg as sla
+
+    p = X.shape[1]
+    if p == 0:
+        return np.arange(0)
+    norms = np.linalg.norm(X, axis=0)
+    keep: list[int] = []
+    Q = np.zeros((X.shape[0], 0))
+    for j in range(p):
+        if norms[j] == 0:
+            continue
+        v = X[:, j]
+        if keep:
+            v = v - Q @ (Q.T @ v)
+            v = v - Q @ (Q.T @ v)  # re-orthogonalise
+        r = np.linalg.norm(v)
+        if r > tol * norms[j]:
+            keep.append(j)
+            Q = np.column_stack([Q, v / r]) if Q.shape[1] else (v / r)[:, None]
+    del sla
+    return np.array(keep, dtype=np.int64)
+
+
+def _check_scale(X: np.ndarray, names: list[str], tol: float = 1e3) -> None:
+    """lme4's ``checkScaleX``: warn when continuous columns' SDs differ by more than ``tol``."""
+    if X.shape[0] < 2:
+        return
+    cont = [j for j in range(X.shape[1]) if not np.all(np.isin(X[:, j], (0.0, 1.0)))]
+    if not cont:
+        return
+    sds = X[:, cont].std(axis=0, ddof=1)
+    sds = sds[sds > 0]
+    if not len(sds):
+        return
+    logsd = np.abs(np.log(sds))
+    spread = np.log(sds.max()) - np.log(sds.min())
+    if spread > np.log(tol) or np.any(logsd > np.log(tol)):
+        bad = [names[j] for j, s in zip(cont, X[:, cont].std(axis=0, ddof=1)) if s > 0 and abs(np.log(s)) > np.log(tol)]
+        warnings.warn(
+            "some predictor variables are on very different scales"
+            + (f" ({', '.join(bad)})" if bad else "")
+            + ": consider rescaling; the fit is computed in the original scale",
+            ScaleWarning,
+            stacklevel=3,
+        )
+
+
+def _vector_arg(value: Any, data: pd.DataFrame, what: str) -> np.ndarray | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in data.columns:
+            raise DataError(f"{what} column {value!r} is not in the data{_suggest(value, list(map(str, data.columns)))}")
+        value = data[value]
+    try:
+        arr = np.asarray(value, dtype=float).ravel()
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{what} must be numeric: {exc}") from exc
+    if len(arr) != len(data):
+        raise DataError(f"{what} has length {len(arr)} but the data have {len(data)} rows")
+    return arr
+
+
+def _needed_variables(pf: ParsedFormula, columns: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """(response variables, fixed/term-column variables, grouping variables) named in the formula."""
+    from formulaic import Formula
+
+    def variables(text: str, where: str) -> list[str]:
+        try:
+            req = Formula(to_formulaic(text, set(columns))).required_variables
+        except Exception as exc:
+            raise FormulaError(f"cannot parse {where} {text!r} of formula {pf.formula!r}: {exc}") from exc
+        names = []
+        for v in req:
+            v = str(v).strip("`")
+            if v in ("np", "numpy", "pi", "True", "False", "None"):
+                continue
+            names.append(v)
+        return names
+
+    resp = variables(pf.response, "the response")
+    fixed = variables(pf.fixed, "the fixed part")
+    for b in pf.bars:
+        fixed += variables(b.lhs, f"the left side of {b.text}")
+    groups = [f for b in pf.bars for f in b.factors]
+    return resp, fixed, groups
+
+
+def _model_matrix(text: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray, list[str], Any]:
+    from formulaic import model_matrix
+
+    ftext = to_formulaic(text, set(map(str, frame.columns)))
+    try:
+        mm = model_matrix(ftext, frame, na_action="raise", output="pandas")
+    except Exception as exc:
+        raise FormulaError(f"cannot build {what} from {text!r}: {exc}") from exc
+    names = r_names([str(c) for c in mm.columns], text)
+    return np.asarray(mm.to_numpy(dtype=float)), names, mm.model_spec
+
+
+# ----------------------------------------------------------------------------------------
+
+
+def design(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    weights: Any = None,
+    offset: Any = None,
+    na_action: str = "omit",
+) -> Design:
+    """Build the design of a linear mixed model from an lme4 formula (lme4's ``lFormula``).
+
+    Parameters
+    ----------
+    formula : str
+        lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``; see
+        :func:`sparselmm.formula.parse_formula` for the grammar.
+    data : pandas.DataFrame
+        The data.  Columns used by the formula are selected; string, boolean and
+        categorical predictors are treated as factors (treatment contrasts,
+        first level = reference); grouping variables are factors whatever their dtype.
+    weights : array-like or str, optional
+        Prior weights (positive), or the name of a column holding them.
+    offset : array-like or str, optional
+        Known offset added to the linear predictor, or a column name.
+    na_action : {"omit", "fail"}
+        ``"omit"`` drops rows with a missing value in a used column (counted in
+        ``n_dropped``); ``"fail"`` raises instead.
+
+    Returns
+    -------
+    Design
+
+    Raises
+    ------
+    FormulaError, DataError, ModelSpecError
+        With a message naming the column, term or level at fault.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if na_action not in ("omit", "fail"):
+        raise DataError(f"na_action must be 'omit' or 'fail', got {na_action!r}")
+    pf = parse_formula(formula)
+    columns = [str(c) for c in data.columns]
+    resp_vars, fixed_vars, group_vars = _needed_variables(pf, columns)
+    used = list(dict.fromkeys(resp_vars + fixed_vars + group_vars))
+    for v in used:
+        if v not in columns:
+            raise FormulaError(f"column {v!r} in formula {formula!r} is not in the data{_suggest(v, columns)}")
+    dups = sorted({c for c in columns if columns.count(c) > 1 and c in used})
+    if dups:
+        raise DataError(f"the data have duplicated column name(s) {dups}; rename them so the formula is unambiguous")
+    if len(data.columns) != len(columns):  # non-string column labels
+        data = data.set_axis(columns, axis=1)
+
+    w = _vector_arg(weights, data, "weights")
+    off = _vector_arg(offset, data, "offset")
+    if w is not None:
+        bad = ~np.isfinite(w) | (w <= 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"weights must be finite and positive; {int(bad.sum())} are not (first at row {i}: {w[i]})"
+            )
+    if off is not None and not np.all(np.isfinite(off)):
+        raise DataError("offset has missing or infinite values")
+
+    frame = data[used].copy()
+    # missing values: dropped and counted (or refused)
+    missing = frame.isna().any(axis=1).to_numpy()
+    n_dropped = int(missing.sum())
+    if n_dropped:
+        if na_action == "fail":
+            cols = [c for c in used if frame[c].isna().any()]
+            raise DataError(f"missing values in column(s) {cols} ({n_dropped} rows) and na_action='fail'")
+        keep = ~missing
+        frame = frame.loc[keep]
+        w = None if w is None else w[keep]
+        off = None if off is None else off[keep]
+    if len(frame) == 0:
+        raise DataError(
+            f"no observations left after dropping {n_dropped} rows with missing values in {used}"
+        )
+    for c in used:
+        col = frame[c]
+        if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+            vals = col.to_numpy(dtype=float)
+            if np.isinf(vals).any():
+                raise DataError(
+                    f"column {c!r} has {int(np.isinf(vals).sum())} infinite value(s); remove or recode them"
+                )
+    # factors: strings / booleans / categoricals used as predictors get R's factor coding
+    for c in set(fixed_vars + resp_vars):
+        col = frame[c]
+        if isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(col.dtype) or not pd.api.types.is_numeric_dtype(col.dtype):
+            if c in resp_vars and c not in fixed_vars:
+                continue
+            frame[c] = as_factor(col, c)
+    n = len(frame)
+
+    # response
+    y = _response(pf.response, frame, resp_vars)
+    if np.ptp(y) == 0:
+        raise DataError(f"the response {pf.response!r} is constant ({y[0]!r}); there is nothing to model")
+
+    # fixed effects
+    X, X_names, fixed_spec = _model_matrix(pf.fixed, frame, "the fixed-effects matrix")
+    keep = _independent_columns(X)
+    dropped = [X_names[j] for j in range(X.shape[1]) if j not in set(keep.tolist())]
+    if dropped:
+        warnings.warn(
+            f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} column(s): {', '.join(dropped)}",
+            RankDeficiencyWarning,
+            stacklevel=2,
+        )
+        X = X[:, keep]
+        X_names = [X_names[j] for j in keep]
+    _check_scale(X, X_names)
+
+    # random effects
+    terms: list[RandomTerm] = []
+    for b in pf.bars:
+        codes, levels = grouping_factor(frame, b.factors)
+        if b.lhs.strip() == "1":
+            Xt, cols, spec = np.ones((n, 1)), ["(Intercept)"], None
+        else:
+            Xt, cols, spec = _model_matrix(b.lhs, frame, f"the columns of term {b.text!r}")
+        if Xt.shape[1] == 0:
+            raise ModelSpecError(f"term {b.text!r} has no columns")
+        terms.append(RandomTerm(bar=b, group=b.group, levels=levels, codes=codes, columns=cols, Xt=Xt, spec=spec))
+    if not terms:
+        raise ModelSpecError(
+            f"formula {formula!r} has no random-effects term like (1 | g); for a model without random effects "
+            "use ordinary least squares"
+        )
+    terms = order_terms(terms)
+    check_terms(terms, n)
+    Zt, Gp = build_zt(terms, n)
+    Lam, lam_slices = build_lambda(terms, Gp)
+
+    starts, lowers, uppers, slices, linds = [], [], [], [], []
+    pos = 0
+    all_linear = True
+    for t in terms:
+        s = t.structure
+        starts.append(s.start())
+        lowers.append(s.lower())
+        uppers.append(s.upper())
+        slices.append(slice(pos, pos + s.n_par))
+        if s.name == "us":
+            linds.append(np.tile(s.lind + pos, t.nlevels))
+        else:
+            all_linear = False
+        pos += s.n_par
+    y_adj = y if off is None else y - off
+    cross = CrossProducts.from_arrays(Zt, X, y_adj, w)
+    factor_levels = {
+        c: [str(v) for v in frame[c].cat.categories]
+        for c in frame.columns
+        if isinstance(frame[c].dtype, pd.CategoricalDtype)
+    }
+    return Design(
+        formula=pf,
+        y=y,
+        X=X,
+        X_names=X_names,
+        Zt=Zt,
+        terms=terms,
+        Gp=Gp,
+        theta_start=np.concatenate(starts),
+        lower=np.concatenate(lowers),
+        upper=np.concatenate(uppers),
+        theta_slices=slices,
+        Lind=np.concatenate(linds) if all_linear else None,
+        weights=w,
+        offset=off,
+        n_dropped=n_dropped,
+        dropped_columns=dropped,
+        cross=cross,
+        row_index=frame.index,
+        Lambda_pattern=Lam,
+        Lambda_slices=lam_slices,
+        fixed_spec=fixed_spec,
+        factor_levels=factor_levels,
+    )
+
+
+def _response(text: str, frame: pd.DataFrame, resp_vars: list[str]) -> np.ndarray:
+    t = text.strip().strip("`")
+    if t in frame.columns:
+        col = frame[t]
+        if isinstance(col.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+            raise DataError(
+                f"the response {t!r} must be numeric, but it is {col.dtype}; a linear mixed model needs a numeric response"
+            )
+        return col.to_numpy(dtype=float)
+    for v in resp_vars:
+        col = frame[v]
+        if isinstance(col.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(col.dtype):
+            raise DataError(f"the response uses column {v!r}, which is not numeric ({col.dtype})")
+    Y, _, _ = _model_matrix("0 + " + text, frame, "the response")
+    if Y.shape[1] != 1:
+        raise DataError(f"the response {text!r} must be one numeric column, got {Y.shape[1]}")
+    y = Y[:, 0]
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"the response {text!r} has non-finite values after transformation")
+    return y

@@ -1,0 +1,260 @@
+"""Penalised least squares for a given θ, on a sparse Cholesky factor.
+
+For relative covariance factor Λ = Λ(θ) and the cross-products of
+:class:`~sparselmm.modelframe.CrossProducts` (``A = ZᵀWZ``), the PLS problem
+
+.. math:: \\min_{u, β}\\ \\|W^{1/2}(y - Xβ - ZΛu)\\|^2 + \\|u\\|^2
+
+is solved through the sparse Cholesky factor ``L Lᵀ = P (ΛᵀAΛ + I) Pᵀ``
+(CHOLMOD; symbolic analysis once, numeric refactorisation per θ) and the
+dense Schur complement of the fixed effects:
+
+.. math::
+
+    M &= ΛᵀAΛ + I, \\qquad B = ΛᵀZᵀWX, \\qquad c = ΛᵀZᵀWy,\\\\
+    R_Xᵀ R_X &= XᵀWX - Bᵀ M^{-1} B,\\\\
+    β &= (R_XᵀR_X)^{-1} (XᵀWy - Bᵀ M^{-1} c),\\qquad u = M^{-1}(c - Bβ),\\\\
+    \\text{pwrss} &= yᵀWy - cᵀM^{-1}c - β̂ᵀ(XᵀWy - BᵀM^{-1}c).
+
+``log|L|² = log det M``, ``log|R_X|² = log det(R_XᵀR_X)``.  Nothing here
+touches the n observations.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+from .errors import ModelSpecError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .modelframe import Design
+
+__all__ = ["PLSState", "objective_from_parts"]
+
+LOG2PI = float(np.log(2 * np.pi))
+
+
+def objective_from_parts(ldL2: float, ldRX2: float, pwrss: float, n: int, p: int, REML: bool, ldW: float = 0.0) -> float:
+    """lme4's profiled objective from the PLS pieces.
+
+    ML deviance ``ldL2 - ldW + n (1 + log(2π pwrss / n))``; REML criterion
+    ``ldL2 - ldW + ldRX2 + (n - p)(1 + log(2π pwrss / (n - p)))``.
+    """
+    if pwrss <= 0 or not np.isfinite(pwrss):
+        return np.inf
+    if REML:
+        nmp = n - p
+        return ldL2 - ldW + ldRX2 + nmp * (1.0 + LOG2PI + np.log(pwrss / nmp))
+    return ldL2 - ldW + n * (1.0 + LOG2PI + np.log(pwrss / n))
+
+
+class _BlockProduct:
+    """Computes the entries of ``ΛᵀAΛ`` on a fixed pattern from per-term blocks.
+
+    Λ is block diagonal with one ``k_t × k_t`` block ``T_t`` per level of term
+    ``t``; the ``(a, b)`` block of ``ΛᵀAΛ`` (level ``a`` of term ``s``, level
+    ``b`` of term ``t``) is ``T_sᵀ A_ab T_t``.  The dense blocks ``A_ab`` are
+    gathered once; per θ one batched product per pair of terms and one
+    gather fill the CSC data of ``M``.
+    """
+
+    def __init__(self, design: "Design") -> None:
+        A = design.cross.ZtZ.tocoo()
+        Gp = design.Gp
+        ks = np.array([t.k for t in design.terms])
+        term_of = np.repeat(np.arange(len(ks)), np.diff(Gp))
+        ri, ci, vals = A.row.astype(np.int64), A.col.astype(np.int64), A.data
+        s, t = term_of[ri], term_of[ci]
+        a, ia = np.divmod(ri - Gp[s], ks[s])
+        b, jb = np.divmod(ci - Gp[t], ks[t])
+        self.pairs: list[tuple[int, int, np.ndarray]] = []  # (s, t, blocks (nb, ks, kt))
+        rows_all, cols_all = [], []
+        for si in range(len(ks)):
+            for ti in range(len(ks)):
+                sel = (s == si) & (t == ti)
+                if not sel.any():
+                    continue
+                key = a[sel] * (Gp[ti + 1] - Gp[ti]) + b[sel]
+                uk, inv = np.unique(key, return_inverse=True)
+                k1, k2 = int(ks[si]), int(ks[ti])
+                blocks = np.zeros((len(uk), k1, k2))
+                blocks[inv, ia[sel], jb[sel]] = vals[sel]
+                self.pairs.append((si, ti, blocks))
+                la, lb = np.divmod(uk, Gp[ti + 1] - Gp[ti])
+                ii, jj = np.meshgrid(np.arange(k1), np.arange(k2), indexing="ij")
+                rows_all.append((Gp[si] + la[:, None, None] * k1 + ii[None]).ravel())
+                cols_all.append((Gp[ti] + lb[:, None, None] * k2 + jj[None]).ravel())
+        rows = np.concatenate(rows_all)
+        cols = np.concatenate(cols_all)
+        lower = rows >= cols  # CHOLMOD reads the lower triangle only
+        self.keep = np.flatnonzero(lower)
+        q = int(Gp[-1])
+        order = sp.csc_matrix(
+            (np.arange(1, len(self.keep) + 1, dtype=np.float64), (rows[lower], cols[lower])), shape=(q, q)
+        )
+        order.sort_indices()
+        self.gather = self.keep[order.data.astype(np.int64) - 1]
+        self.M = sp.csc_matrix((np.ones(len(self.gather)), order.indices, order.indptr), shape=(q, q))
+        self.flat = np.empty(len(rows))
+
+    def fill(self, blocks: list[np.ndarray]) -> sp.csc_matrix:
+        """Set ``M.data`` to the lower triangle of ``ΛᵀAΛ`` for the given ``T_t`` blocks."""
+        pos = 0
+        flat = self.flat
+        for si, ti, B in self.pairs:
+            Ts, Tt = blocks[si], blocks[ti]
+            if Ts.shape == (1, 1) and Tt.shape == (1, 1):
+                m = B.size
+                np.multiply(B.reshape(-1), Ts[0, 0] * Tt[0, 0], out=flat[pos : pos + m])
+            else:
+                prod = Ts.T @ B @ Tt
+                m = prod.size
+                flat[pos : pos + m] = prod.reshape(-1)
+            pos += m
+        self.M.data = flat[self.gather]
+        return self.M
+
+
+class PLSState:
+    """The θ-dependent state of a linear mixed model (lme4's ``merPredD``).
+
+    Holds the CHOLMOD factor (symbolic analysis done once at construction)
+    and, after :meth:`update`, the pieces of the PLS solution for the current θ.
+
+    Parameters
+    ----------
+    design : Design
+    mode : {"auto", "supernodal", "simplicial"}
+        CHOLMOD's factorisation kind.
+    ordering_method : str
+        CHOLMOD's fill-reducing ordering (``"default"``, ``"amd"``, ``"metis"``, ``"nesdis"``, ``"natural"``).
+    """
+
+    def __init__(self, design: "Design", mode: str = "auto", ordering_method: str = "default") -> None:
+        from sksparse.cholmod import analyze
+
+        self.design = design
+        cp = design.cross
+        self.n, self.p, self.q = cp.n, design.p, design.q
+        if self.n <= self.p:
+            raise ModelSpecError(f"{self.n} observations for {self.p} fixed effects: too few to fit")
+        self._prod = _BlockProduct(design)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.factor = analyze(self._prod.M, mode=mode, ordering_method=ordering_method)
+        # right-hand sides [ZᵀWX | ZᵀWy], reshaped per term for the blockwise Λᵀ product
+        self._rhs0 = np.column_stack([cp.ZtX, cp.Zty]) if self.p else cp.Zty[:, None].copy()
+        self._rhs = np.empty_like(self._rhs0)
+        self.theta: np.ndarray | None = None
+        self.ok = False
+
+    # ----- θ -> blocks ------------------------------------------------------------
+    def blocks(self, theta: np.ndarray) -> list[np.ndarray]:
+        """The relative factor block ``T_t`` of every term at θ."""
+        d = self.design
+        return [t.structure.block(theta[sl]) for t, sl in zip(d.terms, d.theta_slices)]
+
+    def _lambda_t_times(self, blocks: list[np.ndarray], R: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``out = Λᵀ R`` for a dense q × m matrix R, blockwise."""
+        Gp = self.design.Gp
+        m = R.shape[1]
+        for T, lo, hi in zip(blocks, Gp[:-1], Gp[1:]):
+            k = T.shape[0]
+            seg = R[lo:hi].reshape(-1, k, m)
+            if k == 1:
+                np.multiply(R[lo:hi], T[0, 0], out=out[lo:hi])
+            else:
+                out[lo:hi] = (T.T @ seg).reshape(-1, m)
+        return out
+
+    def lambda_times(self, theta: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """``b = Λ(θ) u`` for a vector or a q × m matrix ``u``."""
+        Gp = self.design.Gp
+        u2 = u[:, None] if u.ndim == 1 else u
+        out = np.empty_like(u2, dtype=float)
+        for T, lo, hi in zip(self.blocks(theta), Gp[:-1], Gp[1:]):
+            k = T.shape[0]
+            out[lo:hi] = (T @ u2[lo:hi].reshape(-1, k, u2.shape[1])).reshape(-1, u2.shape[1])
+        return out[:, 0] if u.ndim == 1 else out
+
+    # ----- the hot path -----------------------------------------------------------
+    def update(self, theta: np.ndarray) -> bool:
+        """Refactor and solve the PLS problem at θ; return False if the factorisation failed."""
+        theta = np.asarray(theta, dtype=float)
+        if self.theta is not None and np.array_equal(theta, self.theta):
+            return self.ok
+        self.theta = theta.copy()
+        self.ok = False
+        cp, p = self.design.cross, self.p
+        blocks = self.blocks(theta)
+        M = self._prod.fill(blocks)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.factor.cholesky_inplace(M, beta=1.0)
+        except Exception:  # CHOLMOD: not positive definite, or a numerical failure
+            return False
+        rhs = self._lambda_t_times(blocks, self._rhs0, self._rhs)
+        sol = self.factor(rhs)
+        self.ldL2 = float(self.factor.logdet())
+        if not np.isfinite(self.ldL2):
+            return False
+        c_sol = sol[:, p]
+        c = rhs[:, p]
+        if p:
+            Bm, Vm = rhs[:, :p], sol[:, :p]
+            XtVX = cp.XtX - Bm.T @ Vm
+            XtVX = 0.5 * (XtVX + XtVX.T)
+            r = cp.Xty - Bm.T @ c_sol
+            try:
+                RX = sla.cholesky(XtVX, lower=False, check_finite=False)
+            except (np.linalg.LinAlgError, ValueError):
+                return False
+            if np.any(np.diag(RX) <= 0):
+                return False
+            beta = sla.cho_solve((RX, False), r, check_finite=False)
+            self.ldRX2 = float(2.0 * np.sum(np.log(np.diag(RX))))
+            self.RX = RX
+            self.beta = beta
+            self.u = c_sol - Vm @ beta
+            self.pwrss = float(cp.yty - c @ c_sol - r @ beta)
+        else:
+            self.ldRX2 = 0.0
+            self.RX = np.zeros((0, 0))
+            self.beta = np.zeros(0)
+            self.u = c_sol
+            self.pwrss = float(cp.yty - c @ c_sol)
+        self.blocks_ = blocks
+        self.ok = bool(np.isfinite(self.pwrss) and self.pwrss > 0)
+        return self.ok
+
+    def objective(self, theta: np.ndarray, REML: bool = True) -> float:
+        """Profiled deviance (ML) or REML criterion at θ, lme4's scale; ``inf`` on failure."""
+        if not self.update(theta):
+            return np.inf
+        return objective_from_parts(self.ldL2, self.ldRX2, self.pwrss, self.n, self.p, REML, self.design.cross.ldW)
+
+    # ----- after the fit ----------------------------------------------------------
+    def sigma(self, REML: bool) -> float:
+        """Residual SD at the current θ: ``sqrt(pwrss / (n - p))`` (REML) or ``sqrt(pwrss / n)`` (ML)."""
+        return float(np.sqrt(self.pwrss / (self.n - self.p if REML else self.n)))
+
+    def b(self) -> np.ndarray:
+        """Conditional modes of the random effects on the original scale, ``b = Λu``."""
+        return self.lambda_times(self.theta, self.u)
+
+    def unscaled_vcov(self) -> np.ndarray:
+        """``(R_XᵀR_X)^{-1}``: the fixed-effects covariance divided by σ²."""
+        if self.p == 0:
+            return np.zeros((0, 0))
+        Rinv = sla.solve_triangular(self.RX, np.eye(self.p), lower=False)
+        return Rinv @ Rinv.T
+
+    def solve_M(self, rhs: np.ndarray) -> np.ndarray:
+        """``M^{-1} rhs`` with the current factor, ``M = ΛᵀAΛ + I``."""
+        return self.factor(rhs)

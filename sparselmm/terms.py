@@ -1,0 +1,245 @@
+"""Random-effects terms: grouping factors, their model columns, Zt blocks and the θ template.
+
+For a term ``(lhs | g)`` with ``k`` model columns and ``ℓ`` levels of ``g``, the
+block of ``Zt`` has ``ℓ·k`` rows, level-major as lme4 lays them out (row
+``j·k + c`` is column ``c`` of level ``j``), and the relative covariance factor
+``Λ`` has one ``k × k`` lower-triangular block per level.  θ holds the lower
+triangle of that block column by column (lme4's order); ``Lind`` maps each
+stored entry of ``Λ`` (row-major within a block, which is the CSC order of
+lme4's ``Lambdat``) to its θ index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .covariance import CovStructure, make_structure
+from .errors import DataError, ModelSpecError
+from .formula import BarTerm
+
+__all__ = ["RandomTerm", "grouping_factor", "order_terms", "build_zt", "build_lambda"]
+
+
+@dataclass
+class RandomTerm:
+    """One random-effects term after evaluation on the data.
+
+    Attributes
+    ----------
+    bar : BarTerm
+        The parsed term.
+    group : str
+        Grouping factor name as lme4 prints it (``"Subject"``, ``"cask:batch"``).
+    levels : pandas.Index
+        Levels of the grouping factor (unused levels dropped), as strings.
+    codes : numpy.ndarray
+        Level code (0-based) of every observation.
+    columns : list of str
+        Names of the term's model columns (``["(Intercept)", "Days"]``).
+    Xt : numpy.ndarray
+        The term's model matrix, observations by columns (n × k).
+    structure : CovStructure
+        Map from the term's parameters to its relative factor block.
+    """
+
+    bar: BarTerm
+    group: str
+    levels: pd.Index
+    codes: np.ndarray
+    columns: list[str]
+    Xt: np.ndarray
+    structure: CovStructure = field(init=False)
+    spec: object = None  # formulaic ModelSpec of the term's columns, for new data
+
+    def __post_init__(self) -> None:
+        self.structure = make_structure(self.bar.structure, len(self.columns), self.columns)
+
+    @property
+    def k(self) -> int:
+        """Number of model columns of the term."""
+        return len(self.columns)
+
+    @property
+    def nlevels(self) -> int:
+        """Number of levels of the grouping factor."""
+        return len(self.levels)
+
+    @property
+    def q(self) -> int:
+        """Number of random effects of the term (levels × columns)."""
+        return self.nlevels * self.k
+
+
+def _level_strings(cat: pd.Categorical) -> list[str]:
+    cats = cat.categories
+    if pd.api.types.is_float_dtype(cats.dtype) and np.all(np.mod(cats.to_numpy(), 1) == 0):
+        return [str(int(c)) for c in cats]
+    return [str(c) for c in cats]
+
+
+def as_factor(values: pd.Series, name: str) -> pd.Categorical:
+    """Turn a column into a categorical with R's level order, unused levels dropped.
+
+    Categorical columns keep their category order; numbers are sorted
+    numerically; strings are sorted as strings; a column mixing strings and
+    numbers is refused because ``1`` and ``"1"`` would silently become one level.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.remove_unused_categories().array
+    if values.dtype == object:
+        kinds = {type(v) for v in values.dropna()}
+        if any(issubclass(t, str) for t in kinds) and any(issubclass(t, (int, float, np.number)) for t in kinds):
+            raise DataError(
+                f"column {name!r} mixes strings and numbers as group codes; "
+                f"convert it first, e.g. df[{name!r}] = df[{name!r}].astype(str)"
+            )
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return pd.Categorical(np.where(values.to_numpy(), "TRUE", "FALSE"), categories=["FALSE", "TRUE"])
+    uniq = pd.unique(values.to_numpy())
+    try:
+        cats = sorted(uniq)
+    except TypeError:
+        cats = sorted(uniq, key=str)
+    cat = pd.Categorical(values, categories=cats)
+    return cat.remove_unused_categories()
+
+
+def grouping_factor(data: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, pd.Index]:
+    """Codes and level labels of a grouping factor or an interaction ``a:b``.
+
+    Interaction levels are labelled ``"la:lb"`` and ordered with the first
+    factor varying slowest, as R's ``a:b`` orders them; unused combinations are dropped.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The model frame (no missing values in the columns named).
+    factors : tuple of str
+        Column names; one for a plain factor.
+
+    Returns
+    -------
+    codes : numpy.ndarray of int64
+    levels : pandas.Index of str
+    """
+    cats = [as_factor(data[f], f) for f in factors]
+    if len(cats) == 1:
+        c = cats[0]
+        return np.asarray(c.codes, dtype=np.int64), pd.Index(_level_strings(c))
+    codes = np.zeros(len(data), dtype=np.int64)
+    for c in cats:
+        codes = codes * len(c.categories) + np.asarray(c.codes, dtype=np.int64)
+    used, inverse = np.unique(codes, return_inverse=True)
+    labels = []
+    sizes = [len(c.categories) for c in cats]
+    names = [_level_strings(c) for c in cats]
+    for u in used:
+        parts = []
+        for size, nm in zip(reversed(sizes), reversed(names)):
+            parts.append(nm[u % size])
+            u //= size
+        labels.append(":".join(reversed(parts)))
+    return inverse.astype(np.int64), pd.Index(labels)
+
+
+def order_terms(terms: list[RandomTerm]) -> list[RandomTerm]:
+    """Order terms as lme4's ``mkReTrms`` does.
+
+    When some term has more levels than the one before it, lme4 reorders by
+    ``rev(order(nl))``: decreasing number of levels, ties in reverse order of
+    appearance.  Otherwise the written order is kept.
+    """
+    nl = [t.nlevels for t in terms]
+    if any(b > a for a, b in zip(nl, nl[1:])):
+        asc = sorted(range(len(nl)), key=lambda i: nl[i])  # stable, like R's order()
+        return [terms[i] for i in reversed(asc)]
+    return terms
+
+
+def check_terms(terms: list[RandomTerm], n: int) -> None:
+    """lme4's identifiability checks on the random-effects terms.
+
+    Raises
+    ------
+    ModelSpecError
+        A grouping factor with fewer than 2 levels, as many levels as
+        observations (lme4's ``check.nobs.vs.nlev``), or a term with at least
+        as many random effects as observations (``check.nobs.vs.nRE``).
+    """
+    for t in terms:
+        if t.nlevels < 2:
+            raise ModelSpecError(
+                f"grouping factor {t.group!r} in {t.bar.text!r} has {t.nlevels} level; "
+                "a random effect needs at least 2 sampled levels"
+            )
+        if t.nlevels >= n:
+            raise ModelSpecError(
+                f"grouping factor {t.group!r} has {t.nlevels} levels for {n} observations: the number of levels "
+                "must be < the number of observations (each level needs replication), "
+                "or the random effect cannot be told from the residual"
+            )
+        if t.q >= n and t.k > 1:
+            raise ModelSpecError(
+                f"term {t.bar.text!r} has {t.q} random effects ({t.nlevels} levels × {t.k} columns) for {n} "
+                "observations: the random-effects parameters and the residual variance are unidentifiable; "
+                "simplify the term, e.g. (1 | g) or (x || g)"
+            )
+
+
+def build_zt(terms: list[RandomTerm], n: int) -> tuple[sp.csc_matrix, np.ndarray]:
+    """Assemble ``Zt`` (q × n, CSC) and the term boundaries ``Gp``.
+
+    Every observation's column holds, for each term, its ``k`` model values
+    in the rows of its level; the rows in a column increase, so the CSC
+    arrays are built directly with no sort (O(n · Σk)).
+    """
+    Gp = np.concatenate([[0], np.cumsum([t.q for t in terms])]).astype(np.int64)
+    ks = [t.k for t in terms]
+    per_col = int(sum(ks))
+    rows = np.empty((n, per_col), dtype=np.int32 if Gp[-1] < 2**31 else np.int64)
+    vals = np.empty((n, per_col), dtype=np.float64)
+    j = 0
+    for t, off in zip(terms, Gp[:-1]):
+        base = off + t.codes * t.k
+        for c in range(t.k):
+            rows[:, j] = base + c
+            vals[:, j] = t.Xt[:, c]
+            j += 1
+    indptr = np.arange(0, n * per_col + 1, per_col, dtype=np.int64)
+    Zt = sp.csc_matrix((vals.ravel(), rows.ravel(), indptr), shape=(int(Gp[-1]), n))
+    Zt.has_sorted_indices = True
+    return Zt, Gp
+
+
+def build_lambda(terms: list[RandomTerm], Gp: np.ndarray) -> tuple[sp.csr_matrix, list[slice]]:
+    """The pattern of Λ (q × q, lower block diagonal, CSR) and where each term's values go.
+
+    Within a term every level has the same ``k × k`` lower-triangular block;
+    its stored entries are the block's lower triangle in row-major order, so
+    the CSR data of the term is ``np.tile(block[np.tril_indices(k)], nlevels)``.
+
+    Returns
+    -------
+    Lambda : scipy.sparse.csr_matrix
+        The pattern of Λ (values 1).
+    data_slices : list of slice
+        Per term, its range in ``Lambda.data``.
+    """
+    indptr = [np.zeros(1, dtype=np.int64)]
+    indices = []
+    slices = []
+    nnz = 0
+    for t, off in zip(terms, Gp[:-1]):
+        k, nl = t.k, t.nlevels
+        _, c = np.tril_indices(k)
+        indptr.append(nnz + np.cumsum(np.tile(np.arange(1, k + 1), nl)))
+        indices.append((off + np.arange(nl)[:, None] * k + c[None, :]).ravel())
+        slices.append(slice(nnz, nnz + nl * len(c)))
+        nnz += nl * len(c)
+    q = int(Gp[-1])
+    Lam = sp.csr_matrix((np.ones(nnz), np.concatenate(indices), np.concatenate(indptr)), shape=(q, q))
+    return Lam, slices
