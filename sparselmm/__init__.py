@@ -15,11 +15,15 @@ from .errors import (
     SparseLMMWarning,
 )
 from .modelframe import Design, design
+from .model import LinearMixedModel, fit_design, lmer
 from .rmanova import RMAnovaResult, rm_anova
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "lmer",
+    "LinearMixedModel",
+    "fit_design",
     "design",
     "Design",
     "datasets",

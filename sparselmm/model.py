@@ -1,0 +1,557 @@
+"""``lmer()`` and the fitted model.
+
+``lmer`` composes the public steps the way lme4 does
+(``lFormula -> mkLmerDevfun -> optimizeLmer -> mkMerMod``)::
+
+    d = design(formula, data)              # modelframe.py
+    f = d.objective_function(REML)         # pls.py
+    opt = minimize_theta(f, d.theta_start, d.lower)   # optimize.py
+    LinearMixedModel(d, REML, opt)         # this module
+
+The fitted :class:`LinearMixedModel` answers lme4's accessors with pandas
+objects; printing lives in :mod:`sparselmm.display`, tests and intervals in
+:mod:`sparselmm.inference`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConvergenceWarning, DataError, SparseLMMError
+from .modelframe import CrossProducts, Design, design
+from .optimize import OptSummary, minimize_theta
+from .pls import PLSState, objective_from_parts
+
+__all__ = ["lmer", "LinearMixedModel", "fit_design"]
+
+
+def fit_design(
+    d: Design,
+    REML: bool = True,
+    *,
+    optimizer: str = "bobyqa",
+    start: np.ndarray | None = None,
+    options: dict | None = None,
+    check: bool | str = "auto",
+    verbose: bool = False,
+) -> "LinearMixedModel":
+    """Fit a model whose design is already built (lme4's ``optimizeLmer`` + ``mkMerMod``).
+
+    Parameters
+    ----------
+    d : Design
+    REML : bool
+        Minimise the REML criterion (default) or the profiled deviance.
+    optimizer : str
+        See :func:`sparselmm.optimize.minimize_theta`.
+    start : numpy.ndarray, optional
+        Starting θ (default: the design's, lme4's).
+    options : dict, optional
+        Options for the scipy optimiser.
+    check : bool or "auto"
+        Convergence check at the optimum.
+    verbose : bool
+        Log progress through :mod:`logging` at INFO level and print it.
+
+    Returns
+    -------
+    LinearMixedModel
+    """
+    state = d.pls()
+    f = _progress(lambda th: state.objective(th, REML=REML), verbose)
+    opt = minimize_theta(
+        f,
+        d.theta_start if start is None else np.asarray(start, dtype=float),
+        d.lower,
+        d.upper,
+        optimizer=optimizer,
+        options=options,
+        check=check,
+    )
+    m = LinearMixedModel(d, REML, opt, state)
+    for msg in opt.warnings:
+        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+    return m
+
+
+def _progress(f: Any, verbose: bool) -> Any:
+    import logging
+    import time
+
+    log = logging.getLogger("sparselmm")
+    if not verbose and not log.isEnabledFor(logging.INFO):
+        return f
+    t0 = time.perf_counter()
+    count = [0, t0]
+
+    def wrapped(th: np.ndarray) -> float:
+        v = f(th)
+        count[0] += 1
+        now = time.perf_counter()
+        if now - count[1] > 1.0 or count[0] == 1:
+            count[1] = now
+            msg = f"evaluation {count[0]}: objective {v:.6f}, {now - t0:.1f} s"
+            log.info(msg)
+            if verbose:
+                print(msg, flush=True)
+        return v
+
+    return wrapped
+
+
+def lmer(
+    formula: str,
+    data: pd.DataFrame,
+    REML: bool = True,
+    *,
+    weights: Any = None,
+    offset: Any = None,
+    na_action: str = "omit",
+    optimizer: str = "bobyqa",
+    start: np.ndarray | None = None,
+    options: dict | None = None,
+    check: bool | str = "auto",
+    verbose: bool = False,
+) -> "LinearMixedModel":
+    """Fit a linear mixed-effects model, as lme4's ``lmer``.
+
+    The model is ``y = Xβ + Zb + ε`` with ``b ~ N(0, σ² ΛΛᵀ)`` and
+    ``ε ~ N(0, σ² W⁻¹)``; θ (the parameters of Λ) is estimated by minimising
+    the profiled REML criterion or deviance, β and σ follow in closed form.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+    data : pandas.DataFrame or dask.dataframe.DataFrame
+        The data.
+    REML : bool
+        REML (default) or maximum likelihood.
+    weights, offset : array-like or str, optional
+        Prior weights and offset (arrays or column names).
+    na_action : {"omit", "fail"}
+        Drop rows with missing values in used columns (default) or raise.
+    optimizer : {"bobyqa", "cobyqa", "nelder_mead", "lbfgsb"}
+        Optimiser for θ.
+    start : numpy.ndarray, optional
+        Starting θ.
+    options : dict, optional
+        Passed to the scipy optimiser.
+    check : bool or "auto"
+        Finite-difference convergence check at the optimum (``"auto"``: when θ is small).
+    verbose : bool
+        Report progress of long fits.
+
+    Returns
+    -------
+    LinearMixedModel
+
+    Raises
+    ------
+    SparseLMMError
+        For a bad formula, bad data or a model that cannot be fitted.
+
+    Examples
+    --------
+    >>> import sparselmm as slm
+    >>> m = slm.lmer("Reaction ~ Days + (Days | Subject)", slm.datasets.load("sleepstudy"))
+    >>> round(m.objective, 3)
+    1743.628
+    """
+    if type(data).__module__.startswith("dask"):
+        from .dask_backend import lmer_dask
+
+        return lmer_dask(formula, data, REML=REML, weights=weights, offset=offset, optimizer=optimizer)
+    d = design(formula, data, weights=weights, offset=offset, na_action=na_action)
+    return fit_design(d, REML, optimizer=optimizer, start=start, options=options, check=check, verbose=verbose)
+
+
+class LinearMixedModel:
+    """A fitted linear mixed model (lme4's ``lmerMod``).
+
+    Attributes follow lme4's accessors; statsmodels users find the aliases
+    ``fe_params`` (= ``fixef``), ``bse`` (= ``se``), ``llf`` (= ``loglik``),
+    ``cov_re`` (covariance of the first grouping factor's effects),
+    ``vcomp``, ``random_effects`` (= ``ranef()``), ``k_fe``, ``k_re``, ``k_vc``.
+
+    Parameters
+    ----------
+    design : Design
+    REML : bool
+    optsum : OptSummary
+    state : PLSState, optional
+        The PLS state; updated to the optimum θ.
+    """
+
+    def __init__(self, design: Design, REML: bool, optsum: OptSummary, state: PLSState | None = None) -> None:
+        self.design = design
+        self.REML = bool(REML)
+        self.optsum = optsum
+        self._state = state if state is not None else design.pls()
+        if not self._state.update(optsum.theta):
+            raise SparseLMMError("the objective cannot be evaluated at the optimum found")
+        st = self._state
+        self._beta = st.beta.copy()
+        self._u = st.u.copy()
+        self._pwrss = st.pwrss
+        self._ldL2, self._ldRX2 = st.ldL2, st.ldRX2
+        self._RX = st.RX.copy()
+
+    # ----- basic quantities ---------------------------------------------------------
+    @property
+    def formula(self) -> str:
+        """The formula as given."""
+        return self.design.formula.formula
+
+    @property
+    def theta(self) -> np.ndarray:
+        """θ at the optimum, lme4's layout."""
+        return self.optsum.theta.copy()
+
+    @property
+    def objective(self) -> float:
+        """REML criterion (REML fit) or deviance (ML fit) at the optimum, lme4's scale."""
+        d = self.design
+        return objective_from_parts(self._ldL2, self._ldRX2, self._pwrss, d.n, d.p, self.REML, d.cross.ldW)
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations used."""
+        return self.design.n
+
+    @property
+    def fixef(self) -> pd.Series:
+        """Fixed-effect estimates β̂ with R's names."""
+        return pd.Series(self._beta, index=self.design.X_names, name="Estimate")
+
+    @property
+    def sigma(self) -> float:
+        """Residual standard deviation."""
+        d = self.design
+        return float(np.sqrt(self._pwrss / (d.n - d.p if self.REML else d.n)))
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of β̂: ``σ² (R_XᵀR_X)⁻¹``."""
+        names = self.design.X_names
+        return pd.DataFrame(self.sigma**2 * self._unscaled_vcov, index=names, columns=names)
+
+    @cached_property
+    def _unscaled_vcov(self) -> np.ndarray:
+        import scipy.linalg as sla
+
+        p = self.design.p
+        if p == 0:
+            return np.zeros((0, 0))
+        Rinv = sla.solve_triangular(self._RX, np.eye(p), lower=False)
+        return Rinv @ Rinv.T
+
+    @property
+    def se(self) -> pd.Series:
+        """Standard errors of β̂."""
+        return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.design.X_names, name="Std. Error")
+
+    @property
+    def npar(self) -> int:
+        """Number of parameters: β, θ and σ."""
+        return self.design.p + len(self.theta) + 1
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood (REML log-likelihood for a REML fit), ``-objective / 2``."""
+        return -0.5 * self.objective
+
+    @property
+    def aic(self) -> float:
+        """``-2 logLik + 2 npar``."""
+        return -2 * self.loglik + 2 * self.npar
+
+    @property
+    def bic(self) -> float:
+        """``-2 logLik + log(n) npar``."""
+        return -2 * self.loglik + np.log(self.nobs) * self.npar
+
+    @property
+    def deviance(self) -> float:
+        """``-2 logLik`` (the ML deviance for ML fits; the REML criterion for REML fits)."""
+        return -2 * self.loglik
+
+    @property
+    def df_resid(self) -> int:
+        """Residual degrees of freedom, ``n - npar`` (lme4's ``df.residual``)."""
+        return self.nobs - self.npar
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        """Grouping factor name -> number of levels."""
+        return self.design.ngroups
+
+    @property
+    def singular(self) -> bool:
+        """lme4's ``isSingular``: some θ with lower bound 0 is below 1e-4."""
+        lo = self.design.lower
+        return bool(np.any(self.theta[lo == 0] < 1e-4))
+
+    @property
+    def converged(self) -> bool:
+        """False when the convergence check raised a warning."""
+        return self.optsum.converged
+
+    # ----- random effects -----------------------------------------------------------
+    def _blocks(self) -> list[np.ndarray]:
+        return self._state.blocks(self.theta)
+
+    @cached_property
+    def _b(self) -> np.ndarray:
+        self._state.update(self.theta)
+        return self._state.lambda_times(self.theta, self._u)
+
+    def _term_effects(self) -> list[pd.DataFrame]:
+        out = []
+        for t, lo, hi in zip(self.design.terms, self.design.Gp[:-1], self.design.Gp[1:]):
+            out.append(pd.DataFrame(self._b[lo:hi].reshape(t.nlevels, t.k), index=t.levels, columns=t.columns))
+        return out
+
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Conditional modes of the random effects, one DataFrame per grouping factor.
+
+        Terms on the same factor (``(x || g)``) are joined column-wise, as lme4's ``ranef`` does.
+
+        Returns
+        -------
+        dict
+            grouping factor -> DataFrame (index: level as str, columns: term names).
+        """
+        out: dict[str, pd.DataFrame] = {}
+        for t, df in zip(self.design.terms, self._term_effects()):
+            if t.group in out:
+                out[t.group] = out[t.group].join(df, rsuffix=".1")
+            else:
+                out[t.group] = df
+        return out
+
+    @cached_property
+    def _cond_var_blocks(self) -> list[np.ndarray]:
+        """Per term, the (nlevels, k, k) blocks of ``σ² Λ M⁻¹ Λᵀ`` (lme4's ``condVar``)."""
+        d = self.design
+        st = self._state
+        st.update(self.theta)
+        q = d.q
+        diag_blocks = np.zeros(q)  # unused for k > 1
+        out = []
+        chunk = max(1, min(q, int(2e7 // max(q, 1))))
+        # M⁻¹ blocks, chunk by chunk of whole level blocks
+        minv_blocks = []
+        for t, lo, hi in zip(d.terms, d.Gp[:-1], d.Gp[1:]):
+            k = t.k
+            per = max(k, (chunk // k) * k)
+            blocks = np.zeros((t.nlevels, k, k))
+            for s in range(lo, hi, per):
+                e = min(hi, s + per)
+                E = np.zeros((q, e - s))
+                E[np.arange(s, e), np.arange(e - s)] = 1.0
+                S = st.solve_M(E)[s:e]  # rows s..e of M⁻¹ columns s..e
+                nb = (e - s) // k
+                Sb = S.reshape(nb, k, nb, k)
+                idx = np.arange(nb)
+                blocks[(s - lo) // k : (s - lo) // k + nb] = Sb[idx, :, idx, :]
+            minv_blocks.append(blocks)
+        del diag_blocks
+        s2 = self.sigma**2
+        for T, B in zip(self._blocks(), minv_blocks):
+            out.append(s2 * (T @ B @ T.T))
+        return out
+
+    def ranef_table(self) -> pd.DataFrame:
+        """Conditional modes and conditional SDs in long form (R's ``as.data.frame(ranef(m, condVar=TRUE))``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``grpvar``, ``term``, ``grp``, ``condval``, ``condsd``.
+        """
+        rows = []
+        for t, eff, cv in zip(self.design.terms, self._term_effects(), self._cond_var_blocks):
+            sd = np.sqrt(np.maximum(np.diagonal(cv, axis1=1, axis2=2), 0))
+            for c, col in enumerate(t.columns):
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "grpvar": t.group,
+                            "term": col,
+                            "grp": t.levels,
+                            "condval": eff[col].to_numpy(),
+                            "condsd": sd[:, c],
+                        }
+                    )
+                )
+        return pd.concat(rows, ignore_index=True)
+
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Fixed plus random effects per level (lme4's ``coef``).
+
+        Returns
+        -------
+        dict
+            grouping factor -> DataFrame with one column per fixed effect.
+        """
+        out = {}
+        fe = self.fixef
+        for g, re in self.ranef().items():
+            df = pd.DataFrame(np.tile(fe.to_numpy(), (len(re), 1)), index=re.index, columns=fe.index)
+            for c in re.columns:
+                if c in df.columns:
+                    df[c] = df[c] + re[c]
+                else:
+                    df[c] = re[c]
+            out[g] = df
+        return out
+
+    # ----- variance components ------------------------------------------------------
+    def _term_covariances(self) -> list[np.ndarray]:
+        s2 = self.sigma**2
+        return [s2 * (T @ T.T) for T in self._blocks()]
+
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components in R's ``as.data.frame(VarCorr(m))`` layout.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``grp``, ``var1``, ``var2``, ``vcov``, ``sdcor``: per term,
+            the variances (``var2`` missing) then the covariances with the
+            correlation in ``sdcor``; the residual last.  A factor that carries
+            several terms is named ``g``, ``g.1``, ... as R's ``make.unique`` does.
+        """
+        rows = []
+        seen: dict[str, int] = {}
+        for t, S in zip(self.design.terms, self._term_covariances()):
+            n = seen.get(t.group, 0)
+            seen[t.group] = n + 1
+            grp = t.group if n == 0 else f"{t.group}.{n}"
+            sd = np.sqrt(np.diag(S))
+            for i, c in enumerate(t.columns):
+                rows.append((grp, c, None, S[i, i], sd[i]))
+            for j in range(t.k):
+                for i in range(j + 1, t.k):
+                    corr = S[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan
+                    rows.append((grp, t.columns[j], t.columns[i], S[i, j], corr))
+        rows.append(("Residual", None, None, self.sigma**2, self.sigma))
+        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+
+    # ----- fitted values and residuals -----------------------------------------------
+    def fitted(self) -> pd.Series:
+        """Fitted values ``Xβ̂ + Zb̂`` (+ offset), indexed like the rows used."""
+        d = self.design
+        eta = d.X @ self._beta + d.Zt.T @ self._b
+        if d.offset is not None:
+            eta = eta + d.offset
+        return pd.Series(eta, index=d.row_index, name="fitted")
+
+    def residuals(self, type: str = "response") -> pd.Series:
+        """Residuals ``y - fitted`` (``"response"``) or scaled by ``√w / σ`` (``"pearson"``).
+
+        Parameters
+        ----------
+        type : {"response", "pearson"}
+        """
+        r = self.design.y - self.fitted().to_numpy()
+        if type == "pearson":
+            w = 1.0 if self.design.weights is None else np.sqrt(self.design.weights)
+            r = r * w / self.sigma
+        elif type != "response":
+            raise DataError(f"residual type must be 'response' or 'pearson', got {type!r}")
+        return pd.Series(r, index=self.design.row_index, name="residuals")
+
+    # ----- statsmodels aliases --------------------------------------------------------
+    @property
+    def fe_params(self) -> pd.Series:
+        """Alias of :attr:`fixef` (statsmodels' name)."""
+        return self.fixef
+
+    @property
+    def bse(self) -> pd.Series:
+        """Alias of :attr:`se` (statsmodels' name)."""
+        return self.se
+
+    @property
+    def llf(self) -> float:
+        """Alias of :attr:`loglik` (statsmodels' name)."""
+        return self.loglik
+
+    @property
+    def random_effects(self) -> dict[str, pd.DataFrame]:
+        """Alias of :meth:`ranef` (statsmodels' name)."""
+        return self.ranef()
+
+    @property
+    def cov_re(self) -> pd.DataFrame:
+        """Covariance matrix of the first term's random effects (statsmodels' ``cov_re``)."""
+        t = self.design.terms[0]
+        S = self._term_covariances()[0]
+        return pd.DataFrame(S, index=t.columns, columns=t.columns)
+
+    @property
+    def vcomp(self) -> np.ndarray:
+        """Variances of every term's columns (statsmodels' ``vcomp``, here for all terms)."""
+        return np.concatenate([np.diag(S) for S in self._term_covariances()])
+
+    @property
+    def k_fe(self) -> int:
+        """Number of fixed effects."""
+        return self.design.p
+
+    @property
+    def k_re(self) -> int:
+        """Number of random-effect covariance parameters (length of θ)."""
+        return len(self.theta)
+
+    @property
+    def k_vc(self) -> int:
+        """Number of variance components (random-effect variances)."""
+        return int(sum(t.k for t in self.design.terms))
+
+    # ----- refitting ------------------------------------------------------------------
+    def refit(self, new_y: Any = None, *, REML: bool | None = None) -> "LinearMixedModel":
+        """Refit to a new response (same design), or with ``REML`` changed (lme4's ``refit``/``refitML``).
+
+        Parameters
+        ----------
+        new_y : array-like, optional
+            New response of length ``nobs``.
+        REML : bool, optional
+            Fit criterion; default: as this model.
+        """
+        d = self.design
+        if new_y is not None:
+            y = np.asarray(new_y, dtype=float).ravel()
+            if len(y) != d.n:
+                raise DataError(f"new response has length {len(y)}, the model has {d.n} observations")
+            if not np.all(np.isfinite(y)):
+                raise DataError("new response has missing or infinite values")
+            y_adj = y if d.offset is None else y - d.offset
+            cross = CrossProducts.from_arrays(d.Zt, d.X, y_adj, d.weights)
+            d = replace(d, y=y, cross=cross)
+        reml = self.REML if REML is None else REML
+        return fit_design(d, reml, optimizer=self.optsum.optimizer, start=self.theta, check=False)
+
+    # ----- printing ---------------------------------------------------------------------
+    def summary(self, ddf: str = "satterthwaite") -> str:
+        """lme4's ``summary()`` text (see :mod:`sparselmm.display`)."""
+        from .display import summary_text
+
+        return summary_text(self, ddf=ddf)
+
+    def __repr__(self) -> str:
+        from .display import short_text
+
+        return short_text(self)
+
+    def __str__(self) -> str:
+        return self.__repr__()

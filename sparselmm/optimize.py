@@ -1,0 +1,308 @@
+"""Bounded optimisation of the profiled objective over θ.
+
+Derivative-free routines as lme4 uses them: a bounded quadratic-model
+trust-region method (scipy's COBYQA, the successor of Powell's BOBYQA that
+lme4 calls), bounded Nelder–Mead, and L-BFGS-B on finite differences.
+Around them: lme4's ``restart_edge`` (restart when a parameter sits on its
+bound with the objective going down into the interior), snapping of tiny
+boundary parameters to the bound when that does not raise the objective,
+and a convergence check at the optimum (finite-difference gradient and
+Hessian: the objective decrease a Newton step would still achieve).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from scipy import optimize as sopt
+
+from .errors import ConvergenceError, SparseLMMError
+
+__all__ = ["OptSummary", "minimize_theta", "OPTIMIZERS", "check_convergence"]
+
+OPTIMIZERS = ("bobyqa", "cobyqa", "nelder_mead", "lbfgsb")
+
+
+@dataclass
+class OptSummary:
+    """What the optimiser did (lme4's ``optinfo``).
+
+    Attributes
+    ----------
+    optimizer : str
+    theta_start, theta : numpy.ndarray
+    lower, upper : numpy.ndarray
+    objective : float
+        Objective at ``theta``.
+    feval : int
+        Objective evaluations, all phases included.
+    seconds : float
+        Wall time of the optimisation.
+    message : str
+        The optimiser's own message.
+    restarts : int
+        Restarts from the boundary (lme4's ``restart_edge``).
+    snapped : list of int
+        θ indices set to their bound after the search.
+    gradient, hessian : numpy.ndarray or None
+        Finite-difference derivatives at the optimum, when computed.
+    newton_decrement : float or None
+        ``gᵀH⁻¹g / 2`` over the free parameters: how much further a Newton
+        step would lower the objective (deviance units).
+    warnings : list of str
+        Convergence messages for the user (empty when all is well).
+    """
+
+    optimizer: str
+    theta_start: np.ndarray
+    theta: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    objective: float
+    feval: int
+    seconds: float
+    message: str
+    restarts: int = 0
+    snapped: list[int] = field(default_factory=list)
+    gradient: np.ndarray | None = None
+    hessian: np.ndarray | None = None
+    newton_decrement: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def converged(self) -> bool:
+        """True when no convergence warning was raised."""
+        return not self.warnings
+
+    @property
+    def ms_per_eval(self) -> float:
+        """Average milliseconds per objective evaluation."""
+        return 1e3 * self.seconds / max(self.feval, 1)
+
+
+class _Counted:
+    """Counts evaluations and remembers the best point seen (a failed
+    evaluation returns a large finite value so no optimiser crashes)."""
+
+    def __init__(self, f: Callable[[np.ndarray], float]) -> None:
+        self.f = f
+        self.n = 0
+        self.best_x: np.ndarray | None = None
+        self.best_f = np.inf
+        self.big = 1e300
+
+    def __call__(self, x: np.ndarray) -> float:
+        self.n += 1
+        v = float(self.f(np.asarray(x, dtype=float)))
+        if not np.isfinite(v):
+            return self.big
+        if v < self.best_f:
+            self.best_f, self.best_x = v, np.array(x, dtype=float)
+        return v
+
+
+def _run(method: str, f: _Counted, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray, options: dict) -> str:
+    lo = np.where(np.isfinite(lower), lower, -np.inf)
+    hi = np.where(np.isfinite(upper), upper, np.inf)
+    bounds = sopt.Bounds(lo, hi)
+    x0 = np.clip(x0, lo, hi)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if method in ("bobyqa", "cobyqa"):
+            opts = {"initial_tr_radius": 0.2, "final_tr_radius": 1e-7, "maxfev": 100000}
+            opts.update(options)
+            res = sopt.minimize(f, x0, method="COBYQA", bounds=bounds, options=opts)
+        elif method == "nelder_mead":
+            opts = {"xatol": 1e-8, "fatol": 1e-10, "maxfev": 100000, "adaptive": len(x0) > 4}
+            opts.update(options)
+            res = sopt.minimize(f, x0, method="Nelder-Mead", bounds=bounds, options=opts)
+        elif method == "lbfgsb":
+            opts = {"ftol": 1e-14, "gtol": 1e-8, "maxfun": 100000}
+            opts.update(options)
+            res = sopt.minimize(f, x0, method="L-BFGS-B", bounds=bounds, options=opts)
+        else:
+            raise SparseLMMError(f"unknown optimizer {method!r}; choose one of {', '.join(OPTIMIZERS)}")
+    return str(res.message)
+
+
+def _fd_derivatives(
+    f: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray, f0: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Central-difference gradient and Hessian, one-sided away from a bound."""
+    m = len(x)
+    h = 1e-4 * np.maximum(np.abs(x), 0.1)
+    # keep steps inside the bounds: shift the stencil up where x sits near its lower bound
+    base = x.copy()
+    near = (x - h) < lower
+    base[near] = lower[near] + h[near]
+    fb = f(base) if near.any() else f0
+    g = np.zeros(m)
+    H = np.zeros((m, m))
+    fp = np.zeros(m)
+    fm = np.zeros(m)
+    for i in range(m):
+        e = np.zeros(m)
+        e[i] = h[i]
+        fp[i], fm[i] = f(base + e), f(base - e)
+        g[i] = (fp[i] - fm[i]) / (2 * h[i])
+        H[i, i] = (fp[i] - 2 * fb + fm[i]) / h[i] ** 2
+    for i in range(m):
+        for j in range(i):
+            ei = np.zeros(m)
+            ej = np.zeros(m)
+            ei[i], ej[j] = h[i], h[j]
+            fpp = f(base + ei + ej)
+            fmm = f(base - ei - ej)
+            H[i, j] = H[j, i] = (fpp - fp[i] - fp[j] + 2 * fb - fm[i] - fm[j] + fmm) / (2 * h[i] * h[j])
+    if near.any():  # move the gradient from the shifted base back to x
+        g = g + H @ (x - base)
+    return g, H
+
+
+def check_convergence(
+    f: Callable[[np.ndarray], float], theta: np.ndarray, lower: np.ndarray, f0: float, tol: float = 1e-4
+) -> tuple[np.ndarray, np.ndarray, float, list[str]]:
+    """Check an optimum by finite differences.
+
+    The free parameters are those not at their bound (or at it with an
+    uphill gradient into the interior).  The criterion is the Newton
+    decrement ``δ = gᵀH⁻¹g / 2`` over them: the decrease of the objective
+    still available to a Newton step.  ``δ < tol`` (deviance units) is
+    converged; this is scale-free in θ, unlike lme4's ``max|grad|``, which
+    raises false alarms when θ is large.
+
+    Returns
+    -------
+    gradient, hessian, decrement, messages
+    """
+    g, H = _fd_derivatives(f, theta, lower, f0)
+    at_bound = (theta <= lower + 1e-8) & (g >= 0)
+    free = ~at_bound
+    msgs: list[str] = []
+    dec = 0.0
+    if free.any():
+        gf, Hf = g[free], H[np.ix_(free, free)]
+        ev = np.linalg.eigvalsh(0.5 * (Hf + Hf.T))
+        if ev.min() <= 0:
+            if ev.min() < -1e-6 * max(1.0, abs(ev.max())):
+                msgs.append(
+                    f"the Hessian of the objective at the optimum has a negative eigenvalue ({ev.min():.3g}): "
+                    "the fit may be at a saddle point, not a minimum"
+                )
+            dec = float(np.max(np.abs(gf)))
+        else:
+            dec = float(0.5 * gf @ np.linalg.solve(Hf, gf))
+        if dec > tol:
+            msgs.append(
+                f"model may not have converged: a Newton step from the optimum would still lower the objective "
+                f"by {dec:.3g} (tolerance {tol:g}); try another optimizer or rescale predictors"
+            )
+    return g, H, dec, msgs
+
+
+def minimize_theta(
+    f: Callable[[np.ndarray], float],
+    start: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray | None = None,
+    *,
+    optimizer: str = "bobyqa",
+    options: dict | None = None,
+    restart_edge: bool = True,
+    boundary_tol: float = 1e-5,
+    check: bool | str = "auto",
+) -> OptSummary:
+    """Minimise the profiled objective ``f`` over θ within bounds.
+
+    Parameters
+    ----------
+    f : callable
+        θ ↦ objective (``inf`` where it cannot be evaluated).
+    start, lower, upper : numpy.ndarray
+        Start and bounds of θ.
+    optimizer : {"bobyqa", "cobyqa", "nelder_mead", "lbfgsb"}
+        ``"bobyqa"`` (default) and ``"cobyqa"`` both run scipy's COBYQA.
+    options : dict, optional
+        Passed to the scipy routine.
+    restart_edge : bool
+        lme4's restart when a bounded parameter ends on its bound while the
+        objective decreases into the interior.
+    boundary_tol : float
+        Parameters within this of their lower bound are tried at the bound
+        and kept there when the objective does not increase.
+    check : bool or "auto"
+        Run :func:`check_convergence`; ``"auto"`` does so when θ has at most 20 entries.
+
+    Returns
+    -------
+    OptSummary
+
+    Raises
+    ------
+    ConvergenceError
+        If the objective cannot be evaluated at any point visited.
+    """
+    start = np.asarray(start, dtype=float)
+    lower = np.asarray(lower, dtype=float)
+    upper = np.full_like(start, np.inf) if upper is None else np.asarray(upper, dtype=float)
+    options = options or {}
+    fc = _Counted(f)
+    t0 = time.perf_counter()
+    f_start = fc(start)
+    if not np.isfinite(f_start) or f_start >= fc.big:
+        raise ConvergenceError("the objective cannot be evaluated at the starting values of θ")
+    message = _run(optimizer, fc, start, lower, upper, options)
+    x = fc.best_x.copy()
+    restarts = 0
+    if restart_edge:
+        for _ in range(3):
+            at = np.flatnonzero(np.isfinite(lower) & (x == lower))
+            if not len(at):
+                break
+            f0 = fc.best_f
+            downhill = False
+            for i in at:
+                xp = x.copy()
+                xp[i] = lower[i] + 1e-5
+                if (fc(xp) - f0) / 1e-5 < 0:
+                    downhill = True
+            if not downhill:
+                break
+            restarts += 1
+            message = _run(optimizer, fc, fc.best_x.copy(), lower, upper, options)
+            x = fc.best_x.copy()
+    # snap parameters that are essentially on their bound
+    snapped = []
+    for i in np.flatnonzero(np.isfinite(lower) & (x > lower) & (x < lower + boundary_tol)):
+        xs = x.copy()
+        xs[i] = lower[i]
+        fs = fc(xs)
+        if fs <= fc.best_f + 1e-10 * max(1.0, abs(fc.best_f)):
+            x = xs
+            fc.best_x, fc.best_f = xs, min(fs, fc.best_f)
+            snapped.append(int(i))
+    fbest = float(f(x))
+    summary = OptSummary(
+        optimizer=optimizer,
+        theta_start=start,
+        theta=x,
+        lower=lower,
+        upper=upper,
+        objective=fbest,
+        feval=fc.n,
+        seconds=0.0,
+        message=message,
+        restarts=restarts,
+        snapped=snapped,
+    )
+    if check is True or (check == "auto" and len(x) <= 20):
+        g, H, dec, msgs = check_convergence(fc, x, lower, fbest)
+        summary.gradient, summary.hessian, summary.newton_decrement = g, H, dec
+        summary.warnings.extend(msgs)
+        summary.feval = fc.n
+    summary.seconds = time.perf_counter() - t0
+    return summary
