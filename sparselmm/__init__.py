@@ -15,6 +15,7 @@ from .errors import (
     SparseLMMWarning,
 )
 from .modelframe import Design, design
+from .inference import anova
 from .model import LinearMixedModel, fit_design, lmer
 from .rmanova import RMAnovaResult, rm_anova
 
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "lmer",
+    "anova",
     "LinearMixedModel",
     "fit_design",
     "design",

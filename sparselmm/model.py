@@ -541,6 +541,33 @@ class LinearMixedModel:
         reml = self.REML if REML is None else REML
         return fit_design(d, reml, optimizer=self.optsum.optimizer, start=self.theta, check=False)
 
+    # ----- inference (sparselmm.inference) ---------------------------------------------
+    def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """Fixed effects with standard errors, df, t and p (see :func:`sparselmm.inference.coef_table`)."""
+        from .inference import coef_table
+
+        return coef_table(self, ddf=ddf)
+
+    def confint(self, method: str = "profile", level: float = 0.95, **kwargs: Any) -> pd.DataFrame:
+        """Confidence intervals (see :func:`sparselmm.inference.confint`)."""
+        from .inference import confint
+
+        return confint(self, method=method, level=level, **kwargs)
+
+    def predict(
+        self, newdata: pd.DataFrame | None = None, re_form: Any = None, allow_new_levels: bool = False
+    ) -> pd.Series:
+        """Predictions for new data (see :func:`sparselmm.inference.predict`)."""
+        from .inference import predict
+
+        return predict(self, newdata, re_form=re_form, allow_new_levels=allow_new_levels)
+
+    def simulate(self, nsim: int = 1, seed: int | None = None) -> pd.DataFrame:
+        """Simulated responses (see :func:`sparselmm.inference.simulate`)."""
+        from .inference import simulate
+
+        return simulate(self, nsim=nsim, seed=seed)
+
     # ----- printing ---------------------------------------------------------------------
     def summary(self, ddf: str = "satterthwaite") -> str:
         """lme4's ``summary()`` text (see :mod:`sparselmm.display`)."""

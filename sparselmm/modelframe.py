@@ -146,6 +146,7 @@ class Design:
     Lambda_pattern: sp.csr_matrix
     Lambda_slices: list[slice]
     fixed_spec: Any = None
+    fixed_keep: np.ndarray | None = None
     factor_levels: dict[str, list[str]] = field(default_factory=dict)
 
     # ----- lme4 names ---------------------------------------------------------
@@ -625,6 +626,7 @@ def design(
         Lambda_pattern=Lam,
         Lambda_slices=lam_slices,
         fixed_spec=fixed_spec,
+        fixed_keep=keep,
         factor_levels=factor_levels,
     )
 

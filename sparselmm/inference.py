@@ -1,0 +1,664 @@
+"""Inference for fitted models: t-tests, likelihood-ratio tests, intervals, prediction.
+
+* :func:`coef_table` — Wald t-tests with Satterthwaite denominator df as
+  lmerTest computes them (numerical Hessian of the deviance in
+  ``(θ, σ)`` and Jacobian of ``Var(β̂)``), Kenward–Roger, or z-tests.
+* :func:`anova` — lme4's likelihood-ratio table, refitting REML fits by ML.
+* :func:`confint` — Wald, profile-likelihood (lme4's ``profile``; by ML as
+  lme4 does) and parametric-bootstrap intervals.
+* :func:`predict`, :func:`simulate`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import optimize as sopt
+from scipy import stats
+
+from .errors import DataError, ModelSpecError, SparseLMMError, SparseLMMWarning
+from .modelframe import CrossProducts
+from .pls import LOG2PI
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import LinearMixedModel
+
+__all__ = [
+    "coef_table",
+    "satterthwaite",
+    "anova",
+    "confint",
+    "predict",
+    "simulate",
+    "varpar_names",
+]
+
+
+# ----------------------------------------------------------------------------------------
+# the deviance in (θ, σ), lmerTest's devfun_vp
+
+
+def _dev_vp(state: Any, varpar: np.ndarray, REML: bool) -> float:
+    """Deviance (or REML deviance) at θ = varpar[:-1], σ = varpar[-1], β at β̂(θ).
+
+    ``ldL2 - ldW + pwrss/σ² + n log(2πσ²)``, and for REML ``+ ldRX2 - p log(2πσ²)``.
+    """
+    theta, s = varpar[:-1], varpar[-1]
+    if not state.update(theta):
+        return np.inf
+    s2 = s * s
+    n, p = state.n, state.p
+    dev = state.ldL2 - state.design.cross.ldW + state.pwrss / s2 + n * (LOG2PI + np.log(s2))
+    if REML:
+        dev += state.ldRX2 - p * (LOG2PI + np.log(s2))
+    return float(dev)
+
+
+def _richardson(f: Any, x: np.ndarray, hess: bool, d: float = 0.1, r: int = 4) -> np.ndarray:
+    """Richardson-extrapolated central differences (numDeriv's scheme, as lmerTest uses it).
+
+    Steps start at ``h = d·|x|`` (``1e-4`` where ``x ≈ 0``) and halve ``r`` times;
+    the central-difference tableau is extrapolated in powers of ``h²``.  Returns
+    the Hessian of the scalar ``f`` (``hess=True``) or the Jacobian of the
+    array-valued ``f`` (last axis = parameters).
+    """
+    x = np.asarray(x, dtype=float)
+    m = len(x)
+    h0 = np.where(np.abs(x) < 1.781029e-5, 1e-4, d * np.abs(x))  # numDeriv's zero.tol and eps
+    f0 = f(x) if hess else None
+
+    def jac(h: np.ndarray) -> np.ndarray:
+        cols = []
+        for i in range(m):
+            e = np.zeros(m)
+            e[i] = h[i]
+            cols.append((np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * h[i]))
+        return np.stack(cols, axis=-1)
+
+    def hes(h: np.ndarray) -> np.ndarray:
+        H = np.zeros((m, m))
+        for i in range(m):
+            e = np.zeros(m)
+            e[i] = h[i]
+            H[i, i] = (f(x + e) - 2 * f0 + f(x - e)) / h[i] ** 2
+            for j in range(i):
+                ei, ej = np.zeros(m), np.zeros(m)
+                ei[i], ej[j] = h[i], h[j]
+                H[i, j] = H[j, i] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (
+                    4 * h[i] * h[j]
+                )
+        return H
+
+    g = hes if hess else jac
+    tab = [g(h0 / 2**k) for k in range(r)]
+    for lev in range(1, r):
+        fac = 4.0**lev
+        tab = [(fac * tab[k + 1] - tab[k]) / (fac - 1) for k in range(len(tab) - 1)]
+    return tab[0]
+
+
+def _aux_state(m: "LinearMixedModel") -> Any:
+    st = getattr(m, "_aux", None)
+    if st is None:
+        st = m.design.pls()
+        m._aux = st
+    return st
+
+
+def satterthwaite(m: "LinearMixedModel") -> tuple[np.ndarray, list[np.ndarray]]:
+    """lmerTest's ingredients: ``A`` = asymptotic covariance of ``(θ, σ)`` and the Jacobian of Var(β̂).
+
+    ``A = 2 H⁻¹`` with ``H`` the Hessian of the deviance in ``(θ, σ)``
+    (REML deviance for REML fits); ``J_i = ∂(σ² (R_XᵀR_X)⁻¹)/∂varpar_i``.
+
+    Returns
+    -------
+    A : numpy.ndarray
+    jac : list of numpy.ndarray
+        One p × p matrix per variance parameter.
+    """
+    cached = getattr(m, "_satt", None)
+    if cached is not None:
+        return cached
+    st = _aux_state(m)
+    vp = np.concatenate([m.theta, [m.sigma]])
+    H = _richardson(lambda v: _dev_vp(st, v, m.REML), vp, hess=True)
+    H = 0.5 * (H + H.T)
+    try:
+        A = 2.0 * np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        A = 2.0 * np.linalg.pinv(H)
+    p = m.design.p
+
+    def covbeta(v: np.ndarray) -> np.ndarray:
+        if not st.update(v[:-1]):
+            return np.full(p * p, np.nan)
+        return (v[-1] ** 2 * st.unscaled_vcov()).ravel()
+
+    J = _richardson(covbeta, vp, hess=False)  # (p*p, m)
+    jac = [J[:, i].reshape(p, p) for i in range(J.shape[1])]
+    st.update(m.theta)
+    m._satt = (A, jac)
+    return A, jac
+
+
+def satterthwaite_df(m: "LinearMixedModel", L: np.ndarray) -> float:
+    """Satterthwaite df of the contrast ``L β`` (one row): ``2 (LCLᵀ)² / (gᵀ A g)``, ``g_i = L J_i Lᵀ``."""
+    A, jac = satterthwaite(m)
+    C = m.vcov.to_numpy()
+    L = np.asarray(L, dtype=float).ravel()
+    var = L @ C @ L
+    g = np.array([L @ J @ L for J in jac])
+    denom = g @ A @ g
+    return float(2 * var**2 / denom) if denom > 0 else np.nan
+
+
+def coef_table(m: "LinearMixedModel", ddf: str = "satterthwaite") -> pd.DataFrame:
+    """Fixed-effects table with tests.
+
+    Parameters
+    ----------
+    m : LinearMixedModel
+    ddf : {"satterthwaite", "kenward-roger", "wald"}
+        Denominator degrees of freedom: lmerTest's Satterthwaite (default),
+        Kenward–Roger (adjusted standard errors too), or none (z-tests).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``Estimate, Std. Error, df, t value, Pr(>|t|)`` (or ``z value, Pr(>|z|)`` for ``"wald"``).
+    """
+    est = m.fixef.to_numpy()
+    key = ddf.lower().replace("_", "-")
+    if key in ("wald", "z", "normal"):
+        se = m.se.to_numpy()
+        z = est / se
+        return pd.DataFrame(
+            {"Estimate": est, "Std. Error": se, "z value": z, "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z))},
+            index=m.fixef.index,
+        )
+    if key in ("satterthwaite", "satt"):
+        se = m.se.to_numpy()
+        p = len(est)
+        df = np.array([satterthwaite_df(m, np.eye(p)[j]) for j in range(p)])
+    elif key in ("kenward-roger", "kr", "kenward-rogers"):
+        from .kenward_roger import kenward_roger
+
+        vadj, df = kenward_roger(m)
+        se = np.sqrt(np.diag(vadj))
+    else:
+        raise SparseLMMError(f"ddf must be 'satterthwaite', 'kenward-roger' or 'wald', got {ddf!r}")
+    t = est / se
+    return pd.DataFrame(
+        {"Estimate": est, "Std. Error": se, "df": df, "t value": t, "Pr(>|t|)": 2 * stats.t.sf(np.abs(t), df)},
+        index=m.fixef.index,
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# likelihood-ratio tests
+
+
+def anova(*models: "LinearMixedModel", names: Sequence[str] | None = None, refit: bool = True) -> pd.DataFrame:
+    """Likelihood-ratio tests between nested models (lme4's ``anova(m0, m1, ...)``).
+
+    REML fits are refitted by ML first (with a warning saying so), as lme4
+    does; the models are ordered by number of parameters and each is tested
+    against the one before it.
+
+    Parameters
+    ----------
+    *models : LinearMixedModel
+        Two or more models fitted to the same observations.
+    names : sequence of str, optional
+        Row labels (default ``model1``, ``model2``, ... in the order given).
+    refit : bool
+        Refit REML fits by ML (lme4's default); if false, their REML criteria are compared.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``npar, AIC, BIC, logLik, deviance, Chisq, Df, Pr(>Chisq)``;
+        ``attrs["refitted_ML"]`` tells whether a refit happened.
+    """
+    if len(models) < 2:
+        raise ModelSpecError("anova needs at least two models to compare")
+    names = list(names) if names is not None else [f"model{i + 1}" for i in range(len(models))]
+    if len(names) != len(models):
+        raise ModelSpecError(f"{len(names)} names for {len(models)} models")
+    ns = {m.nobs for m in models}
+    if len(ns) > 1:
+        raise ModelSpecError(
+            f"models were not all fitted to the same number of observations ({sorted(ns)}); "
+            "likelihood-ratio tests need the same data"
+        )
+    refitted = False
+    if refit and any(m.REML for m in models):
+        warnings.warn("refitting model(s) with ML (instead of REML)", SparseLMMWarning, stacklevel=2)
+        models = tuple(m.refit(REML=False) if m.REML else m for m in models)
+        refitted = True
+    order = sorted(range(len(models)), key=lambda i: models[i].npar)
+    rows = []
+    prev = None
+    for i in order:
+        m = models[i]
+        dev = m.deviance
+        row = {"npar": m.npar, "AIC": m.aic, "BIC": m.bic, "logLik": m.loglik, "deviance": dev}
+        if prev is None:
+            row.update({"Chisq": np.nan, "Df": np.nan, "Pr(>Chisq)": np.nan})
+        else:
+            chisq = max(prev.deviance - dev, 0.0)
+            ddf = m.npar - prev.npar
+            row.update(
+                {"Chisq": chisq, "Df": ddf, "Pr(>Chisq)": stats.chi2.sf(chisq, ddf) if ddf > 0 else np.nan}
+            )
+        rows.append(row)
+        prev = m
+    out = pd.DataFrame(rows, index=[names[i] for i in order])
+    out["Df"] = out["Df"].astype("Int64")
+    out.attrs["refitted_ML"] = refitted
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# intervals
+
+
+def varpar_names(m: "LinearMixedModel") -> list[str]:
+    """lme4's names of the variance parameters: ``.sig01, .sig02, ..., .sigma``."""
+    n = len(m.theta)
+    return [f".sig{i + 1:02d}" for i in range(n)] + [".sigma"]
+
+
+def _sdcor_from_theta(m: "LinearMixedModel", theta: np.ndarray, sigma: float) -> np.ndarray:
+    """The standard deviations and correlations of every term, in θ's order, for θ and σ."""
+    out = []
+    d = m.design
+    for t, sl in zip(d.terms, d.theta_slices):
+        if t.structure.name != "us":
+            raise ModelSpecError("profile intervals are implemented for unstructured terms only")
+        T = t.structure.block(theta[sl])
+        S = sigma**2 * T @ T.T
+        sd = np.sqrt(np.diag(S))
+        for j in range(t.k):
+            for i in range(j, t.k):
+                out.append(sd[i] if i == j else (S[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else 0.0))
+    return np.array(out)
+
+
+def _theta_from_sdcor(m: "LinearMixedModel", sdcor: np.ndarray, sigma: float) -> np.ndarray | None:
+    d = m.design
+    out = []
+    pos = 0
+    for t in d.terms:
+        k = t.k
+        vals = sdcor[pos : pos + k * (k + 1) // 2]
+        pos += k * (k + 1) // 2
+        S = np.zeros((k, k))
+        it = iter(vals)
+        sds = np.zeros(k)
+        cor = np.eye(k)
+        for j in range(k):
+            for i in range(j, k):
+                v = next(it)
+                if i == j:
+                    sds[i] = v
+                else:
+                    cor[i, j] = cor[j, i] = v
+        S = cor * np.outer(sds, sds) / sigma**2
+        if k == 1:
+            T = np.sqrt(np.maximum(S, 0))
+        else:
+            try:
+                T = np.linalg.cholesky(S + 1e-300 * np.eye(k)) if np.all(sds > 0) else _psd_chol(S)
+            except np.linalg.LinAlgError:
+                return None
+        out.extend(T[j:, j][i] for j in range(k) for i in range(k - j))
+    return np.array(out, dtype=float)
+
+
+def _psd_chol(S: np.ndarray) -> np.ndarray:
+    """Cholesky-like lower factor of a PSD matrix with zero variances (pivot-free)."""
+    k = S.shape[0]
+    T = np.zeros((k, k))
+    for j in range(k):
+        v = S[j, j] - T[j, :j] @ T[j, :j]
+        if v <= 1e-14 * max(1.0, abs(S[j, j])):
+            continue
+        T[j, j] = np.sqrt(v)
+        for i in range(j + 1, k):
+            T[i, j] = (S[i, j] - T[i, :j] @ T[j, :j]) / T[j, j]
+    return T
+
+
+def _profile_ml(m: "LinearMixedModel") -> "LinearMixedModel":
+    return m.refit(REML=False) if m.REML else m
+
+
+def _dev_sdcor(st: Any, mm: "LinearMixedModel", vec: np.ndarray) -> float:
+    """ML deviance at (sd/cor..., σ) with β profiled."""
+    sigma = vec[-1]
+    if sigma <= 0:
+        return np.inf
+    th = _theta_from_sdcor(mm, vec[:-1], sigma)
+    if th is None:
+        return np.inf
+    return _dev_vp(st, np.concatenate([th, [sigma]]), REML=False)
+
+
+def _sdcor_bounds(mm: "LinearMixedModel") -> list[tuple[float, float]]:
+    b = []
+    for t in mm.design.terms:
+        for j in range(t.k):
+            for i in range(j, t.k):
+                b.append((0.0, None) if i == j else (-1.0, 1.0))
+    return b + [(1e-12, None)]
+
+
+def _profile_intervals(m: "LinearMixedModel", level: float) -> pd.DataFrame:
+    mm = _profile_ml(m)
+    st = mm.design.pls()
+    cut = float(np.sqrt(stats.chi2.ppf(level, 1)))
+    dev0 = mm.deviance
+    vec0 = np.concatenate([_sdcor_from_theta(mm, mm.theta, mm.sigma), [mm.sigma]])
+    bounds = _sdcor_bounds(mm)
+    names = varpar_names(mm)
+    rows = {}
+
+    def prof_var(j: int, v: float, x0: np.ndarray) -> tuple[float, np.ndarray]:
+        free = [i for i in range(len(vec0)) if i != j]
+
+        def f(z: np.ndarray) -> float:
+            full = np.empty(len(vec0))
+            full[free] = z
+            full[j] = v
+            return _dev_sdcor(st, mm, full)
+
+        if not free:
+            return f(np.zeros(0)), x0
+        lo = np.array([bounds[i][0] if bounds[i][0] is not None else -np.inf for i in free])
+        hi = np.array([bounds[i][1] if bounds[i][1] is not None else np.inf for i in free])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            best = sopt.minimize(
+                f,
+                np.clip(x0[free], lo, hi),
+                method="Nelder-Mead",
+                bounds=sopt.Bounds(lo, hi),
+                options={"xatol": 1e-10, "fatol": 1e-10, "maxfev": 20000, "adaptive": len(free) > 4},
+            )
+        full = x0.copy()
+        full[free] = best.x
+        full[j] = v
+        return float(best.fun), full
+
+    def zeta_fn(j: int) -> Any:
+        cache = {"x": vec0.copy()}
+
+        def zeta(v: float) -> float:
+            dv, x = prof_var(j, v, cache["x"])
+            cache["x"] = x
+            return float(np.sign(v - vec0[j]) * np.sqrt(max(dv - dev0, 0.0)))
+
+        return zeta
+
+    for j, name in enumerate(names):
+        lo_b, hi_b = bounds[j]
+        z = zeta_fn(j)
+        v0 = vec0[j]
+        scale = max(abs(v0), 1e-2)
+        ends = []
+        for direction, target in ((-1, -cut), (1, cut)):
+            step = 0.25 * scale if name.startswith(".sig") and (hi_b == 1.0) is False else 0.25
+            if hi_b == 1.0:
+                step = 0.1
+            prev = v0
+            found = None
+            for _ in range(60):
+                v = prev + direction * step
+                if lo_b is not None and v <= lo_b:
+                    v = lo_b
+                if hi_b is not None and v >= hi_b:
+                    v = hi_b
+                zv = z(v)
+                if (zv - target) * direction >= 0:
+                    found = sopt.brentq(lambda s: z(s) - target, min(prev, v), max(prev, v), xtol=1e-10)
+                    break
+                if v in (lo_b, hi_b):
+                    found = v if (lo_b is not None and v == lo_b) or (hi_b is not None and v == hi_b) else None
+                    break
+                prev = v
+                step *= 1.6
+            ends.append(found if found is not None else np.nan)
+        rows[name] = ends
+    # fixed effects: profile the deviance over θ with β_j fixed
+    d = mm.design
+    for j, name in enumerate(d.X_names):
+        bhat, se = mm.fixef.iloc[j], mm.se.iloc[j]
+
+        def zb(v: float, j: int = j, bhat: float = bhat) -> float:
+            dv = _fixed_profile_dev(mm, j, v)
+            return float(np.sign(v - bhat) * np.sqrt(max(dv - dev0, 0.0)))
+
+        ends = []
+        for direction, target in ((-1, -cut), (1, cut)):
+            a = bhat
+            b = bhat + direction * cut * se
+            for _ in range(30):
+                if (zb(b) - target) * direction >= 0:
+                    break
+                a, b = b, b + direction * cut * se * 0.5
+            ends.append(sopt.brentq(lambda s: zb(s) - target, min(a, b), max(a, b), xtol=1e-10 * max(1, abs(bhat))))
+        rows[name] = ends
+    pct = [f"{100 * (1 - level) / 2:.1f} %", f"{100 * (1 + level) / 2:.1f} %"]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=pct)
+
+
+def _fixed_profile_dev(mm: "LinearMixedModel", j: int, value: float) -> float:
+    """ML deviance minimised over θ with β_j held at ``value``."""
+    from .optimize import minimize_theta
+
+    d = mm.design
+    keep = [i for i in range(d.p) if i != j]
+    cp = d.cross
+    xj = cp.ZtX[:, j]
+    cross = CrossProducts(
+        ZtZ=cp.ZtZ,
+        ZtX=cp.ZtX[:, keep],
+        Zty=cp.Zty - xj * value,
+        XtX=cp.XtX[np.ix_(keep, keep)],
+        Xty=cp.Xty[keep] - cp.XtX[keep, j] * value,
+        yty=cp.yty - 2 * value * cp.Xty[j] + value**2 * cp.XtX[j, j],
+        n=cp.n,
+        ldW=cp.ldW,
+    )
+    d2 = replace(d, X=d.X[:, keep], X_names=[d.X_names[i] for i in keep], cross=cross)
+    st = d2.pls()
+    f = lambda th: st.objective(th, REML=False)  # noqa: E731
+    opt = minimize_theta(f, mm.theta, d.lower, d.upper, optimizer="nelder_mead", check=False, restart_edge=False)
+    return opt.objective
+
+
+def confint(
+    m: "LinearMixedModel",
+    method: str = "profile",
+    level: float = 0.95,
+    *,
+    nsim: int = 500,
+    seed: int | None = None,
+) -> pd.DataFrame:
+    """Confidence intervals for the variance parameters and fixed effects (lme4's ``confint``).
+
+    Parameters
+    ----------
+    m : LinearMixedModel
+    method : {"profile", "wald", "boot"}
+        Profile likelihood (by ML, as lme4's ``profile`` refits REML fits),
+        Wald (fixed effects only; variance rows are NaN), or parametric
+        bootstrap percentile intervals.
+    level : float
+        Confidence level.
+    nsim, seed : int
+        Bootstrap replicates and seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``.sig01, ..., .sigma`` then the fixed effects; columns ``"2.5 %"``, ``"97.5 %"``.
+    """
+    if not 0 < level < 1:
+        raise DataError(f"level must be between 0 and 1, got {level}")
+    pct = [f"{100 * (1 - level) / 2:.1f} %", f"{100 * (1 + level) / 2:.1f} %"]
+    method = method.lower()
+    if method == "wald":
+        z = stats.norm.ppf((1 + level) / 2)
+        fe, se = m.fixef, m.se
+        vp = pd.DataFrame(np.nan, index=varpar_names(m), columns=pct)
+        fx = pd.DataFrame({pct[0]: fe - z * se, pct[1]: fe + z * se})
+        return pd.concat([vp, fx])
+    if method == "profile":
+        return _profile_intervals(m, level)
+    if method in ("boot", "bootstrap"):
+        sims = simulate(m, nsim=nsim, seed=seed)
+        rows = []
+        for c in sims.columns:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                mb = m.refit(sims[c].to_numpy())
+            rows.append(np.concatenate([_sdcor_from_theta(mb, mb.theta, mb.sigma), [mb.sigma], mb.fixef.to_numpy()]))
+        arr = np.array(rows)
+        lo = np.quantile(arr, (1 - level) / 2, axis=0)
+        hi = np.quantile(arr, (1 + level) / 2, axis=0)
+        return pd.DataFrame({pct[0]: lo, pct[1]: hi}, index=varpar_names(m) + list(m.fixef.index))
+    raise SparseLMMError(f"method must be 'profile', 'wald' or 'boot', got {method!r}")
+
+
+# ----------------------------------------------------------------------------------------
+# prediction and simulation
+
+
+def _no_re(re_form: Any) -> bool:
+    if re_form is None:
+        return False
+    if isinstance(re_form, str):
+        s = re_form.replace(" ", "").lower()
+        if s in ("all", ""):
+            return False
+        if s in ("na", "~0", "0", "none"):
+            return True
+        raise DataError(f"re_form must be None/'all' (all random effects) or 'NA'/'~0' (none), got {re_form!r}")
+    if re_form is False:
+        return True
+    if isinstance(re_form, float) and np.isnan(re_form):
+        return True
+    raise DataError(f"re_form must be None/'all' (all random effects) or 'NA'/'~0' (none), got {re_form!r}")
+
+
+def predict(
+    m: "LinearMixedModel",
+    newdata: pd.DataFrame | None = None,
+    re_form: Any = None,
+    allow_new_levels: bool = False,
+) -> pd.Series:
+    """Predictions ``Xβ̂ (+ Zb̂)`` for new data (lme4's ``predict.merMod``).
+
+    Parameters
+    ----------
+    m : LinearMixedModel
+    newdata : pandas.DataFrame, optional
+        Default: the fitted values of the data used.
+    re_form : None, "all", "NA" or "~0"
+        ``None``/``"all"`` include every random effect (lme4's ``re.form=NULL``);
+        ``"NA"``/``"~0"`` give population-level predictions (``re.form=NA``).
+    allow_new_levels : bool
+        Levels not seen in the fit contribute 0 (the population value) instead of raising.
+
+    Returns
+    -------
+    pandas.Series
+    """
+    d = m.design
+    no_re = _no_re(re_form)
+    if newdata is None:
+        eta = d.X @ m.fixef.to_numpy()
+        if d.offset is not None:
+            eta = eta + d.offset
+        if not no_re:
+            eta = eta + d.Zt.T @ m._b
+        return pd.Series(eta, index=d.row_index, name="predicted")
+    if not isinstance(newdata, pd.DataFrame):
+        raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
+    nd = newdata.copy()
+    for c, levels in d.factor_levels.items():
+        if c in nd.columns:
+            vals = nd[c].astype(str) if not isinstance(nd[c].dtype, pd.CategoricalDtype) else nd[c].astype(str)
+            nd[c] = pd.Categorical(vals, categories=levels) if c not in _group_columns(d) else vals
+    try:
+        Xn = np.asarray(d.fixed_spec.get_model_matrix(nd, na_action="raise").to_numpy(dtype=float))
+    except Exception as exc:
+        raise DataError(f"cannot build the fixed-effects matrix for newdata: {exc}") from exc
+    Xn = Xn[:, d.fixed_keep]
+    eta = Xn @ m.fixef.to_numpy()
+    if not no_re:
+        for t, eff in zip(d.terms, m._term_effects()):
+            missing = [f for f in t.bar.factors if f not in nd.columns]
+            if missing:
+                raise DataError(f"newdata lacks grouping column(s) {missing} of term {t.bar.text!r}")
+            labels = nd[list(t.bar.factors)].astype(str).agg(":".join, axis=1)
+            pos = t.levels.get_indexer(labels)
+            new = pos < 0
+            if new.any() and not allow_new_levels:
+                bad = sorted(set(labels[new]))[:5]
+                raise DataError(
+                    f"new level(s) {bad} of grouping factor {t.group!r} not seen in the fit; "
+                    "use allow_new_levels=True to predict them at the population level"
+                )
+            if t.spec is None:
+                Zn = np.ones((len(nd), 1))
+            else:
+                Zn = np.asarray(t.spec.get_model_matrix(nd, na_action="raise").to_numpy(dtype=float))
+            B = eff.to_numpy()
+            contrib = np.einsum("ij,ij->i", Zn, B[np.where(new, 0, pos)])
+            eta = eta + np.where(new, 0.0, contrib)
+    return pd.Series(eta, index=newdata.index, name="predicted")
+
+
+def _group_columns(d: Any) -> set[str]:
+    return {f for t in d.terms for f in t.bar.factors}
+
+
+def simulate(m: "LinearMixedModel", nsim: int = 1, seed: int | None = None) -> pd.DataFrame:
+    """Simulate responses from the fitted model (lme4's ``simulate``, unconditional on b).
+
+    ``y* = Xβ̂ + Z Λ(θ̂) σ̂ u* + σ̂ ε / √w (+ offset)``, ``u*, ε ~ N(0, I)``.
+
+    Parameters
+    ----------
+    nsim : int
+        Number of simulated responses.
+    seed : int, optional
+        Seed of :func:`numpy.random.default_rng`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        n × nsim, columns ``sim_1, ...``.
+    """
+    rng = np.random.default_rng(seed)
+    d = m.design
+    st = _aux_state(m)
+    n, q = d.n, d.q
+    mu = d.X @ m.fixef.to_numpy()
+    if d.offset is not None:
+        mu = mu + d.offset
+    U = rng.standard_normal((q, nsim))
+    B = st.lambda_times(m.theta, U) * m.sigma
+    E = rng.standard_normal((n, nsim)) * m.sigma
+    if d.weights is not None:
+        E = E / np.sqrt(d.weights)[:, None]
+    Y = mu[:, None] + np.asarray(d.Zt.T @ B) + E
+    return pd.DataFrame(Y, index=d.row_index, columns=[f"sim_{i + 1}" for i in range(nsim)])
