@@ -18,6 +18,7 @@ from .modelframe import Design, design
 from .inference import anova
 from .model import LinearMixedModel, fit_design, lmer
 from .rmanova import RMAnovaResult, rm_anova
+from .transforms import group_center
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,7 @@ __all__ = [
     "Design",
     "datasets",
     "rm_anova",
+    "group_center",
     "RMAnovaResult",
     "SparseLMMError",
     "FormulaError",

@@ -429,7 +429,7 @@ def _vc_lines(m: "LinearMixedModel", digits: int, variance: bool) -> list[str]:
         corr_rows: list[list[str]] = []
         for _, names, _, corr in groups:
             k = len(names)
-            f = format_real(np.round(corr, dig).ravel(), 7, nsmall=dig)
+            f = format_real(np.round(corr, dig).ravel(), 7, nsmall=dig, na="NaN")
             cc = np.array(f, dtype=object).reshape(k, k)
             for i in range(k):
                 corr_rows.append([cc[i, j] if j < i else "" for j in range(ccols)])
@@ -524,7 +524,7 @@ def _fixef_corr_lines(m: "LinearMixedModel") -> list[str]:
     d = np.sqrt(np.diag(v))
     with np.errstate(invalid="ignore", divide="ignore"):
         C = v / np.outer(d, d)
-    f = np.array(format_real(np.round(C, 3).ravel(), 7, nsmall=3), dtype=object).reshape(p, p)
+    f = np.array(format_real(np.round(C, 3).ravel(), 7, nsmall=3, na="NaN"), dtype=object).reshape(p, p)
     rows = abbreviate(rn, 11)
     cols = abbreviate(rn, 6)
     cells = [[f[i, j] if j < i else "" for j in range(p - 1)] for i in range(1, p)]

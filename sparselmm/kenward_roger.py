@@ -496,10 +496,15 @@ def kenward_roger_test(
     """
     mr = _reml_model(m, refit)
     adj = kr_adjustment(mr)
-    L = _check_L(L, adj.vcov.shape[0])
+    L0 = np.atleast_2d(np.asarray(L, dtype=float))
+    L = _check_L(L0, adj.vcov.shape[0])
     ddf, scaling, _, _ = _kr_ddf(adj, L)
-    ndf = int(np.linalg.matrix_rank(L))
-    diff = L @ mr.fixef.to_numpy() - np.broadcast_to(np.asarray(rhs, dtype=float), (L.shape[0],))
+    ndf = L.shape[0]
+    h = np.broadcast_to(np.asarray(rhs, dtype=float), (L0.shape[0],))
+    beta0 = np.linalg.lstsq(L0, h, rcond=None)[0]  # a β with L β = rhs
+    if not np.allclose(L0 @ beta0, h, rtol=1e-8, atol=1e-10 * (1.0 + np.max(np.abs(h)))):
+        raise ModelSpecError("the hypothesis L β = rhs is inconsistent (no β satisfies it)")
+    diff = L @ (mr.fixef.to_numpy() - beta0)
     wald = float(diff @ np.linalg.solve(L @ adj.vcov_adj @ L.T, diff))
     Fu = wald / ndf
     F = scaling * Fu
@@ -515,9 +520,17 @@ def kenward_roger_test(
 
 
 def _check_L(L: np.ndarray, p: int) -> np.ndarray:
+    """Validate ``L`` (r × p); a rank-deficient ``L`` becomes an orthonormal basis of its row space
+    (pbkrtest's ``force_full_rank``; the test does not depend on the basis)."""
     L = np.atleast_2d(np.asarray(L, dtype=float))
     if L.ndim != 2 or L.shape[1] != p:
         raise ModelSpecError(f"contrast matrix L must have {p} columns (one per fixed effect), got shape {L.shape}")
-    if not np.all(np.isfinite(L)) or np.linalg.matrix_rank(L) == 0:
-        raise ModelSpecError("contrast matrix L must be finite and not all zero")
+    if not np.all(np.isfinite(L)):
+        raise ModelSpecError("contrast matrix L has missing or infinite entries")
+    r = int(np.linalg.matrix_rank(L))
+    if r == 0:
+        raise ModelSpecError("contrast matrix L is zero: there is no hypothesis to test")
+    if r < L.shape[0]:
+        _, _, Vt = np.linalg.svd(L, full_matrices=False)
+        L = Vt[:r]
     return L

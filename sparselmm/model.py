@@ -331,7 +331,9 @@ class LinearMixedModel:
         out: dict[str, pd.DataFrame] = {}
         for t, df in zip(self.design.terms, self._term_effects()):
             if t.group in out:
-                out[t.group] = out[t.group].join(df, rsuffix=".1")
+                prev = out[t.group]
+                df = df.rename(columns=lambda c: f"{c}.1" if c in prev.columns else c)
+                out[t.group] = pd.concat([prev, df], axis=1)
             else:
                 out[t.group] = df
         return out

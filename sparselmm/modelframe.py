@@ -405,27 +405,30 @@ def _vector_arg(value: Any, data: pd.DataFrame, what: str) -> np.ndarray | None:
     return arr
 
 
+_NOT_COLUMNS = {"np", "numpy", "pi", "True", "False", "None", "e"}
+
+
+def _variables(text: str) -> list[str]:
+    """Names a formula fragment uses as variables: name tokens that are not calls or numbers."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "", text)  # quoted strings hold no variables
+    out = []
+    for m in _NAME_TOKEN.finditer(text):
+        tok = m.group(0)
+        rest = text[m.end() :].lstrip()
+        if rest.startswith("(") or re.fullmatch(r"\.?[0-9][0-9.]*", tok):
+            continue
+        tok = tok.strip("`")
+        if tok not in _NOT_COLUMNS and tok not in out:
+            out.append(tok)
+    return out
+
+
 def _needed_variables(pf: ParsedFormula, columns: list[str]) -> tuple[list[str], list[str], list[str]]:
     """(response variables, fixed/term-column variables, grouping variables) named in the formula."""
-    from formulaic import Formula
-
-    def variables(text: str, where: str) -> list[str]:
-        try:
-            req = Formula(to_formulaic(text, set(columns))).required_variables
-        except Exception as exc:
-            raise FormulaError(f"cannot parse {where} {text!r} of formula {pf.formula!r}: {exc}") from exc
-        names = []
-        for v in req:
-            v = str(v).strip("`")
-            if v in ("np", "numpy", "pi", "True", "False", "None"):
-                continue
-            names.append(v)
-        return names
-
-    resp = variables(pf.response, "the response")
-    fixed = variables(pf.fixed, "the fixed part")
+    resp = _variables(pf.response)
+    fixed = _variables(pf.fixed)
     for b in pf.bars:
-        fixed += variables(b.lhs, f"the left side of {b.text}")
+        fixed += [v for v in _variables(b.lhs) if v not in fixed]
     groups = [f for b in pf.bars for f in b.factors]
     return resp, fixed, groups
 

@@ -1,0 +1,88 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+import sparselmm as slm
+from sparselmm import datasets
+
+
+def test_names_lists_every_bundled_set():
+    assert datasets.names() == sorted(
+        ["sleepstudy", "Dyestuff", "Dyestuff2", "Penicillin", "Pastes", "InstEval", "cake", "Hsb82", "grocery",
+         "timss", "repeated"]
+    )
+
+
+@pytest.mark.parametrize(
+    "name, shape, factors",
+    [
+        ("sleepstudy", (180, 3), ["Subject"]),
+        ("InstEval", (73421, 7), ["s", "d", "studage", "lectage", "service", "dept"]),
+        ("timss", (7097, 7), ["idschool", "idstudent", "grade", "gender"]),
+        ("Dyestuff", (30, 2), ["Batch"]),
+        ("Dyestuff2", (30, 2), ["Batch"]),
+        ("Penicillin", (144, 3), ["plate", "sample"]),
+        ("Pastes", (60, 4), ["batch", "cask", "sample"]),
+        ("cake", (270, 5), ["replicate", "recipe", "temperature"]),
+        ("Hsb82", (7185, 8), ["school", "minrty", "sx", "sector"]),
+        ("grocery", (40, 3), ["item", "store"]),
+        ("repeated", (960, 5), ["subject", "occasion", "treatment"]),
+    ],
+)
+def test_load_shapes_and_dtypes(name, shape, factors):
+    df = datasets.load(name)
+    assert df.shape == shape
+    for c in df.columns:
+        if c in factors:
+            assert isinstance(df[c].dtype, pd.CategoricalDtype), c
+            cats = list(df[c].cat.categories)
+            assert cats == sorted(cats), f"{c} levels not sorted"
+            assert not df[c].isna().any()
+        else:
+            assert pd.api.types.is_numeric_dtype(df[c].dtype), c
+
+
+def test_timss_surrogate_nesting():
+    t = datasets.load_timss()
+    assert t["idschool"].nunique() == 146
+    assert list(t.columns) == ["idschool", "idstudent", "grade", "gender", "science", "math", "hoursTV"]
+    # students are nested in schools: every student id belongs to one school
+    assert (t.groupby("idstudent", observed=True)["idschool"].nunique() == 1).all()
+    assert list(t["grade"].cat.categories) == ["3", "4"]
+    assert list(t["gender"].cat.categories) == ["boy", "girl"]
+
+
+def test_load_timss_reads_the_real_layout(tmp_path):
+    # the real timss1997.txt: header, whitespace separated, same columns
+    p = tmp_path / "timss1997.txt"
+    p.write_text(
+        "idschool idstudent grade gender science math hoursTV\n"
+        "1010 10100101 4 girl 128 127.2 3\n"
+        "1010 10100102 4 boy 170.9 170.6 3\n"
+        "1020 10200101 3 boy 150.5 140.1 2\n"
+    )
+    t = datasets.load_timss(p)
+    assert t.shape == (3, 7)
+    assert list(t["idschool"].cat.categories) == ["1010", "1020"]
+    assert t["science"].dtype == float
+    np.testing.assert_allclose(t["math"], [127.2, 170.6, 140.1])
+
+
+def test_load_timss_rejects_other_layouts(tmp_path):
+    p = tmp_path / "other.txt"
+    p.write_text("a b\n1 2\n")
+    with pytest.raises(slm.DataError, match="missing column"):
+        datasets.load_timss(p)
+
+
+def test_unknown_dataset_is_a_clear_error():
+    with pytest.raises(slm.DataError, match="sleepstudy"):
+        datasets.load("sleepstdy")
+
+
+def test_simulate_crossed_is_reproducible():
+    a = datasets.simulate_crossed(1000, 50, 20, seed=3)
+    b = datasets.simulate_crossed(1000, 50, 20, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    assert a.shape == (1000, 4)
+    assert a["a"].nunique() <= 50 and a["b"].nunique() <= 20
