@@ -389,6 +389,36 @@ def _check_scale(X: np.ndarray, names: list[str], tol: float = 1e3) -> None:
         )
 
 
+def _check_finite(M: np.ndarray, names: list[str], what: str) -> None:
+    bad = ~np.isfinite(M).all(axis=0)
+    if bad.any():
+        cols = [names[j] for j in np.flatnonzero(bad)]
+        raise DataError(
+            f"{what} {', '.join(cols)} has missing or infinite values after transformation "
+            "(e.g. log of a non-positive number); transform or filter the data first"
+        )
+
+
+def _check_term_columns(bar: Any, Xt: np.ndarray, cols: list[str], frame: pd.DataFrame) -> None:
+    """Refuse term columns that are collinear, and ``||`` splitting a factor's dummies."""
+    if bar.text.count("||") and not bar.lhs.strip() == "1":
+        factors = [v for v in _variables(bar.lhs) if v in frame.columns and isinstance(frame[v].dtype, pd.CategoricalDtype)]
+        if factors:
+            raise ModelSpecError(
+                f"'||' in {bar.text!r} cannot make the columns of factor {factors[0]!r} independent "
+                "(lme4 keeps a factor's columns correlated); write (1 | g) + (0 + x | g) terms with numeric "
+                f"indicator columns, or use diag(0 + {factors[0]} | g)"
+            )
+    if Xt.shape[1] > 1:
+        keep = _independent_columns(Xt)
+        if len(keep) < Xt.shape[1]:
+            bad = [cols[j] for j in range(len(cols)) if j not in set(keep.tolist())]
+            raise ModelSpecError(
+                f"the columns of term {bar.text!r} are collinear: {', '.join(bad)} is a combination of the "
+                "other columns; remove it from the term"
+            )
+
+
 def _vector_arg(value: Any, data: pd.DataFrame, what: str) -> np.ndarray | None:
     if value is None:
         return None
@@ -438,7 +468,8 @@ def _model_matrix(text: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray
 
     ftext = to_formulaic(text, set(map(str, frame.columns)))
     try:
-        mm = model_matrix(ftext, frame, na_action="raise", output="pandas")
+        with np.errstate(all="ignore"):  # non-finite results are reported by _check_finite
+            mm = model_matrix(ftext, frame, na_action="raise", output="pandas")
     except Exception as exc:
         raise FormulaError(f"cannot build {what} from {text!r}: {exc}") from exc
     names = r_names([str(c) for c in mm.columns], text)
@@ -553,6 +584,7 @@ def design(
 
     # fixed effects
     X, X_names, fixed_spec = _model_matrix(pf.fixed, frame, "the fixed-effects matrix")
+    _check_finite(X, X_names, "fixed-effects column")
     keep = _independent_columns(X)
     dropped = [X_names[j] for j in range(X.shape[1]) if j not in set(keep.tolist())]
     if dropped:
@@ -575,6 +607,8 @@ def design(
             Xt, cols, spec = _model_matrix(b.lhs, frame, f"the columns of term {b.text!r}")
         if Xt.shape[1] == 0:
             raise ModelSpecError(f"term {b.text!r} has no columns")
+        _check_finite(Xt, cols, f"column of term {b.text!r}:")
+        _check_term_columns(b, Xt, cols, frame)
         terms.append(RandomTerm(bar=b, group=b.group, levels=levels, codes=codes, columns=cols, Xt=Xt, spec=spec))
     if not terms:
         raise ModelSpecError(
