@@ -161,7 +161,7 @@ def test_simulate_has_the_fitted_moments():
     pd.testing.assert_frame_equal(m.simulate(3, seed=5), m.simulate(3, seed=5))
 
 
-@pytest.mark.parametrize("optimizer", ["bobyqa", "nelder_mead", "lbfgsb"])
+@pytest.mark.parametrize("optimizer", ["bobyqa", "cobyqa", "nelder_mead", "lbfgsb"])
 def test_every_optimizer_reaches_the_optimum(optimizer):
     r = REF["sleepstudy__Reaction_Days_Days_Subject___REML"]
     m = slm.lmer(r["formula"], load_data("sleepstudy"), optimizer=optimizer)
