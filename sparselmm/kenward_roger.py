@@ -433,7 +433,7 @@ def kenward_roger(m: "LinearMixedModel", *, refit: bool = False) -> tuple[np.nda
     >>> from sparselmm.kenward_roger import kenward_roger
     >>> m = slm.lmer("Reaction ~ Days + (Days | Subject)", slm.datasets.load("sleepstudy"))
     >>> vadj, df = kenward_roger(m)
-    >>> [round(v, 3) for v in df]
+    >>> [round(float(v), 3) for v in df]
     [17.0, 17.0]
     """
     adj = kr_adjustment(m, refit=refit)
