@@ -35,7 +35,7 @@ def fit_design(
     d: Design,
     REML: bool = True,
     *,
-    optimizer: str = "bobyqa",
+    optimizer: str = "auto",
     start: np.ndarray | None = None,
     options: dict | None = None,
     check: bool | str = "auto",
@@ -49,7 +49,8 @@ def fit_design(
     REML : bool
         Minimise the REML criterion (default) or the profiled deviance.
     optimizer : str
-        See :func:`sparselmm.optimize.minimize_theta`.
+        ``"auto"`` (L-BFGS-B on the analytic gradient for large crossed designs of scalar
+        terms, BOBYQA otherwise) or one of :func:`sparselmm.optimize.minimize_theta`'s.
     start : numpy.ndarray, optional
         Starting θ (default: the design's, lme4's).
     options : dict, optional
@@ -65,6 +66,18 @@ def fit_design(
     """
     state = d.pls()
     f = _progress(lambda th: state.objective(th, REML=REML), verbose)
+    grad = None
+    if optimizer in ("auto", "lbfgsb"):
+        from .pls import Gradient
+        from .schur import SchurState
+
+        g = Gradient(state)
+        if optimizer == "auto":
+            # L-BFGS-B on the analytic gradient where one evaluation is expensive (large crossed
+            # designs on the block factor); BOBYQA, lme4's default, elsewhere
+            optimizer = "lbfgsb" if isinstance(state, SchurState) and g.available else "bobyqa"
+        if optimizer == "lbfgsb" and g.available:
+            grad = lambda th: g(th, REML)  # noqa: E731
     opt = minimize_theta(
         f,
         d.theta_start if start is None else np.asarray(start, dtype=float),
@@ -73,6 +86,7 @@ def fit_design(
         optimizer=optimizer,
         options=options,
         check=check,
+        grad=grad,
     )
     m = LinearMixedModel(d, REML, opt, state)
     for msg in opt.warnings:
@@ -113,7 +127,7 @@ def lmer(
     weights: Any = None,
     offset: Any = None,
     na_action: str = "omit",
-    optimizer: str = "bobyqa",
+    optimizer: str = "auto",
     start: np.ndarray | None = None,
     options: dict | None = None,
     check: bool | str = "auto",
@@ -137,8 +151,9 @@ def lmer(
         Prior weights and offset (arrays or column names).
     na_action : {"omit", "fail"}
         Drop rows with missing values in used columns (default) or raise.
-    optimizer : {"bobyqa", "cobyqa", "nelder_mead", "lbfgsb"}
-        Optimiser for θ.
+    optimizer : {"auto", "bobyqa", "cobyqa", "nelder_mead", "lbfgsb"}
+        Optimiser for θ: ``"auto"`` takes L-BFGS-B with the analytic gradient for large
+        crossed designs of scalar terms and BOBYQA (lme4's default) otherwise.
     start : numpy.ndarray, optional
         Starting θ.
     options : dict, optional
@@ -167,7 +182,10 @@ def lmer(
     if type(data).__module__.startswith("dask"):
         from .dask_backend import lmer_dask
 
-        return lmer_dask(formula, data, REML=REML, weights=weights, offset=offset, optimizer=optimizer)
+        return lmer_dask(
+            formula, data, REML=REML, weights=weights, offset=offset, na_action=na_action,
+            optimizer=optimizer, start=start, options=options, check=check, verbose=verbose,
+        )
     d = design(formula, data, weights=weights, offset=offset, na_action=na_action)
     return fit_design(d, REML, optimizer=optimizer, start=start, options=options, check=check, verbose=verbose)
 
@@ -584,3 +602,16 @@ class LinearMixedModel:
 
     def __str__(self) -> str:
         return self.__repr__()
+
+    # ----- plots (sparselmm.plots; needs matplotlib) --------------------------------------
+    def plot_ranef(self, **kw: Any) -> Any:
+        """Caterpillar plot of the conditional modes (see :func:`sparselmm.plots.plot_ranef`)."""
+        from .plots import plot_ranef
+
+        return plot_ranef(self, **kw)
+
+    def plot_residuals(self, **kw: Any) -> Any:
+        """Residuals vs fitted and a normal QQ plot (see :func:`sparselmm.plots.plot_residuals`)."""
+        from .plots import plot_residuals
+
+        return plot_residuals(self, **kw)

@@ -203,10 +203,23 @@ class Design:
         L.data = self.lambda_data(np.asarray(theta, dtype=float))
         return L
 
-    def pls(self) -> "PLSState":
-        """A fresh penalised-least-squares state for this design (see :mod:`sparselmm.pls`)."""
-        from .pls import PLSState
+    def pls(self, backend: str = "auto") -> "PLSState":
+        """A fresh penalised-least-squares state for this design (see :mod:`sparselmm.pls`).
 
+        Parameters
+        ----------
+        backend : {"auto", "cholmod", "schur"}
+            ``"cholmod"``: CHOLMOD's supernodal factor of ``ΛᵀAΛ + I``; ``"schur"``: the
+            block factor of :mod:`sparselmm.schur` for crossed scalar terms; ``"auto"``
+            takes ``"schur"`` for large crossed designs it suits, else ``"cholmod"``.
+        """
+        from .pls import PLSState
+        from .schur import SchurState, schur_eligible
+
+        if backend == "schur" or (backend == "auto" and schur_eligible(self) and int(self.Gp[1]) >= 2000):
+            return SchurState(self)
+        if backend not in ("auto", "cholmod", "schur"):
+            raise ModelSpecError(f"backend must be 'auto', 'cholmod' or 'schur', got {backend!r}")
         return PLSState(self)
 
     def objective_function(self, REML: bool = True) -> Callable[[np.ndarray], float]:

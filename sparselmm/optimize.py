@@ -24,7 +24,7 @@ from .errors import ConvergenceError, SparseLMMError
 
 __all__ = ["OptSummary", "minimize_theta", "OPTIMIZERS", "check_convergence"]
 
-OPTIMIZERS = ("bobyqa", "cobyqa", "nelder_mead", "lbfgsb")
+OPTIMIZERS = ("auto", "bobyqa", "cobyqa", "nelder_mead", "lbfgsb")
 
 
 @dataclass
@@ -105,7 +105,15 @@ class _Counted:
         return v
 
 
-def _run(method: str, f: _Counted, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray, options: dict) -> str:
+def _run(
+    method: str,
+    f: _Counted,
+    x0: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    options: dict,
+    grad: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> str:
     lo = np.where(np.isfinite(lower), lower, -np.inf)
     hi = np.where(np.isfinite(upper), upper, np.inf)
     bounds = sopt.Bounds(lo, hi)
@@ -122,10 +130,29 @@ def _run(method: str, f: _Counted, x0: np.ndarray, lower: np.ndarray, upper: np.
             opts = {"xatol": 1e-8, "fatol": 1e-10, "maxfev": 100000, "adaptive": len(x0) > 4}
             opts.update(options)
             res = sopt.minimize(f, x0, method="Nelder-Mead", bounds=bounds, options=opts)
+        elif method == "lbfgsb" and len(x0) == 1:
+            return _brent(f, float(x0[0]), float(lo[0]), float(hi[0]))
         elif method == "lbfgsb":
             opts = {"ftol": 1e-14, "gtol": 1e-8, "maxfun": 100000}
             opts.update(options)
-            res = sopt.minimize(f, x0, method="L-BFGS-B", bounds=bounds, options=opts)
+            if grad is None:
+                res = sopt.minimize(f, x0, method="L-BFGS-B", bounds=bounds, options=opts)
+            else:
+
+                # optimise over x = SCALE·θ: L-BFGS-B's first step has unit length, which from
+                # θ = 1 would land exactly on θ = 0, a stationary point for scalar terms
+                sc = 10.0
+
+                def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
+                    v = f(x / sc)
+                    if v >= f.big:
+                        return v, np.zeros(len(x))
+                    g = grad(x / sc) / sc
+                    return v, np.where(np.isfinite(g), g, 0.0)
+
+                res = sopt.minimize(
+                    fg, x0 * sc, jac=True, method="L-BFGS-B", bounds=sopt.Bounds(lo * sc, hi * sc), options=opts
+                )
         else:
             raise SparseLMMError(f"unknown optimizer {method!r}; choose one of {', '.join(OPTIMIZERS)}")
     return str(res.message)
@@ -267,6 +294,7 @@ def minimize_theta(
     restart_edge: bool = True,
     boundary_tol: float = 1e-5,
     check: bool | str = "auto",
+    grad: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> OptSummary:
     """Minimise the profiled objective ``f`` over θ within bounds.
 
@@ -277,7 +305,9 @@ def minimize_theta(
     start, lower, upper : numpy.ndarray
         Start and bounds of θ.
     optimizer : {"bobyqa", "cobyqa", "nelder_mead", "lbfgsb"}
-        ``"bobyqa"`` (default) and ``"cobyqa"`` both run scipy's COBYQA.
+        ``"bobyqa"`` (default): Powell's BOBYQA through NLopt, as lme4's
+        ``nloptwrap``; ``"cobyqa"``: scipy's COBYQA; ``"nelder_mead"``: scipy's
+        bounded Nelder–Mead; ``"lbfgsb"``: L-BFGS-B, with the analytic gradient when given.
     options : dict, optional
         Passed to the scipy routine.
     restart_edge : bool
@@ -288,6 +318,8 @@ def minimize_theta(
         and kept there when the objective does not increase.
     check : bool or "auto"
         Run :func:`check_convergence`; ``"auto"`` does so when θ has at most 20 entries.
+    grad : callable, optional
+        Analytic gradient θ ↦ ∇f, used by ``"lbfgsb"`` (finite differences otherwise).
 
     Returns
     -------
@@ -307,7 +339,7 @@ def minimize_theta(
     f_start = fc(start)
     if not np.isfinite(f_start) or f_start >= fc.big:
         raise ConvergenceError("the objective cannot be evaluated at the starting values of θ")
-    message = _run(optimizer, fc, start, lower, upper, options)
+    message = _run(optimizer, fc, start, lower, upper, options, grad)
     x = fc.best_x.copy()
     restarts = 0
     if restart_edge:
@@ -316,16 +348,19 @@ def minimize_theta(
             if not len(at):
                 break
             f0 = fc.best_f
-            downhill = False
+            down = []
             for i in at:
                 xp = x.copy()
                 xp[i] = lower[i] + 1e-5
                 if (fc(xp) - f0) / 1e-5 < 0:
-                    downhill = True
-            if not downhill:
+                    down.append(i)
+            if not down:
                 break
             restarts += 1
-            message = _run(optimizer, fc, fc.best_x.copy(), lower, upper, options)
+            # restart away from the bound: a scalar term's θ = 0 is a stationary point of the objective
+            x0 = x.copy()
+            x0[down] = np.where(start[down] > lower[down], start[down], lower[down] + 1.0)
+            message = _run(optimizer, fc, x0, lower, upper, options, grad)
             x = fc.best_x.copy()
     # snap parameters that are essentially on their bound
     snapped = []

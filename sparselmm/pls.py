@@ -136,22 +136,42 @@ class PLSState:
     """
 
     def __init__(self, design: "Design", mode: str = "auto", ordering_method: str = "default") -> None:
-        from sksparse.cholmod import analyze
-
         self.design = design
         cp = design.cross
         self.n, self.p, self.q = cp.n, design.p, design.q
         if self.n <= self.p:
             raise ModelSpecError(f"{self.n} observations for {self.p} fixed effects: too few to fit")
-        self._prod = _BlockProduct(design)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.factor = analyze(self._prod.M, mode=mode, ordering_method=ordering_method)
+        self._setup_factor(mode, ordering_method)
         # right-hand sides [ZᵀWX | ZᵀWy], reshaped per term for the blockwise Λᵀ product
         self._rhs0 = np.column_stack([cp.ZtX, cp.Zty]) if self.p else cp.Zty[:, None].copy()
         self._rhs = np.empty_like(self._rhs0)
         self.theta: np.ndarray | None = None
         self.ok = False
+
+    # ----- the factorisation (CHOLMOD here; see SchurState) ---------------------------
+    def _setup_factor(self, mode: str, ordering_method: str) -> None:
+        """Symbolic analysis of the pattern of ``ΛᵀAΛ + I``, once."""
+        from sksparse.cholmod import analyze
+
+        self._prod = _BlockProduct(self.design)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.factor = analyze(self._prod.M, mode=mode, ordering_method=ordering_method)
+
+    def _factorize(self, blocks: list[np.ndarray]) -> bool:
+        """Numeric refactorisation of ``ΛᵀAΛ + I`` for the blocks of Λ; False on failure."""
+        M = self._prod.fill(blocks)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.factor.cholesky_inplace(M, beta=1.0)
+        except Exception:  # CHOLMOD: not positive definite, or a numerical failure
+            return False
+        return True
+
+    def _logdet(self) -> float:
+        """``log det(ΛᵀAΛ + I) = log|L|²``."""
+        return float(self.factor.logdet())
 
     # ----- θ -> blocks ------------------------------------------------------------
     def blocks(self, theta: np.ndarray) -> list[np.ndarray]:
@@ -192,16 +212,11 @@ class PLSState:
         self.ok = False
         cp, p = self.design.cross, self.p
         blocks = self.blocks(theta)
-        M = self._prod.fill(blocks)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.factor.cholesky_inplace(M, beta=1.0)
-        except Exception:  # CHOLMOD: not positive definite, or a numerical failure
+        if not self._factorize(blocks):
             return False
         rhs = self._lambda_t_times(blocks, self._rhs0, self._rhs)
-        sol = self.factor(rhs)
-        self.ldL2 = float(self.factor.logdet())
+        sol = self.solve_M(rhs)
+        self.ldL2 = self._logdet()
         if not np.isfinite(self.ldL2):
             return False
         c_sol = sol[:, p]
@@ -258,3 +273,121 @@ class PLSState:
     def solve_M(self, rhs: np.ndarray) -> np.ndarray:
         """``M^{-1} rhs`` with the current factor, ``M = ΛᵀAΛ + I``."""
         return self.factor(rhs)
+
+    def minv_diag(self, chunk: int = 512) -> np.ndarray:
+        """``diag(M⁻¹)`` by solves against blocks of unit vectors (``q`` solves in all)."""
+        q = self.q
+        out = np.empty(q)
+        for s in range(0, q, chunk):
+            e = min(q, s + chunk)
+            E = np.zeros((q, e - s))
+            E[np.arange(s, e), np.arange(e - s)] = 1.0
+            out[s:e] = self.solve_M(E)[np.arange(s, e), np.arange(e - s)]
+        return out
+
+
+# ----------------------------------------------------------------------------------------
+# analytic gradient of the profiled objective
+
+
+def _term_entries(structure: object) -> list[tuple[int, int, int]] | None:
+    """(parameter index, row, column) of every entry of ``T`` that a parameter sets linearly,
+    or None when the structure is not linear in its parameters."""
+    name = getattr(structure, "name", "")
+    k = structure.k  # type: ignore[attr-defined]
+    if name == "us":
+        out = []
+        i = 0
+        for c in range(k):
+            for r in range(c, k):
+                out.append((i, r, c))
+                i += 1
+        return out
+    if name == "diag":
+        return [(i, i, i) for i in range(k)]
+    return None
+
+
+class Gradient:
+    """Analytic gradient of lme4's profiled deviance / REML criterion in θ.
+
+    With ``Λ = Σ θᵢ Eᵢ`` (linear structures), ``M = ΛᵀAΛ + I`` and the PLS solution at θ:
+
+    * ``∂ log|M| / ∂θᵢ = 2 tr(M⁻¹ΛᵀA Eᵢ)``; the diagonal blocks of ``G = M⁻¹ΛᵀA`` are
+      ``(I - (M⁻¹)_jj) T⁻¹`` per level when the term's block ``T`` is invertible
+      (from ``M⁻¹ΛᵀAΛ = I - M⁻¹``), else computed from ``M⁻¹`` directly;
+    * ``∂ pwrss / ∂θᵢ = -2 (Zᵀr)ᵀ Eᵢ u`` with ``Zᵀr = Zᵀy - ZᵀXβ - AΛu`` (envelope theorem);
+    * ``∂ log|R_XᵀR_X| / ∂θᵢ = 2 tr(S⁻¹(Qᵢ - Pᵢ))``, ``S = R_XᵀR_X``, ``Pᵢ = (EᵢᵀZᵀX)ᵀV``,
+      ``Qᵢ = (EᵢV)ᵀAΛV``, ``V = M⁻¹ΛᵀZᵀX``.
+
+    The diagonal blocks of ``M⁻¹`` come from a dense inverse when ``q`` is small.
+    """
+
+    def __init__(self, state: PLSState, dense_limit: int = 3000) -> None:
+        d = state.design
+        self.state = state
+        self.entries = [_term_entries(t.structure) for t in d.terms]
+        self.scalar = all(t.k == 1 for t in d.terms)
+        cheap_diag = type(state).minv_diag is not PLSState.minv_diag
+        self.available = all(e is not None for e in self.entries) and (
+            d.q <= dense_limit or (self.scalar and cheap_diag)
+        )
+        self.A = d.cross.ZtZ.tocsr()
+
+    def __call__(self, theta: np.ndarray, REML: bool) -> np.ndarray:
+        st = self.state
+        d = st.design
+        if not st.update(theta):
+            return np.full(len(theta), np.nan)
+        cp = d.cross
+        p, n = st.p, st.n
+        blocks = st.blocks_
+        b = st.lambda_times(theta, st.u)
+        Ab = self.A @ b
+        Zr = cp.Zty - (cp.ZtX @ st.beta if p else 0.0) - Ab
+        if self.scalar:
+            # scalar terms: Σ_j G_jj = (n_t - Σ_j (M⁻¹)_jj) / θ_t, and 0 at θ_t = 0 (M is even in θ_t)
+            md = st.minv_diag()
+        else:
+            # G = M⁻¹ Λᵀ A, diagonal blocks only (dense: q is small here)
+            Minv = st.solve_M(np.eye(d.q))
+            LtA = self._lambda_t_sparse(theta) @ self.A
+            G = np.asarray(LtA.T @ Minv.T).T
+        if p:
+            V = st.solve_M(st._lambda_t_times(blocks, cp.ZtX, np.empty_like(cp.ZtX)))
+            W = self.A @ st.lambda_times(theta, V)
+            Sinv = sla.cho_solve((st.RX, False), np.eye(p))
+        grad = np.zeros(len(theta))
+        for t, sl, ent, lo, hi in zip(d.terms, d.theta_slices, self.entries, d.Gp[:-1], d.Gp[1:]):
+            k, nl = t.k, t.nlevels
+            idx = lo + np.arange(nl)[:, None] * k + np.arange(k)[None, :]  # (nl, k) rows of the term
+            if self.scalar:
+                th_t = blocks[d.terms.index(t)][0, 0]
+                Gd = np.array([[(nl - md[lo:hi].sum()) / th_t if th_t != 0 else 0.0]])
+            else:
+                Gd = G[idx[:, :, None], idx[:, None, :]].sum(axis=0)  # Σ_j G_jj (k × k)
+            Zr_t = Zr[lo:hi].reshape(nl, k)
+            u_t = st.u[lo:hi].reshape(nl, k)
+            dpw = -2.0 * Zr_t.T @ u_t  # [r, c] = -2 Σ_j Zr[j, r] u[j, c]
+            if p:
+                X_t = cp.ZtX[lo:hi].reshape(nl, k, p)
+                V_t = V[lo:hi].reshape(nl, k, p)
+                W_t = W[lo:hi].reshape(nl, k, p)
+                # P[r, c] = Σ_j X_t[j, r]ᵀ V_t[j, c]; Q[r, c] = Σ_j V_t[j, c]ᵀ W_t[j, r]
+                P = np.einsum("jra,jcb->rcab", X_t, V_t)
+                Q = np.einsum("jca,jrb->rcab", V_t, W_t)
+                dRX = 2.0 * np.einsum("rcab,ba->rc", Q - P, Sinv)
+            for i, r, c in ent:
+                g = 2.0 * Gd[c, r]
+                if REML:
+                    g += (n - p) * dpw[r, c] / st.pwrss + (dRX[r, c] if p else 0.0)
+                else:
+                    g += n * dpw[r, c] / st.pwrss
+                grad[sl.start + i] += g
+        return grad
+
+    def _lambda_t_sparse(self, theta: np.ndarray) -> sp.csr_matrix:
+        d = self.state.design
+        L = d.Lambda_pattern.copy()
+        L.data = d.lambda_data(theta)
+        return L.T.tocsr()
