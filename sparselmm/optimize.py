@@ -191,10 +191,12 @@ def _nlopt_bobyqa(f: _Counted, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, o
     opt.set_ftol_abs(options.get("ftol_abs", 1e-8))
     opt.set_maxeval(int(options.get("maxfev", options.get("maxeval", 100000))))
     msgs = []
-    # a first pass with a broad initial step, then a polish from the best point with a small one:
-    # BOBYQA's ftol stop is sometimes premature on flat ridges; the second pass costs ~2n+5
-    # evaluations at a true optimum and recovers the rest
-    for step in (options.get("initial_step", 0.5), options.get("polish_step", 0.02)):
+    # with polish: a second pass from the best point with a small initial step (BOBYQA's ftol
+    # stop is sometimes premature on flat ridges; at a true optimum the pass costs ~2n+5 evaluations)
+    steps = [options.get("initial_step", 0.5)]
+    if options.get("polish", False):
+        steps = [options.get("polish_step", 0.02)]
+    for step in steps:
         opt.set_initial_step(step)
         start = f.best_x if f.best_x is not None else np.asarray(x0, dtype=float)
         try:
@@ -386,10 +388,30 @@ def minimize_theta(
         restarts=restarts,
         snapped=snapped,
     )
-    if check is True or (check == "auto" and len(x) <= 20):
+    checking = check is True or (check == "auto" and len(x) <= 20)
+    if optimizer == "bobyqa" and len(x) > 1:
+        # polish from the best point: always without a check, else only when the check fails
+        need = True
+        if checking:
+            g, H, dec, msgs = check_convergence(fc, x, lower, fbest)
+            need = bool(msgs)
+        if need:
+            summary.message = _run(optimizer, fc, x, lower, upper, {**options, "polish": True})
+            if fc.best_f < fbest:
+                x = fc.best_x.copy()
+                summary.theta = x
+                fbest = summary.objective = float(f(x))
+            elif checking:  # nothing better found: keep the first check's verdict
+                summary.gradient, summary.hessian, summary.newton_decrement = g, H, dec
+                summary.warnings.extend(msgs)
+                checking = False
+        elif checking:
+            summary.gradient, summary.hessian, summary.newton_decrement = g, H, dec
+            checking = False
+    if checking:
         g, H, dec, msgs = check_convergence(fc, x, lower, fbest)
         summary.gradient, summary.hessian, summary.newton_decrement = g, H, dec
         summary.warnings.extend(msgs)
-        summary.feval = fc.n
+    summary.feval = fc.n
     summary.seconds = time.perf_counter() - t0
     return summary

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.linalg as sla
+from scipy.linalg import lapack
 import scipy.sparse as sp
 
 from .errors import ModelSpecError
@@ -226,13 +227,10 @@ class PLSState:
             XtVX = cp.XtX - Bm.T @ Vm
             XtVX = 0.5 * (XtVX + XtVX.T)
             r = cp.Xty - Bm.T @ c_sol
-            try:
-                RX = sla.cholesky(XtVX, lower=False, check_finite=False)
-            except (np.linalg.LinAlgError, ValueError):
+            RX, info = lapack.dpotrf(XtVX, lower=0, clean=1)
+            if info != 0 or np.any(np.diag(RX) <= 0):
                 return False
-            if np.any(np.diag(RX) <= 0):
-                return False
-            beta = sla.cho_solve((RX, False), r, check_finite=False)
+            beta, info = lapack.dpotrs(RX, r, lower=0)
             self.ldRX2 = float(2.0 * np.sum(np.log(np.diag(RX))))
             self.RX = RX
             self.beta = beta
