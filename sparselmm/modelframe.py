@@ -476,8 +476,65 @@ def _needed_variables(pf: ParsedFormula, columns: list[str]) -> tuple[list[str],
     return resp, fixed, groups
 
 
+class SimpleSpec:
+    """Model-matrix spec for sums of numeric columns (the common case, built without formulaic).
+
+    Attributes
+    ----------
+    intercept : bool
+    columns : list of str
+    """
+
+    def __init__(self, intercept: bool, columns: list[str]) -> None:
+        self.intercept, self.columns = intercept, columns
+
+    def names(self) -> list[str]:
+        return (["(Intercept)"] if self.intercept else []) + list(self.columns)
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        cols = [np.ones(len(frame))] if self.intercept else []
+        cols += [frame[c].to_numpy(dtype=float) for c in self.columns]
+        return np.column_stack(cols) if cols else np.zeros((len(frame), 0))
+
+    def get_model_matrix(self, data: pd.DataFrame, na_action: str = "raise") -> pd.DataFrame:
+        """The same columns for new data (formulaic's ``ModelSpec`` interface)."""
+        missing = [c for c in self.columns if c not in data.columns]
+        if missing:
+            raise DataError(f"new data lack column(s) {missing}")
+        return pd.DataFrame(self.matrix(data), index=data.index, columns=self.names())
+
+
+def _simple_spec(text: str, frame: pd.DataFrame) -> SimpleSpec | None:
+    """A SimpleSpec when ``text`` is ``[1|0|-1 +] a + b ...`` over numeric columns, else None."""
+    from .formula import _split_top
+
+    intercept = True
+    cols: list[str] = []
+    try:
+        pieces = _split_top(text, 0)
+    except Exception:
+        return None
+    for sign, piece, _ in pieces:
+        piece = piece.strip("`")
+        if piece in ("1", "0"):
+            if sign == "-" or piece == "0":
+                intercept = False
+            continue
+        if sign == "-" or piece not in frame.columns or piece in cols:
+            return None
+        dt = frame[piece].dtype
+        if not pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt) or isinstance(dt, pd.CategoricalDtype):
+            return None
+        cols.append(piece)
+    return SimpleSpec(intercept, cols)
+
+
 def _model_matrix(text: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray, list[str], Any]:
     from formulaic import model_matrix
+
+    simple = _simple_spec(text, frame)
+    if simple is not None:  # plain sums of numeric columns: no need for formulaic's machinery
+        return simple.matrix(frame), simple.names(), simple
 
     ftext = to_formulaic(text, set(map(str, frame.columns)))
     try:
