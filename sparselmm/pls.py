@@ -233,6 +233,7 @@ class PLSState:
             beta, info = lapack.dpotrs(RX, r, lower=0)
             self.ldRX2 = float(2.0 * np.sum(np.log(np.diag(RX))))
             self.RX = RX
+            self.V = Vm  # M⁻¹ΛᵀZᵀX, reused by the gradient
             self.beta = beta
             self.u = c_sol - Vm @ beta
             self.pwrss = float(cp.yty - c @ c_sol - r @ beta)
@@ -352,7 +353,7 @@ class Gradient:
             LtA = self._lambda_t_sparse(theta) @ self.A
             G = np.asarray(LtA.T @ Minv.T).T
         if p:
-            V = st.solve_M(st._lambda_t_times(blocks, cp.ZtX, np.empty_like(cp.ZtX)))
+            V = st.V
             W = self.A @ st.lambda_times(theta, V)
             Sinv = sla.cho_solve((st.RX, False), np.eye(p))
         grad = np.zeros(len(theta))

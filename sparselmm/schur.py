@@ -108,8 +108,7 @@ class SchurState(PLSState):
 
     def minv_diag(self) -> np.ndarray:
         """``diag(M⁻¹)``: ``diag(S⁻¹)`` below, ``1/D + θ₁² (A₁₂Λ₂S⁻¹Λ₂A₁₂ᵀ)_jj / D²`` above."""
-        Sinv, info = lapack.dpotri(self._R, lower=0)
-        Sinv = np.triu(Sinv) + np.triu(Sinv, 1).T
+        Sinv, info = lapack.dpotri(self._R, lower=0)  # upper triangle of S⁻¹; pairs have l <= m
         lam2 = self._lam2
         g = Sinv.ravel()[self.p_flat] * self.p_prod * 2.0 * lam2[self.p_l] * lam2[self.p_m]
         quad = np.bincount(self.p_row, weights=g, minlength=self.q1)
