@@ -1,0 +1,1477 @@
+"""Fitting from a Dask DataFrame: cross-products partition by partition, θ on the driver.
+
+Everything after :class:`~sparselmm.modelframe.CrossProducts` is independent
+of the number of observations, and the cross-products are sums over rows:
+
+.. math::
+
+    \\begin{bmatrix} Z & X & y \\end{bmatrix}^T W \\begin{bmatrix} Z & X & y \\end{bmatrix}
+    = \\sum_{k} \\begin{bmatrix} Z_k & X_k & y_k \\end{bmatrix}^T W_k
+      \\begin{bmatrix} Z_k & X_k & y_k \\end{bmatrix}
+
+over the partitions ``k``.  A Dask fit therefore makes two passes over the data:
+
+1. *scan*: per partition, the rows with a missing value in a used column,
+   the used levels of every factor (grouping factors, factor predictors) and
+   of every interaction ``a:b``, and a few complete rows; combined into the
+   global level sets, sorted as :func:`sparselmm.modelframe.design` sorts them
+   (category order for a Categorical, numeric order for numbers, string order
+   for strings);
+2. *cross-products*: per partition, ``X``, ``y``, the term columns and level
+   codes built with those fixed levels (formulaic model specs made once on the
+   driver), and the partition's ``[Z X y]ᵀW[Z X y]`` (only the block-lower part of
+   ``ZᵀWZ``, which halves what travels), summed by a tree reduction.
+
+The checks that need the whole data set are made on the reduced statistics:
+rank deficiency of ``X`` from ``XᵀX``, lme4's scale warning from the column
+SDs (combined partition means and sums of squares), a constant response from
+the global minimum and maximum, collinear term columns from their Gram
+matrices, and lme4's levels-versus-observations checks from the global counts.
+
+The optimiser then runs on the driver exactly as for an in-memory fit, and
+:class:`DaskLinearMixedModel` answers the usual accessors; fitted values,
+residuals and predictions come back as lazy :class:`dask.dataframe.Series`
+computed partition by partition from β̂ and the BLUPs.
+
+The same code runs on a cluster: create a ``dask.distributed.Client`` for the
+scheduler before calling :func:`sparselmm.lmer`; the data should then be read
+by the workers (``dd.read_parquet("s3://...")``), not sent from the driver.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+from .errors import (
+    DataError,
+    FormulaError,
+    ModelSpecError,
+    RankDeficiencyWarning,
+    ScaleWarning,
+    SparseLMMError,
+)
+from .formula import ParsedFormula, parse_formula
+from .modelframe import (
+    CrossProducts,
+    Design,
+    _check_term_columns,
+    _model_matrix,
+    _needed_variables,
+    _response,
+    _suggest,
+)
+from .model import LinearMixedModel
+from .pls import PLSState
+from .terms import RandomTerm, as_factor, build_lambda, check_terms, grouping_factor, order_terms
+
+__all__ = [
+    "lmer_dask",
+    "dask_design",
+    "fit_dask_design",
+    "DaskDesign",
+    "DaskLinearMixedModel",
+    "PartitionBuilder",
+    "BlockLowerCrossProducts",
+    "ScalarTermsPLSState",
+    "DenseSchurPLSState",
+    "dense_schur_eligible",
+    "independent_columns_gram",
+    "STATEFUL_TRANSFORMS",
+]
+
+#: formulaic transforms whose result depends on the whole column (or on row order):
+#: evaluated partition by partition they would differ between partitions.
+STATEFUL_TRANSFORMS = ("center", "scale", "standardize", "poly", "bs", "cs", "cr", "cc", "te", "hashed", "lag")
+
+_SAMPLE_ROWS = 2000  # complete rows kept by the scan, to build the formulaic model specs
+
+
+def _is_dask_dataframe(obj: Any) -> bool:
+    return type(obj).__module__.startswith("dask")
+
+
+# ----------------------------------------------------------------------------------------
+# factor coding with fixed, global levels
+
+
+def _kind(dtype: Any) -> str:
+    """How :func:`sparselmm.terms.as_factor` treats a column of this dtype."""
+    if isinstance(dtype, pd.CategoricalDtype):
+        return "category"
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    return "other"
+
+
+def _factorize(col: pd.Series, kind: str, cats: pd.Index) -> pd.Categorical:
+    """The column as a Categorical with the global categories ``cats`` (unused ones kept)."""
+    if kind == "bool":
+        vals: Any = np.where(col.to_numpy(dtype=bool), "TRUE", "FALSE")
+    elif kind == "category":
+        vals = col.array
+    else:
+        vals = col.to_numpy()
+    return pd.Categorical(vals, categories=cats)
+
+
+def _sort_levels(values: pd.Index) -> list:
+    """Sort used values as :func:`sparselmm.terms.as_factor` sorts them (strings after a TypeError)."""
+    uniq = pd.unique(values.to_numpy())
+    try:
+        return sorted(uniq)
+    except TypeError:
+        return sorted(uniq, key=str)
+
+
+# ----------------------------------------------------------------------------------------
+# pass 1: the scan
+
+
+@dataclass
+class _Scan:
+    """What one partition (or a combination of partitions) says about levels and missing values."""
+
+    n_rows: int = 0
+    n_complete: int = 0
+    na_counts: dict[str, int] = field(default_factory=dict)
+    used: dict[str, pd.Index] = field(default_factory=dict)  # factor column -> used values
+    kinds: dict[str, str] = field(default_factory=dict)
+    cat_orders: dict[str, list | None] = field(default_factory=dict)  # Categorical columns: category list
+    combos: dict[tuple[str, ...], pd.DataFrame] = field(default_factory=dict)
+    sample: pd.DataFrame | None = None
+    bad_weights: int = 0
+    bad_offset: int = 0
+
+
+@dataclass
+class _ScanSpec:
+    columns: list[str]
+    factor_columns: list[str]
+    interactions: list[tuple[str, ...]]
+    weights: str | None
+    offset: str | None
+    sample_rows: int = 50
+
+
+def _scan_partition(part: pd.DataFrame, spec: _ScanSpec) -> _Scan:
+    """Pass 1 on one partition: missing values, used levels, a few complete rows."""
+    out = _Scan(n_rows=len(part))
+    if spec.weights is not None:
+        w = pd.to_numeric(part[spec.weights], errors="coerce").to_numpy(dtype=float)
+        out.bad_weights = int((~np.isfinite(w) | (w <= 0)).sum())
+    if spec.offset is not None:
+        o = pd.to_numeric(part[spec.offset], errors="coerce").to_numpy(dtype=float)
+        out.bad_offset = int((~np.isfinite(o)).sum())
+    frame = part[spec.columns]
+    na = frame.isna()
+    out.na_counts = {c: int(v) for c, v in na.sum().items() if v}
+    frame = frame.loc[~na.any(axis=1).to_numpy()]
+    out.n_complete = len(frame)
+    for c in spec.factor_columns:
+        col = frame[c]
+        out.kinds[c] = _kind(col.dtype)
+        if out.kinds[c] == "other" and pd.api.types.is_numeric_dtype(col.dtype):
+            out.used[c] = pd.Index(pd.unique(col.to_numpy()))  # hashing, no sort: sorted once globally
+        else:
+            out.used[c] = pd.Index(as_factor(col, c).categories)
+        if out.kinds[c] == "category":
+            out.cat_orders[c] = list(col.cat.categories)
+    for fs in spec.interactions:
+        out.combos[fs] = frame[list(fs)].drop_duplicates()
+    out.sample = frame.head(spec.sample_rows)
+    return out
+
+
+def _combine_scans(scans: Sequence[_Scan]) -> _Scan:
+    """Combine partition scans: counts add, level sets and combinations unite."""
+    out = _Scan()
+    samples = []
+    for s in scans:
+        out.n_rows += s.n_rows
+        out.n_complete += s.n_complete
+        out.bad_weights += s.bad_weights
+        out.bad_offset += s.bad_offset
+        for c, v in s.na_counts.items():
+            out.na_counts[c] = out.na_counts.get(c, 0) + v
+        for c, idx in s.used.items():
+            prev = out.used.get(c)
+            if prev is None or not len(prev):
+                out.used[c] = idx
+            elif len(idx):
+                out.used[c] = prev.append(idx).unique()
+            kind = s.kinds[c]
+            if out.kinds.setdefault(c, kind) != kind:
+                raise DataError(
+                    f"column {c!r} has dtype kind {kind!r} in one partition and {out.kinds[c]!r} in another; "
+                    "give it one dtype in every partition"
+                )
+        for c, order in s.cat_orders.items():
+            if c not in out.cat_orders:
+                out.cat_orders[c] = order
+            elif out.cat_orders[c] is not None and out.cat_orders[c] != order:
+                out.cat_orders[c] = None  # categories differ between partitions: sort the union
+        for fs, df in s.combos.items():
+            prev = out.combos.get(fs)
+            out.combos[fs] = df if prev is None else pd.concat([prev, df], ignore_index=True).drop_duplicates()
+        if s.sample is not None and len(s.sample):
+            samples.append(s.sample)
+    if samples:
+        out.sample = pd.concat(samples).head(_SAMPLE_ROWS)
+    elif scans and scans[0].sample is not None:
+        out.sample = scans[0].sample
+    return out
+
+
+def _global_levels(scan: _Scan, c: str) -> tuple[str, pd.Index]:
+    """(kind, sorted used levels) of factor column ``c`` over all partitions."""
+    kind = scan.kinds.get(c, "other")
+    used = scan.used.get(c, pd.Index([]))
+    if kind == "bool":
+        return kind, pd.Index(["FALSE", "TRUE"])
+    if kind == "category":
+        order = scan.cat_orders.get(c)
+        if order is not None:
+            keep = set(used.tolist())
+            return kind, pd.Index([v for v in order if v in keep])
+    if len(used) and pd.api.types.is_numeric_dtype(used.dtype):
+        return kind, pd.Index(np.sort(used.unique().to_numpy()))
+    return kind, pd.Index(_sort_levels(used))
+
+
+# ----------------------------------------------------------------------------------------
+# pass 2: the cross-products
+
+
+@dataclass
+class _TermLayout:
+    """What a partition needs to code one random-effects term."""
+
+    factors: tuple[str, ...]
+    k: int
+    spec: Any  # formulaic ModelSpec of the term's columns, None for (1 | g)
+    offset: int  # first row of the term in Zt
+    nlevels: int
+    combos: np.ndarray | None = None  # sorted combined codes of the used interaction levels
+    sizes: tuple[int, ...] = ()
+
+
+@dataclass
+class _Partial:
+    """Cross-products and summary statistics of some rows (one partition or a sum of partitions).
+
+    ``ZtZ`` holds only the block-lower part of ``ZᵀWZ`` (the level blocks on and
+    below the block diagonal), which determines the symmetric matrix.
+    """
+
+    ZtZ: sp.csc_matrix
+    ZtX: np.ndarray
+    Zty: np.ndarray
+    XtX: np.ndarray
+    Xty: np.ndarray
+    yty: float
+    n: int
+    ldW: float
+    ymin: float
+    ymax: float
+    xmean: np.ndarray
+    xM2: np.ndarray
+    xbinary: np.ndarray
+    grams: list[np.ndarray]
+
+
+def _combine_partials(parts: Sequence[_Partial]) -> _Partial:
+    """Sum partial cross-products; combine column means and sums of squares (Chan et al.)."""
+    parts = [p for p in parts if p is not None]
+    acc = parts[0]
+    for b in parts[1:]:
+        a = acc
+        n = a.n + b.n
+        if a.n == 0:
+            mean, M2 = b.xmean, b.xM2
+        elif b.n == 0:
+            mean, M2 = a.xmean, a.xM2
+        else:
+            delta = b.xmean - a.xmean
+            mean = a.xmean + delta * (b.n / n)
+            M2 = a.xM2 + b.xM2 + delta**2 * (a.n * b.n / n)
+        acc = _Partial(
+            ZtZ=(a.ZtZ + b.ZtZ).tocsc(),
+            ZtX=a.ZtX + b.ZtX,
+            Zty=a.Zty + b.Zty,
+            XtX=a.XtX + b.XtX,
+            Xty=a.Xty + b.Xty,
+            yty=a.yty + b.yty,
+            n=n,
+            ldW=a.ldW + b.ldW,
+            ymin=min(a.ymin, b.ymin),
+            ymax=max(a.ymax, b.ymax),
+            xmean=mean,
+            xM2=M2,
+            xbinary=a.xbinary & b.xbinary,
+            grams=[ga + gb for ga, gb in zip(a.grams, b.grams)],
+        )
+    return acc
+
+
+@dataclass
+class PartitionBuilder:
+    """Builds ``y``, ``X``, the term columns and level codes of one pandas partition.
+
+    Everything that must agree between partitions is fixed here, once, on the
+    driver: the factor levels, the formulaic model specs, the term order and
+    the row layout of ``Zt``.  The object is small and picklable, so Dask
+    ships it to the workers.
+
+    Attributes
+    ----------
+    columns : list of str
+        Columns the formula uses (rows with a missing value in one are dropped).
+    response : str
+        The response expression.
+    response_vars : list of str
+        Columns the response uses.
+    fixed_spec : formulaic.ModelSpec or SimpleSpec
+        Spec of the fixed-effects matrix (all columns, before rank-deficient ones are dropped).
+    fixed_names : list of str
+        R names of those columns.
+    factors : dict
+        Factor predictor column -> (kind, global categories).
+    group_levels : dict
+        Grouping column -> (kind, global levels).
+    terms : list of _TermLayout
+        The random-effects terms in lme4's order.
+    q : int
+        Number of random effects.
+    weights, offset : str or None
+        Column names of the prior weights and the offset.
+    """
+
+    columns: list[str]
+    response: str
+    response_vars: list[str]
+    fixed_spec: Any
+    fixed_names: list[str]
+    factors: dict[str, tuple[str, pd.Index]]
+    group_levels: dict[str, tuple[str, pd.Index]]
+    terms: list[_TermLayout]
+    q: int
+    weights: str | None = None
+    offset: str | None = None
+
+    @property
+    def p_full(self) -> int:
+        """Columns of the fixed-effects matrix before dropping rank-deficient ones."""
+        return len(self.fixed_names)
+
+    # ----- rows and columns -----------------------------------------------------------
+    def frame(self, part: pd.DataFrame, newdata: bool = False) -> tuple[pd.DataFrame, np.ndarray | None, np.ndarray | None]:
+        """Complete rows of the used columns with global factor coding, and their weights and offset.
+
+        Parameters
+        ----------
+        part : pandas.DataFrame
+            One partition.
+        newdata : bool
+            Whether ``part`` is new data (prediction): then only the columns it has are
+            selected, and weights are not read.
+        """
+        cols = [c for c in self.columns if c in part.columns] if newdata else self.columns
+        frame = part[cols]
+        keep = ~frame.isna().any(axis=1).to_numpy()
+        if not keep.all():
+            frame = frame.loc[keep]
+        frame = frame.copy()
+        for c in cols:
+            col = frame[c]
+            if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+                vals = col.to_numpy(dtype=float)
+                bad = np.isinf(vals)
+                if bad.any():
+                    raise DataError(f"column {c!r} has {int(bad.sum())} infinite value(s); remove or recode them")
+        for c, (kind, cats) in self.factors.items():
+            if c in frame.columns:
+                frame[c] = _factorize(frame[c], kind, cats)
+        w = off = None
+        if self.weights is not None and not newdata:
+            w = part[self.weights].to_numpy(dtype=float)[keep]
+        if self.offset is not None and self.offset in part.columns:
+            off = part[self.offset].to_numpy(dtype=float)[keep]
+        return frame, w, off
+
+    def fixed_matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """``X`` of the rows of ``frame`` (all spec columns)."""
+        try:
+            with np.errstate(all="ignore"):
+                X = self.fixed_spec.get_model_matrix(frame, na_action="raise")
+        except Exception as exc:  # formulaic's own errors
+            raise FormulaError(f"cannot build the fixed-effects matrix of a partition: {exc}") from exc
+        X = np.asarray(X.to_numpy(dtype=float)).reshape(len(frame), self.p_full)
+        bad = ~np.isfinite(X).all(axis=0)
+        if bad.any():
+            names = [self.fixed_names[j] for j in np.flatnonzero(bad)]
+            raise DataError(
+                f"fixed-effects column {', '.join(names)} has missing or infinite values after transformation "
+                "(e.g. log of a non-positive number); transform or filter the data first"
+            )
+        return X
+
+    def term_matrix(self, t: _TermLayout, frame: pd.DataFrame) -> np.ndarray:
+        """The model columns of term ``t`` (n × k)."""
+        if t.spec is None:
+            return np.ones((len(frame), 1))
+        try:
+            with np.errstate(all="ignore"):
+                Xt = t.spec.get_model_matrix(frame, na_action="raise")
+        except Exception as exc:
+            raise FormulaError(f"cannot build the columns of the term on {':'.join(t.factors)!r}: {exc}") from exc
+        Xt = np.asarray(Xt.to_numpy(dtype=float)).reshape(len(frame), t.k)
+        if not np.isfinite(Xt).all():
+            raise DataError(f"a column of the term on {':'.join(t.factors)!r} has missing or infinite values")
+        return Xt
+
+    def codes(self, t: _TermLayout, frame: pd.DataFrame) -> np.ndarray:
+        """0-based level of every row for term ``t``; -1 for a level not seen in the fit."""
+        per = []
+        for f in t.factors:
+            kind, cats = self.group_levels[f]
+            col = frame[f]
+            if isinstance(col.dtype, pd.CategoricalDtype) and col.cat.categories.equals(cats):
+                c = np.asarray(col.cat.codes, dtype=np.int64)
+            else:
+                c = np.asarray(_factorize(col, kind, cats).codes, dtype=np.int64)
+            per.append(c)
+        if len(per) == 1:
+            return per[0]
+        combined = np.zeros(len(frame), dtype=np.int64)
+        for c, size in zip(per, t.sizes):
+            combined = combined * size + c
+        bad = np.zeros(len(frame), dtype=bool)
+        for c in per:
+            bad |= c < 0
+        pos = np.searchsorted(t.combos, combined)
+        pos = np.minimum(pos, len(t.combos) - 1)
+        found = (t.combos[pos] == combined) & ~bad
+        return np.where(found, pos, -1)
+
+    def response_values(self, frame: pd.DataFrame) -> np.ndarray:
+        """The response of the rows of ``frame``."""
+        return _response(self.response, frame, self.response_vars)
+
+    # ----- pass 2 -----------------------------------------------------------------------
+    def cross(self, part: pd.DataFrame) -> _Partial:
+        """The partition's block-lower ``[Z X y]ᵀW[Z X y]`` and the statistics of the global checks."""
+        frame, w, off = self.frame(part)
+        n = len(frame)
+        p = self.p_full
+        y = self.response_values(frame) if n else np.zeros(0)
+        X = self.fixed_matrix(frame) if n else np.zeros((0, p))
+        codes = [self.codes(t, frame) for t in self.terms]
+        Xts = [self.term_matrix(t, frame) if n else np.zeros((0, t.k)) for t in self.terms]
+        for t, c in zip(self.terms, codes):
+            if n and (c < 0).any():
+                raise SparseLMMError(
+                    f"internal error: a level of {':'.join(t.factors)!r} was not seen by the scan of the data"
+                )
+        yadj = y if off is None else y - off
+        ww = np.ones(n) if w is None else w
+        ZtZ = _ztz_block_lower(self.terms, codes, Xts, ww, self.q)
+        ZtX = np.zeros((self.q, p))
+        Zty = np.zeros(self.q)
+        for t, c, Xt in zip(self.terms, codes, Xts):
+            for j in range(t.k):
+                rows = t.offset + c * t.k + j
+                v = ww * Xt[:, j]
+                Zty += np.bincount(rows, weights=v * yadj, minlength=self.q)
+                for i in range(p):
+                    ZtX[:, i] += np.bincount(rows, weights=v * X[:, i], minlength=self.q)
+        Xw = X * ww[:, None]
+        if n:
+            xmean = X.mean(axis=0)
+            xM2 = ((X - xmean) ** 2).sum(axis=0)
+        else:
+            xmean = np.zeros(p)
+            xM2 = np.zeros(p)
+        return _Partial(
+            ZtZ=ZtZ,
+            ZtX=ZtX,
+            Zty=Zty,
+            XtX=X.T @ Xw,
+            Xty=Xw.T @ yadj,
+            yty=float(yadj @ (ww * yadj)),
+            n=n,
+            ldW=0.0 if w is None else float(np.sum(np.log(w))),
+            ymin=float(y.min()) if n else np.inf,
+            ymax=float(y.max()) if n else -np.inf,
+            xmean=xmean,
+            xM2=xM2,
+            xbinary=np.array([bool(np.all((X[:, j] == 0) | (X[:, j] == 1))) for j in range(p)], dtype=bool),
+            grams=[Xt.T @ Xt for Xt in Xts],
+        )
+
+    # ----- after the fit ----------------------------------------------------------------
+    def linear_predictor(
+        self,
+        part: pd.DataFrame,
+        beta: np.ndarray,
+        keep: np.ndarray,
+        b: np.ndarray | None,
+        newdata: bool = False,
+        allow_new_levels: bool = False,
+    ) -> tuple[pd.Series, pd.DataFrame, np.ndarray | None]:
+        """``η = X β̂ (+ Z b̂) (+ offset)`` for the complete rows of a partition.
+
+        Parameters
+        ----------
+        part : pandas.DataFrame
+        beta : numpy.ndarray
+            Fixed effects (of the kept columns ``keep`` of the spec).
+        keep : numpy.ndarray
+            Indices of the spec's columns kept in the fit.
+        b : numpy.ndarray or None
+            The conditional modes ``b = Λu`` in ``Zt``'s row layout; None for the population level.
+        newdata : bool
+            Prediction for new data: a missing response column is fine.
+        allow_new_levels : bool
+            New levels contribute 0 instead of raising.
+
+        Returns
+        -------
+        eta : pandas.Series
+            Indexed by the complete rows of ``part``.
+        frame : pandas.DataFrame
+            Those rows, coded.
+        weights : numpy.ndarray or None
+            Their prior weights (fitted data only).
+        """
+        frame, w, off = self.frame(part, newdata=newdata)
+        n = len(frame)
+        eta = self.fixed_matrix(frame)[:, keep] @ beta if n else np.zeros(0)
+        if b is not None and n:
+            for t in self.terms:
+                missing = [f for f in t.factors if f not in frame.columns]
+                if missing:
+                    raise DataError(f"newdata lacks grouping column(s) {missing} of the term on {':'.join(t.factors)!r}")
+                c = self.codes(t, frame)
+                new = c < 0
+                if new.any() and not allow_new_levels:
+                    raise DataError(
+                        f"{int(new.sum())} row(s) have a level of grouping factor {':'.join(t.factors)!r} not seen "
+                        "in the fit; use allow_new_levels=True to predict them at the population level"
+                    )
+                Xt = self.term_matrix(t, frame)
+                cc = np.where(new, 0, c)
+                for j in range(t.k):
+                    eta = eta + np.where(new, 0.0, Xt[:, j] * b[t.offset + cc * t.k + j])
+        if off is not None:
+            eta = eta + off
+        return pd.Series(eta, index=frame.index, dtype=float), frame, w
+
+
+def _ztz_block_lower(
+    terms: Sequence[_TermLayout], codes: Sequence[np.ndarray], Xts: Sequence[np.ndarray], w: np.ndarray, q: int
+) -> sp.csc_matrix:
+    """Block-lower part of ``ZᵀWZ`` for the rows given, as CSC.
+
+    Observation ``i`` adds ``w_i x_{is} x_{it}ᵀ`` to the block (level of ``i`` in
+    term ``s``, level of ``i`` in term ``t``); within a term that is a diagonal
+    block (for a scalar term: one ``bincount``), and for ``s`` after ``t`` in the
+    term order it is below the diagonal.
+    """
+    rows, cols, vals = [], [], []
+    diag = np.zeros(q)
+    idx_dtype = np.int32 if q < 2**31 - 1 else np.int64
+    for s, (ts, cs, Xs) in enumerate(zip(terms, codes, Xts)):
+        for t in range(s + 1):
+            tt, ct, Xt = terms[t], codes[t], Xts[t]
+            if s == t and ts.k == 1:
+                diag += np.bincount(ts.offset + cs, weights=w * Xs[:, 0] ** 2, minlength=q)
+                continue
+            for a in range(ts.k):
+                ra = (ts.offset + cs * ts.k + a).astype(idx_dtype)
+                for bcol in range(tt.k):
+                    rows.append(ra)
+                    cols.append((tt.offset + ct * tt.k + bcol).astype(idx_dtype))
+                    vals.append(w * Xs[:, a] * Xt[:, bcol])
+    if rows and len(rows[0]):
+        A = sp.coo_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(q, q)
+        ).tocsc()
+        del rows, cols, vals
+        A = (A + sp.diags(diag, format="csc")).tocsc() if diag.any() else A
+    else:
+        A = sp.diags(diag, format="csc")
+    A.sum_duplicates()
+    A.sort_indices()
+    return A
+
+
+def _symmetric_from_block_lower(L: sp.csc_matrix, block_of: np.ndarray) -> sp.csc_matrix:
+    """The symmetric matrix whose block-lower part is ``L``: ``L + Sᵀ`` with ``S`` = ``L`` less its
+    diagonal blocks (``block_of``: the level block of each row/column)."""
+    q = L.shape[1]
+    col = np.repeat(np.arange(q, dtype=L.indices.dtype), np.diff(L.indptr))
+    strict = block_of[L.indices] != block_of[col]
+    counts = np.bincount(col[strict], minlength=q)
+    del col
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(L.indptr.dtype)
+    S = sp.csc_matrix((L.data[strict], L.indices[strict], indptr), shape=L.shape)
+    del strict
+    out = (L + S.T.tocsc()).tocsc()
+    del S
+    out.sort_indices()
+    return out
+
+
+class BlockLowerCrossProducts(CrossProducts):
+    """:class:`~sparselmm.modelframe.CrossProducts` that keeps only the block-lower part of ``ZᵀWZ``.
+
+    ``ZtZ_lower`` holds the level blocks on and below the block diagonal (for
+    scalar terms: the lower triangle).  The PLS states of this module work
+    from it directly; the full symmetric ``ZtZ`` that other code reads is built
+    on first access and kept, so a 10⁸-row crossed fit never holds both.
+
+    Parameters
+    ----------
+    ZtZ_lower : scipy.sparse.csc_matrix
+    block_of : numpy.ndarray
+        Level block of every row of ``ZtZ_lower``.
+    **kw
+        The other fields of :class:`~sparselmm.modelframe.CrossProducts`.
+    """
+
+    def __init__(self, ZtZ_lower: sp.csc_matrix, block_of: np.ndarray, **kw: Any) -> None:
+        self._full: sp.csc_matrix | None = None
+        super().__init__(ZtZ=None, **kw)  # type: ignore[arg-type]
+        self.ZtZ_lower = ZtZ_lower
+        self._block_of = block_of
+
+    @property  # type: ignore[override]
+    def ZtZ(self) -> sp.csc_matrix:
+        """The full symmetric ``ZᵀWZ`` (built from ``ZtZ_lower`` when first read)."""
+        if self._full is None and getattr(self, "ZtZ_lower", None) is not None:
+            self._full = _symmetric_from_block_lower(self.ZtZ_lower, self._block_of)
+        return self._full  # type: ignore[return-value]
+
+    @ZtZ.setter
+    def ZtZ(self, value: sp.csc_matrix | None) -> None:
+        self._full = value
+
+    def __repr__(self) -> str:
+        return f"BlockLowerCrossProducts(q={self.ZtZ_lower.shape[0]}, nnz_lower={self.ZtZ_lower.nnz}, n={self.n})"
+
+
+def _lower_counts(design: Design) -> np.ndarray:
+    """Stored entries per column of the first ``Gp[1]`` columns of ``ZᵀWZ``'s lower part
+    (1 + the level pairs of that level with the later terms)."""
+    q1 = int(design.Gp[1])
+    L = getattr(design.cross, "ZtZ_lower", None)
+    if L is not None:
+        return np.diff(L.indptr)[:q1]
+    A = design.cross.ZtZ.tocsc()
+    col = np.diff(A.indptr)[:q1]
+    return col  # the first term's block is diagonal: the column holds the diagonal and A₂₁
+
+
+# ----------------------------------------------------------------------------------------
+# global checks on reduced statistics
+
+
+def independent_columns_gram(G: np.ndarray, tol: float = 1e-7) -> np.ndarray:
+    """Columns to keep, from the Gram matrix ``G = XᵀX`` alone (the reduced-statistics form of
+    :func:`sparselmm.modelframe._independent_columns`).
+
+    Column ``j`` is dropped when its distance to the span of the kept columns before
+    it is at most ``tol`` times its norm:
+
+    .. math:: G_{jj} - G_{jK} G_{KK}^{-1} G_{Kj} \\le \\text{tol}^2\\, G_{jj},
+
+    which is the pivot-free Gram–Schmidt test of R's ``qr()`` (LINPACK dqrdc2),
+    as lme4's ``chkRank.drop.cols`` uses it.
+
+    Parameters
+    ----------
+    G : numpy.ndarray
+        Symmetric positive semi-definite p × p matrix.
+    tol : float
+        Relative tolerance.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+    """
+    p = G.shape[0]
+    d = np.sqrt(np.clip(np.diag(G), 0, None))
+    keep: list[int] = []
+    R = np.zeros((0, 0))
+    for j in range(p):
+        if d[j] == 0:
+            continue
+        g = G[j, j] / d[j] ** 2
+        if keep:
+            gK = G[keep, j] / (d[keep] * d[j])
+            v = sla.solve_triangular(R, gK, trans="T", lower=False, check_finite=False)
+            r2 = g - v @ v
+        else:
+            v = np.zeros(0)
+            r2 = g
+        if r2 > tol**2:
+            r = np.sqrt(r2)
+            m = len(keep)
+            Rn = np.zeros((m + 1, m + 1))
+            Rn[:m, :m] = R
+            Rn[:m, m] = v
+            Rn[m, m] = r
+            R = Rn
+            keep.append(j)
+    return np.array(keep, dtype=np.int64)
+
+
+def _warn_scale(sds: np.ndarray, binary: np.ndarray, names: list[str], tol: float = 1e3) -> None:
+    """lme4's ``checkScaleX`` from column SDs (see :func:`sparselmm.modelframe._check_scale`)."""
+    cont = [j for j in range(len(names)) if not binary[j]]
+    if not cont:
+        return
+    s_all = sds[cont]
+    s = s_all[s_all > 0]
+    if not len(s):
+        return
+    if np.log(s.max()) - np.log(s.min()) > np.log(tol) or np.any(np.abs(np.log(s)) > np.log(tol)):
+        bad = [names[j] for j, v in zip(cont, s_all) if v > 0 and abs(np.log(v)) > np.log(tol)]
+        warnings.warn(
+            "some predictor variables are on very different scales"
+            + (f" ({', '.join(bad)})" if bad else "")
+            + ": consider rescaling; the fit is computed in the original scale",
+            ScaleWarning,
+            stacklevel=4,
+        )
+
+
+# ----------------------------------------------------------------------------------------
+# the design
+
+
+@dataclass
+class DaskDesign(Design):
+    """A :class:`~sparselmm.modelframe.Design` whose rows stay in a Dask DataFrame.
+
+    ``y``, ``X`` and ``Zt`` are empty placeholders (0 rows / 0 columns of the
+    right width); ``cross`` holds the reduced cross-products with the full
+    symmetric ``ZᵀWZ``, so every θ-dependent computation works as for an
+    in-memory design.  ``n`` is the number of observations in the data.
+
+    Attributes
+    ----------
+    source : dask.dataframe.DataFrame
+        The data (the used columns, weights and offset).
+    builder : PartitionBuilder
+        Rebuilds ``X``, ``y``, codes and term columns of a partition.
+    n_rows : int
+        Rows in the data, complete or not.
+    """
+
+    source: Any = None
+    builder: PartitionBuilder | None = None
+    n_rows: int = 0
+
+    @property
+    def n(self) -> int:
+        """Number of observations used (rows with no missing value in a used column)."""
+        return int(self.cross.n)
+
+    def pls(self, backend: str = "auto") -> PLSState:
+        """A fresh PLS state suited to data of any size (see :meth:`Design.pls`).
+
+        Parameters
+        ----------
+        backend : {"auto", "cholmod", "schur"}
+            ``"auto"``: :class:`DenseSchurPLSState` where most level pairs of two
+            crossed scalar factors occur (see :func:`_dense_schur_pays`); else the
+            in-memory choice, with CHOLMOD through the memory-lean
+            :class:`ScalarTermsPLSState` when every term is scalar.
+        """
+        if backend not in ("auto", "cholmod", "schur"):
+            raise ModelSpecError(f"backend must be 'auto', 'cholmod' or 'schur', got {backend!r}")
+        if backend == "auto" and _dense_schur_pays(self):
+            return DenseSchurPLSState(self)
+        if backend == "schur" or (backend == "auto" and _block_schur_applies(self)):
+            return super().pls(backend)
+        if all(t.k == 1 for t in self.terms):
+            return ScalarTermsPLSState(self)
+        return PLSState(self)
+
+
+def _block_schur_applies(design: Design, max_pairs: float = 2e7) -> bool:
+    """Whether :meth:`Design.pls` would pick :mod:`sparselmm.schur`'s block factor, and its
+    precomputed pairs of level entries (``Σ_j c_j²/2``) stay within ``max_pairs``."""
+    try:
+        from .schur import schur_eligible
+    except ImportError:  # pragma: no cover
+        return False
+    if not schur_eligible(design) or int(design.Gp[1]) < 2000:
+        return False
+    c = _lower_counts(design).astype(np.float64) - 1.0
+    return float(np.sum(c * c)) / 2 <= max_pairs
+
+
+class _ScalarProduct:
+    """``ΛᵀAΛ`` on a fixed pattern when every term has one column (Λ diagonal).
+
+    Then ``(ΛᵀAΛ)_ij = θ_{t(i)} θ_{t(j)} A_ij``: the lower triangle of ``A``
+    is kept once with a small code per entry for its pair of terms, and one
+    product per θ fills the CSC data of ``M`` (no per-block storage, which
+    matters when ``A`` has 10⁸ entries).
+    """
+
+    def __init__(self, design: Design) -> None:
+        A = getattr(design.cross, "ZtZ_lower", None)  # for scalar terms block-lower = lower
+        A = (design.cross.ZtZ if A is None else A).tocsc()
+        q = A.shape[0]
+        col = np.repeat(np.arange(q, dtype=A.indices.dtype), np.diff(A.indptr))
+        lower = A.indices >= col
+        counts = np.bincount(col[lower], minlength=q)
+        indices = A.indices[lower]
+        self.data = A.data[lower]
+        nt = len(design.terms)
+        term_of = np.repeat(np.arange(nt, dtype=np.int16), np.diff(design.Gp))
+        self.pair = (term_of[indices].astype(np.int16) * nt + term_of[col[lower]]).astype(np.int16)
+        del col, lower, A
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(indices.dtype)
+        self.M = sp.csc_matrix((self.data.copy(), indices, indptr), shape=(q, q))
+        self.M.has_sorted_indices = True
+        self.nt = nt
+
+    def fill(self, blocks: list[np.ndarray]) -> sp.csc_matrix:
+        """Set ``M.data`` to the lower triangle of ``ΛᵀAΛ`` for the 1 × 1 blocks given."""
+        t = np.array([B[0, 0] for B in blocks], dtype=float)
+        f = np.outer(t, t).ravel()
+        np.multiply(self.data, f[self.pair], out=self.M.data)
+        return self.M
+
+
+class ScalarTermsPLSState(PLSState):
+    """:class:`~sparselmm.pls.PLSState` for designs whose terms all have one column.
+
+    Identical results and the same CHOLMOD factorisation; only the way
+    ``ΛᵀAΛ`` is filled differs (:class:`_ScalarProduct` instead of per-block
+    storage), which keeps the memory of a crossed design with ~10⁸ distinct
+    level pairs to a few bytes per pair.
+    """
+
+    def _setup_factor(self, mode: str, ordering_method: str) -> None:
+        from sksparse.cholmod import analyze
+
+        if any(t.k != 1 for t in self.design.terms):
+            raise ModelSpecError("ScalarTermsPLSState needs terms with one column each")
+        self._prod = _ScalarProduct(self.design)  # type: ignore[assignment]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.factor = analyze(self._prod.M, mode=mode, ordering_method=ordering_method)
+
+
+def dense_schur_eligible(design: Design, max_dense: int = 6000) -> bool:
+    """True when :class:`DenseSchurPLSState` applies: at least two terms, all scalar with a
+    linear structure, the first term's block of ``ZᵀWZ`` diagonal (one factor: always), and
+    the remaining ``q₂`` random effects at most ``max_dense`` and fewer than the first term's."""
+    terms = design.terms
+    if len(terms) < 2 or any(t.k != 1 or t.structure.name not in ("us", "diag") for t in terms):
+        return False
+    q1 = int(design.Gp[1])
+    q2 = design.q - q1
+    return q2 <= max_dense and q1 >= q2
+
+
+def _dense_schur_pays(design: Design, ratio: float = 0.02) -> bool:
+    """Whether the dense Schur factorisation beats a sparse one for this design.
+
+    A sparse factorisation eliminating the first factor costs ``Σ_j c_j²`` flops
+    (``c_j``: level pairs in row ``j`` of ``A₁₂``), scattered and slow per flop (CHOLMOD
+    makes width-1 supernodes here); the dense one ``q₁ q₂²`` BLAS-3 flops.  Measured on
+    this project's 2-core machine the dense flops are ~50 times faster, so dense wins
+    once ``Σ_j c_j² > ratio · q₁ q₂²`` (and the first factor has ≥ 2,000 levels).
+    """
+    if not dense_schur_eligible(design) or int(design.Gp[1]) < 2000:
+        return False
+    q1 = int(design.Gp[1])
+    q2 = design.q - q1
+    c = _lower_counts(design).astype(np.float64) - 1.0
+    return float(np.sum(c * c)) > ratio * q1 * q2 * q2
+
+
+class DenseSchurPLSState(PLSState):
+    """Block Cholesky PLS for crossed scalar terms whose cross block is dense-ish.
+
+    With ``A = ZᵀWZ`` split after the first term (``q₁`` levels, diagonal block
+    ``diag(a₁)``) and ``Λ = diag(θ₁ I, Λ₂)``:
+
+    .. math::
+
+        M = \\begin{pmatrix} D & θ_1 A_{12} Λ_2 \\\\ θ_1 Λ_2 A_{21} & Λ_2 A_{22} Λ_2 + I \\end{pmatrix},
+        \\quad D = θ_1^2 a_1 + 1,
+
+        S = Λ_2 (A_{22} - A_{21} \\, \\mathrm{diag}(θ_1^2 / D) \\, A_{12}) Λ_2 + I = R^T R,
+
+        \\log\\det M = \\sum \\log D + 2 \\sum \\log R_{ii}.
+
+    ``A₂₁ diag(w) A₁₂`` is formed with dense BLAS (``dsyrk``) on row chunks of
+    ``A₁₂`` densified on the fly, ``O(q₁ q₂²)`` flops and ``O(q₂²)`` memory per θ —
+    far cheaper than a sparse supernodal factorisation when most level pairs
+    occur (10⁸ rows on 100,000 × 2,000 levels fill 40% of ``A₁₂``), and with no
+    per-pair storage.  Results equal :class:`~sparselmm.pls.PLSState`'s.
+    """
+
+    def _setup_factor(self, mode: str, ordering_method: str) -> None:
+        d = self.design
+        if not dense_schur_eligible(d):
+            raise ModelSpecError("DenseSchurPLSState needs two or more scalar terms with a small trailing block")
+        L = getattr(d.cross, "ZtZ_lower", None)
+        A = (d.cross.ZtZ if L is None else L).tocsc()
+        q1 = int(d.Gp[1])
+        q2 = d.q - q1
+        left = A[:, :q1]  # columns of the first term: its diagonal block and A₂₁
+        if left[:q1].nnz != q1 or np.any(left[:q1].diagonal() <= 0):
+            raise ModelSpecError("the first term's block of Z'WZ is not diagonal")
+        self.q1, self.q2 = q1, q2
+        self.a1 = np.asarray(left[:q1].diagonal(), dtype=float)
+        self.A12 = left[q1:].T.tocsr()  # q1 × q2 (A is symmetric)
+        self.A12.sort_indices()
+        del left
+        A22 = A[q1:, q1:].toarray()
+        if L is not None:  # only the lower triangle is stored
+            A22 = np.tril(A22) + np.tril(A22, -1).T
+        self.A22 = A22
+        self.term2 = np.repeat(np.arange(1, len(d.terms)), np.diff(d.Gp)[1:])
+        self.chunk = max(1, int(2**23 // max(q2, 1)))  # rows per dense chunk (64 MB)
+        self.factor = None
+
+    def _cross_gram(self, w: np.ndarray) -> np.ndarray:
+        """``A₂₁ diag(w) A₁₂`` (q₂ × q₂, upper triangle valid), chunk by chunk."""
+        from scipy.linalg.blas import dsyrk
+
+        q1, q2 = self.q1, self.q2
+        K = np.zeros((q2, q2), order="F")
+        sw = np.sqrt(w)
+        for lo in range(0, q1, self.chunk):
+            hi = min(q1, lo + self.chunk)
+            B = self.A12[lo:hi].toarray()
+            B *= sw[lo:hi, None]
+            # Bᵀ is Fortran-ordered: BLAS reads it in place and K += Bᵀ(Bᵀ)ᵀ = BᵀB
+            K = dsyrk(1.0, B.T, beta=1.0, c=K, trans=0, lower=0, overwrite_c=1)
+        return K
+
+    def _factorize(self, blocks: list[np.ndarray]) -> bool:
+        from scipy.linalg import lapack
+
+        th1 = float(blocks[0][0, 0])
+        lam2 = np.array([b[0, 0] for b in blocks[1:]])[self.term2 - 1]
+        D = th1 * th1 * self.a1 + 1.0
+        K = self._cross_gram(th1 * th1 / D)
+        K = np.triu(K) + np.triu(K, 1).T
+        S = (self.A22 - K) * lam2[:, None] * lam2[None, :]
+        S[np.diag_indices_from(S)] += 1.0
+        R, info = lapack.dpotrf(S, lower=0, clean=1, overwrite_a=1)
+        if info != 0:
+            return False
+        self._th1, self._lam2, self._D, self._R = th1, lam2, D, R
+        return True
+
+    def _logdet(self) -> float:
+        return float(np.sum(np.log(self._D)) + 2.0 * np.sum(np.log(np.diag(self._R))))
+
+    def solve_M(self, rhs: np.ndarray) -> np.ndarray:
+        """``M⁻¹ rhs`` by block elimination."""
+        b = rhs if rhs.ndim == 2 else rhs[:, None]
+        q1 = self.q1
+        th1, lam2, D = self._th1, self._lam2, self._D
+        b1, b2 = b[:q1], b[q1:]
+        y1 = b1 / D[:, None]
+        x2 = sla.cho_solve((self._R, False), b2 - lam2[:, None] * (th1 * (self.A12.T @ y1)), check_finite=False)
+        x1 = (b1 - th1 * (self.A12 @ (lam2[:, None] * x2))) / D[:, None]
+        out = np.vstack([x1, x2])
+        return out if rhs.ndim == 2 else out[:, 0]
+
+
+def _check_stateful(pf: ParsedFormula) -> None:
+    texts = [("the fixed part", pf.fixed), ("the response", pf.response)] + [(repr(b.text), b.lhs) for b in pf.bars]
+    for where, text in texts:
+        for name in STATEFUL_TRANSFORMS:
+            if re.search(rf"(?<![A-Za-z0-9_.]){name}\s*\(", text):
+                raise ModelSpecError(
+                    f"{name}() in {where} of {pf.formula!r} depends on the whole column, which a Dask fit never "
+                    "holds; compute the transformed column first (e.g. ddf['x_s'] = (ddf.x - m) / s with m and s "
+                    "computed by Dask) and use it in the formula"
+                )
+
+
+def _tree(items: list, combine: Any, split_every: int) -> Any:
+    from dask import delayed
+
+    while len(items) > 1:
+        items = [delayed(combine)(items[i : i + split_every]) for i in range(0, len(items), split_every)]
+    return items[0]
+
+
+def dask_design(
+    formula: str,
+    data: Any,
+    *,
+    weights: str | None = None,
+    offset: str | None = None,
+    na_action: str = "omit",
+    split_every: int = 8,
+) -> DaskDesign:
+    """Build a design from a Dask DataFrame in two passes over the data (see the module docstring).
+
+    Parameters
+    ----------
+    formula : str
+        lme4 formula.
+    data : dask.dataframe.DataFrame
+        The data; partitions are pandas DataFrames with the same columns.
+    weights, offset : str, optional
+        Names of the columns holding prior weights and an offset.
+    na_action : {"omit", "fail"}
+        Drop rows with a missing value in a used column, or raise.
+    split_every : int
+        Fan-in of the tree reduction of the cross-products.
+
+    Returns
+    -------
+    DaskDesign
+
+    Raises
+    ------
+    FormulaError, DataError, ModelSpecError
+        As :func:`sparselmm.design` does, with the checks that need all rows made on
+        reduced statistics.
+    """
+    from dask import delayed
+
+    if not _is_dask_dataframe(data) or not hasattr(data, "to_delayed"):
+        raise DataError(f"data must be a dask DataFrame, got {type(data).__name__}")
+    if na_action not in ("omit", "fail"):
+        raise DataError(f"na_action must be 'omit' or 'fail', got {na_action!r}")
+    for what, v in (("weights", weights), ("offset", offset)):
+        if v is not None and not isinstance(v, str):
+            raise DataError(
+                f"with a Dask DataFrame, {what} must be the name of a column of the data, got {type(v).__name__}"
+            )
+    pf = parse_formula(formula)
+    _check_stateful(pf)
+    columns = [str(c) for c in data.columns]
+    if len(set(columns)) != len(columns):
+        dups = sorted({c for c in columns if columns.count(c) > 1})
+        raise DataError(f"the data have duplicated column name(s) {dups}; rename them so the formula is unambiguous")
+    resp_vars, fixed_vars, group_vars = _needed_variables(pf, columns)
+    used = list(dict.fromkeys(resp_vars + fixed_vars + group_vars))
+    for v in used:
+        if v not in columns:
+            raise FormulaError(f"column {v!r} in formula {formula!r} is not in the data{_suggest(v, columns)}")
+    for what, v in (("weights", weights), ("offset", offset)):
+        if v is not None and v not in columns:
+            raise DataError(f"{what} column {v!r} is not in the data{_suggest(v, columns)}")
+    dtypes = data.dtypes
+    fixed_factor = [
+        c
+        for c in dict.fromkeys(fixed_vars + resp_vars)
+        if c in fixed_vars
+        and (_kind(dtypes[c]) != "other" or not pd.api.types.is_numeric_dtype(dtypes[c]))
+    ]
+    factor_columns = list(dict.fromkeys(fixed_factor + group_vars))
+    interactions = list(dict.fromkeys(b.factors for b in pf.bars if len(b.factors) > 1))
+    selected = list(dict.fromkeys(used + [c for c in (weights, offset) if c is not None]))
+    source = data[selected]
+
+    # ---- pass 1: levels, missing values, a sample -------------------------------------------
+    spec = _ScanSpec(used, factor_columns, interactions, weights, offset)
+    parts = source.to_delayed()
+    spec_d = delayed(spec, pure=True)
+    scan: _Scan = _tree([delayed(_scan_partition)(p, spec_d) for p in parts], _combine_scans, split_every).compute()
+    if scan.bad_weights:
+        raise DataError(f"weights must be finite and positive; {scan.bad_weights} are not")
+    if scan.bad_offset:
+        raise DataError("offset has missing or infinite values")
+    n_dropped = scan.n_rows - scan.n_complete
+    if n_dropped and na_action == "fail":
+        raise DataError(
+            f"missing values in column(s) {sorted(scan.na_counts)} ({n_dropped} rows) and na_action='fail'"
+        )
+    n = scan.n_complete
+    if n == 0:
+        raise DataError(f"no observations left after dropping {n_dropped} rows with missing values in {used}")
+    levels = {c: _global_levels(scan, c) for c in factor_columns}
+    sample = scan.sample.copy()
+    for c in fixed_factor:
+        sample[c] = _factorize(sample[c], *levels[c])
+
+    # ---- model specs and the term layout, on the sample --------------------------------------
+    _response(pf.response, sample, resp_vars)  # a non-numeric response fails here
+    _, X_names_full, fixed_spec = _model_matrix(pf.fixed, sample, "the fixed-effects matrix")
+    terms: list[RandomTerm] = []
+    specs: dict[int, Any] = {}
+    combos: dict[tuple[str, ...], tuple[np.ndarray, tuple[int, ...]]] = {}
+    for b in pf.bars:
+        if b.lhs.strip() == "1":
+            cols, tspec = ["(Intercept)"], None
+        else:
+            Xs, cols, tspec = _model_matrix(b.lhs, sample, f"the columns of term {b.text!r}")
+            if Xs.shape[1] == 0:
+                raise ModelSpecError(f"term {b.text!r} has no columns")
+            _check_term_columns(b, Xs[:, :1], cols[:1], sample)  # '||' on a factor
+        if len(b.factors) == 1:
+            kind, cats = levels[b.factors[0]]
+            labels = grouping_factor(pd.DataFrame({b.factors[0]: pd.Categorical(cats, categories=cats)}), b.factors)[1]
+        else:
+            cf = scan.combos[b.factors].copy()
+            for f in b.factors:
+                cf[f] = _factorize(cf[f], *levels[f])
+            _, labels = grouping_factor(cf, b.factors)
+            sizes = tuple(len(levels[f][1]) for f in b.factors)
+            comb = np.zeros(len(cf), dtype=np.int64)
+            for f, size in zip(b.factors, sizes):
+                comb = comb * size + np.asarray(cf[f].cat.codes, dtype=np.int64)
+            combos[b.factors] = (np.unique(comb), sizes)
+        term = RandomTerm(
+            bar=b, group=b.group, levels=labels, codes=np.zeros(0, dtype=np.int64), columns=cols,
+            Xt=np.zeros((0, len(cols))), spec=tspec,
+        )
+        specs[id(term)] = tspec
+        terms.append(term)
+    if not terms:
+        raise ModelSpecError(
+            f"formula {formula!r} has no random-effects term like (1 | g); for a model without random effects "
+            "use ordinary least squares"
+        )
+    terms = order_terms(terms)
+    check_terms(terms, n)
+    Gp = np.concatenate([[0], np.cumsum([t.q for t in terms])]).astype(np.int64)
+    q = int(Gp[-1])
+    layouts = []
+    for t, off in zip(terms, Gp[:-1]):
+        cmb, sizes = combos.get(t.bar.factors, (None, ()))
+        layouts.append(_TermLayout(t.bar.factors, t.k, t.spec, int(off), t.nlevels, cmb, sizes))
+    builder = PartitionBuilder(
+        columns=used,
+        response=pf.response,
+        response_vars=resp_vars,
+        fixed_spec=fixed_spec,
+        fixed_names=list(X_names_full),
+        factors={c: levels[c] for c in fixed_factor},
+        group_levels={c: levels[c] for c in group_vars},
+        terms=layouts,
+        q=q,
+        weights=weights,
+        offset=offset,
+    )
+
+    # ---- pass 2: the cross-products ------------------------------------------------------------
+    builder_d = delayed(builder, pure=True)
+    total: _Partial = _tree(
+        [delayed(PartitionBuilder.cross)(builder_d, p) for p in source.to_delayed()], _combine_partials, split_every
+    ).compute()
+    if total.n != n:
+        raise SparseLMMError(f"internal error: the scan counted {n} complete rows, the cross-products {total.n}")
+
+    # ---- global checks --------------------------------------------------------------------------
+    if total.ymax - total.ymin == 0:
+        raise DataError(f"the response {pf.response!r} is constant ({total.ymin!r}); there is nothing to model")
+    for t, G in zip(terms, total.grams):
+        if t.k > 1:
+            kept = independent_columns_gram(G)
+            if len(kept) < t.k:
+                bad = [t.columns[j] for j in range(t.k) if j not in set(kept.tolist())]
+                raise ModelSpecError(
+                    f"the columns of term {t.bar.text!r} are collinear: {', '.join(bad)} is a combination of the "
+                    "other columns; remove it from the term"
+                )
+    keep = independent_columns_gram(total.XtX)
+    dropped = [X_names_full[j] for j in range(len(X_names_full)) if j not in set(keep.tolist())]
+    if dropped:
+        warnings.warn(
+            f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} column(s): {', '.join(dropped)}",
+            RankDeficiencyWarning,
+            stacklevel=3,
+        )
+    X_names = [X_names_full[j] for j in keep]
+    if n >= 2:
+        sds = np.sqrt(total.xM2[keep] / (n - 1))
+        _warn_scale(sds, total.xbinary[keep], X_names)
+
+    # ---- the symmetric ZᵀWZ and the θ template ------------------------------------------------------
+    block_of = np.concatenate(
+        [start + np.repeat(np.arange(t.nlevels, dtype=np.int64), t.k) for t, start in zip(terms, _block_starts(terms))]
+    )
+    cross = BlockLowerCrossProducts(
+        total.ZtZ,
+        block_of,
+        ZtX=np.ascontiguousarray(total.ZtX[:, keep]),
+        Zty=total.Zty,
+        XtX=total.XtX[np.ix_(keep, keep)],
+        Xty=total.Xty[keep],
+        yty=float(total.yty),
+        n=int(total.n),
+        ldW=float(total.ldW),
+    )
+    Lam, lam_slices = build_lambda(terms, Gp)
+    starts, lowers, uppers, slices, linds = [], [], [], [], []
+    pos = 0
+    all_linear = True
+    for t in terms:
+        s = t.structure
+        starts.append(s.start())
+        lowers.append(s.lower())
+        uppers.append(s.upper())
+        slices.append(slice(pos, pos + s.n_par))
+        if s.name == "us":
+            linds.append(np.tile(s.lind + pos, t.nlevels))
+        else:
+            all_linear = False
+        pos += s.n_par
+    factor_levels = {c: [str(v) for v in levels[c][1]] for c in fixed_factor}
+    for c in group_vars:
+        if levels[c][0] == "category" and c not in factor_levels:
+            factor_levels[c] = [str(v) for v in levels[c][1]]
+    p = len(keep)
+    return DaskDesign(
+        formula=pf,
+        y=np.zeros(0),
+        X=np.zeros((0, p)),
+        X_names=X_names,
+        Zt=sp.csc_matrix((q, 0)),
+        terms=terms,
+        Gp=Gp,
+        theta_start=np.concatenate(starts),
+        lower=np.concatenate(lowers),
+        upper=np.concatenate(uppers),
+        theta_slices=slices,
+        Lind=np.concatenate(linds) if all_linear else None,
+        weights=None,
+        offset=None,
+        n_dropped=int(n_dropped),
+        dropped_columns=dropped,
+        cross=cross,
+        row_index=pd.RangeIndex(0),
+        Lambda_pattern=Lam,
+        Lambda_slices=lam_slices,
+        fixed_spec=fixed_spec,
+        fixed_keep=keep,
+        factor_levels=factor_levels,
+        source=source,
+        builder=builder,
+        n_rows=int(scan.n_rows),
+    )
+
+
+def _block_starts(terms: Sequence[RandomTerm]) -> list[int]:
+    """Global index of each term's first level block (blocks counted over all terms)."""
+    out, pos = [], 0
+    for t in terms:
+        out.append(pos)
+        pos += t.nlevels
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# fitting and the fitted model
+
+
+def lmer_dask(
+    formula: str,
+    data: Any,
+    REML: bool = True,
+    *,
+    weights: str | None = None,
+    offset: str | None = None,
+    na_action: str = "omit",
+    optimizer: str = "auto",
+    start: np.ndarray | None = None,
+    options: dict | None = None,
+    check: bool | str = "auto",
+    verbose: bool = False,
+    split_every: int = 8,
+) -> "DaskLinearMixedModel":
+    """Fit a linear mixed model to a Dask DataFrame (what :func:`sparselmm.lmer` calls for one).
+
+    The cross-products are computed partition by partition on the current Dask
+    scheduler (a ``dask.distributed.Client`` if one exists, else the default
+    threaded scheduler); θ is optimised on the driver.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 formula.
+    data : dask.dataframe.DataFrame
+    REML : bool
+        REML criterion (default) or maximum likelihood.
+    weights, offset : str, optional
+        Column names of prior weights and an offset.
+    na_action : {"omit", "fail"}
+    optimizer, start, options, check, verbose
+        As :func:`sparselmm.lmer`.
+    split_every : int
+        Fan-in of the tree reduction.
+
+    Returns
+    -------
+    DaskLinearMixedModel
+    """
+    d = dask_design(formula, data, weights=weights, offset=offset, na_action=na_action, split_every=split_every)
+    return fit_dask_design(d, REML, optimizer=optimizer, start=start, options=options, check=check, verbose=verbose)
+
+
+def fit_dask_design(
+    d: DaskDesign,
+    REML: bool = True,
+    *,
+    optimizer: str = "auto",
+    start: np.ndarray | None = None,
+    options: dict | None = None,
+    check: bool | str = "auto",
+    verbose: bool = False,
+) -> "DaskLinearMixedModel":
+    """Optimise θ for a :class:`DaskDesign` with :func:`sparselmm.fit_design` (same optimiser
+    choice, checks and warnings) and wrap the result as a :class:`DaskLinearMixedModel`.
+
+    Returns
+    -------
+    DaskLinearMixedModel
+    """
+    from .model import fit_design
+
+    if optimizer == "auto" and _dense_schur_pays(d):
+        optimizer = "bobyqa"  # DenseSchurPLSState has no cheap diag(M⁻¹), so no analytic gradient
+    m = fit_design(d, REML, optimizer=optimizer, start=start, options=options, check=check, verbose=verbose)
+    return DaskLinearMixedModel(m.design, m.REML, m.optsum, m._state)  # type: ignore[arg-type]
+
+
+def _partition_eta(
+    part: pd.DataFrame,
+    builder: PartitionBuilder,
+    beta: np.ndarray,
+    keep: np.ndarray,
+    b: np.ndarray | None,
+    what: str,
+    sigma: float,
+    newdata: bool,
+    allow_new_levels: bool,
+) -> pd.Series:
+    """Per partition: fitted values, residuals or predictions as a pandas Series."""
+    eta, frame, w = builder.linear_predictor(part, beta, keep, b, newdata=newdata, allow_new_levels=allow_new_levels)
+    if what in ("fitted", "predicted"):
+        return eta.rename(what)
+    y = builder.response_values(frame) if len(frame) else np.zeros(0)
+    r = y - eta.to_numpy()
+    if what == "pearson":
+        if w is not None:
+            r = r * np.sqrt(w)
+        r = r / sigma
+    return pd.Series(r, index=frame.index, name="residuals", dtype=float)
+
+
+class DaskLinearMixedModel(LinearMixedModel):
+    """A model fitted from a Dask DataFrame.
+
+    Everything that depends on θ, β̂, σ̂ and the BLUPs (``fixef``, ``theta``,
+    ``sigma``, ``vcov``, ``objective``, ``varcorr()``, ``ranef()``,
+    ``coef_table()``, ``summary()``...) is as for an in-memory fit.  Quantities
+    with one value per observation — :meth:`fitted`, :meth:`residuals`,
+    :meth:`predict` without new data — are lazy ``dask.dataframe.Series``
+    computed partition by partition; call ``.compute()`` (or write them out
+    with ``.to_parquet``) to get the values.
+    """
+
+    design: DaskDesign
+
+    def _lazy(self, what: str, b: np.ndarray | None, data: Any = None, newdata: bool = False,
+              allow_new_levels: bool = False) -> Any:
+        d = self.design
+        src = d.source if data is None else data
+        name = "residuals" if what in ("response", "pearson") else what
+        return src.map_partitions(
+            _partition_eta,
+            d.builder,
+            self._beta,
+            d.fixed_keep,
+            b,
+            what,
+            self.sigma,
+            newdata,
+            allow_new_levels,
+            meta=pd.Series([], dtype=float, name=name),
+        )
+
+    def fitted(self) -> Any:
+        """Fitted values ``Xβ̂ + Zb̂`` (+ offset), lazily, indexed like the rows used.
+
+        Returns
+        -------
+        dask.dataframe.Series
+        """
+        return self._lazy("fitted", self._b)
+
+    def residuals(self, type: str = "response") -> Any:
+        """Residuals ``y - fitted`` (``"response"``) or scaled by ``√w / σ`` (``"pearson"``), lazily.
+
+        Parameters
+        ----------
+        type : {"response", "pearson"}
+
+        Returns
+        -------
+        dask.dataframe.Series
+        """
+        if type not in ("response", "pearson"):
+            raise DataError(f"residual type must be 'response' or 'pearson', got {type!r}")
+        return self._lazy(type, self._b)
+
+    def predict(self, newdata: Any = None, re_form: Any = None, allow_new_levels: bool = False) -> Any:
+        """Predictions ``Xβ̂ (+ Zb̂)`` (lme4's ``predict.merMod``).
+
+        Parameters
+        ----------
+        newdata : pandas.DataFrame or dask.dataframe.DataFrame, optional
+            Default: the data of the fit.  A pandas DataFrame gives a pandas Series
+            (as :func:`sparselmm.inference.predict`), a Dask one a lazy Dask Series.
+        re_form : None, "all", "NA" or "~0"
+            Include the random effects (default) or predict at the population level.
+        allow_new_levels : bool
+            Levels not seen in the fit contribute 0 instead of raising.
+
+        Returns
+        -------
+        pandas.Series or dask.dataframe.Series
+        """
+        from .inference import _no_re
+
+        no_re = _no_re(re_form)
+        b = None if no_re else self._b
+        if newdata is None:
+            return self._lazy("predicted", b)
+        if _is_dask_dataframe(newdata):
+            return self._lazy("predicted", b, data=newdata, newdata=True, allow_new_levels=allow_new_levels)
+        return super().predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels)
+
+    def simulate(self, nsim: int = 1, seed: int | None = None) -> pd.DataFrame:
+        """Not available for a Dask fit (it would hold ``nsim`` × n values in memory)."""
+        raise SparseLMMError("simulate() is not available for a model fitted from a Dask DataFrame")
+
+    def refit(self, new_y: Any = None, *, REML: bool | None = None) -> "DaskLinearMixedModel":
+        """Refit with ``REML`` changed (the cross-products are reused; a new response is not supported).
+
+        Parameters
+        ----------
+        new_y : None
+            Must be None for a Dask fit.
+        REML : bool, optional
+        """
+        if new_y is not None:
+            raise SparseLMMError("refit(new_y) is not available for a model fitted from a Dask DataFrame")
+        reml = self.REML if REML is None else REML
+        return fit_dask_design(self.design, reml, optimizer=self.optsum.optimizer, start=self.theta, check=False)
