@@ -34,15 +34,19 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["SchurState", "schur_eligible"]
 
 
-def schur_eligible(design: "Design", max_dense: int = 6000) -> bool:
+def schur_eligible(design: "Design", max_dense: int = 6000, max_pairs: float = 3e7) -> bool:
     """True when the design suits :class:`SchurState`: scalar linear terms, at least two,
-    and a trailing block of at most ``max_dense`` levels that is smaller than the first term."""
+    a trailing block of at most ``max_dense`` levels that is smaller than the first term,
+    and a table of entry pairs (``Σ_j c_j²/2`` over the rows of ``A₁₂``) of at most ``max_pairs``."""
     terms = design.terms
     if len(terms) < 2 or any(t.k != 1 or t.structure.name not in ("us", "diag") for t in terms):
         return False
     q1 = int(design.Gp[1])
     q2 = design.q - q1
-    return q2 <= max_dense and q1 >= q2
+    if q2 > max_dense or q1 < q2:
+        return False
+    cnt = np.diff(design.cross.ZtZ.tocsr()[:q1, q1:].indptr).astype(np.float64)
+    return float(np.sum(cnt * (cnt + 1) / 2)) <= max_pairs
 
 
 class SchurState(PLSState):
