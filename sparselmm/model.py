@@ -49,8 +49,8 @@ def fit_design(
     REML : bool
         Minimise the REML criterion (default) or the profiled deviance.
     optimizer : str
-        ``"auto"`` (L-BFGS-B on the analytic gradient for large crossed designs of scalar
-        terms, BOBYQA otherwise) or one of :func:`sparselmm.optimize.minimize_theta`'s.
+        ``"auto"`` (currently BOBYQA) or one of :func:`sparselmm.optimize.minimize_theta`'s;
+        ``"lbfgsb"`` uses the analytic gradient where it is available.
     start : numpy.ndarray, optional
         Starting θ (default: the design's, lme4's).
     options : dict, optional
@@ -69,13 +69,13 @@ def fit_design(
     grad = None
     if optimizer in ("auto", "lbfgsb"):
         from .pls import Gradient
-        from .schur import SchurState
 
         g = Gradient(state)
         if optimizer == "auto":
-            # L-BFGS-B on the analytic gradient where one evaluation is expensive (large crossed
-            # designs on the block factor); BOBYQA, lme4's default, elsewhere
-            optimizer = "lbfgsb" if isinstance(state, SchurState) and g.available else "bobyqa"
+            # measured (docs/performance.md): on InstEval L-BFGS-B needs 40 evaluations against
+            # BOBYQA's 110, but each gradient costs two evaluations' time (diag(M⁻¹)), so BOBYQA,
+            # lme4's default, is as fast and sturdier on flat ridges; L-BFGS-B stays selectable
+            optimizer = "bobyqa"
         if optimizer == "lbfgsb" and g.available:
             grad = lambda th: g(th, REML)  # noqa: E731
     opt = minimize_theta(
@@ -152,8 +152,8 @@ def lmer(
     na_action : {"omit", "fail"}
         Drop rows with missing values in used columns (default) or raise.
     optimizer : {"auto", "bobyqa", "cobyqa", "nelder_mead", "lbfgsb"}
-        Optimiser for θ: ``"auto"`` takes L-BFGS-B with the analytic gradient for large
-        crossed designs of scalar terms and BOBYQA (lme4's default) otherwise.
+        Optimiser for θ: ``"auto"`` is BOBYQA (lme4's default); ``"lbfgsb"`` runs L-BFGS-B
+        on the analytic gradient where it is available (linear covariance structures).
     start : numpy.ndarray, optional
         Starting θ.
     options : dict, optional

@@ -33,6 +33,28 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["SchurState", "schur_eligible"]
 
+_CONTROLLER = None
+
+
+def _one_blas_thread():  # type: ignore[no-untyped-def]
+    """Context with numpy/scipy's BLAS on one thread.
+
+    The dense factor is small enough (q₂ ≤ 6000) that a second BLAS thread gains
+    little on a quiet machine, while on a busy one OpenBLAS's spinning threads
+    make a Cholesky up to 40× slower (measured: 20 ms single-threaded, 830 ms with
+    two threads beside another process)."""
+    global _CONTROLLER
+    try:
+        if _CONTROLLER is None:
+            from threadpoolctl import ThreadpoolController
+
+            _CONTROLLER = ThreadpoolController()
+        return _CONTROLLER.limit(limits=1, user_api="blas")
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        import contextlib
+
+        return contextlib.nullcontext()
+
 
 def schur_eligible(design: "Design", max_dense: int = 6000, max_pairs: float = 3e7) -> bool:
     """True when the design suits :class:`SchurState`: scalar linear terms, at least two,
@@ -76,6 +98,7 @@ class SchurState(PLSState):
         self.p_row = row[keep].astype(np.int32)
         self.p_l, self.p_m = l[keep].astype(np.int32), m[keep].astype(np.int32)
         self.p_flat = self.p_l.astype(np.int64) * q2 + self.p_m
+        self.p_flat_f = self.p_l.astype(np.int64) + self.p_m.astype(np.int64) * q2  # (l, m) in Fortran order
         self.p_prod = (vx[e1] * vx[e2])[keep] * np.where(l[keep] < m[keep], 1.0, 0.5)
         self.term2 = np.repeat(np.arange(1, len(d.terms)), np.diff(d.Gp)[1:])
 
@@ -89,7 +112,8 @@ class SchurState(PLSState):
         K = K + K.T  # pairs l < m counted once; the diagonal was halved
         S = (self.A22 - K) * lam2[:, None] * lam2[None, :]
         S[np.diag_indices_from(S)] += 1.0
-        R, info = lapack.dpotrf(S, lower=0, clean=0, overwrite_a=1)
+        with _one_blas_thread():
+            R, info = lapack.dpotrf(S, lower=0, clean=0, overwrite_a=1)
         if info != 0:
             return False
         self._th1, self._lam2, self._D, self._R = th1, lam2, D, R
@@ -105,16 +129,18 @@ class SchurState(PLSState):
         th1, lam2, D = self._th1, self._lam2, self._D
         b1, b2 = b[:q1], b[q1:]
         y1 = b1 / D[:, None]
-        x2 = sla.cho_solve((self._R, False), b2 - lam2[:, None] * (th1 * (self.A12T @ y1)), check_finite=False)
+        with _one_blas_thread():
+            x2 = sla.cho_solve((self._R, False), b2 - lam2[:, None] * (th1 * (self.A12T @ y1)), check_finite=False)
         x1 = (b1 - th1 * (self.A12 @ (lam2[:, None] * x2))) / D[:, None]
         out = np.vstack([x1, x2])
         return out if rhs.ndim == 2 else out[:, 0]
 
     def minv_diag(self) -> np.ndarray:
         """``diag(M⁻¹)``: ``diag(S⁻¹)`` below, ``1/D + θ₁² (A₁₂Λ₂S⁻¹Λ₂A₁₂ᵀ)_jj / D²`` above."""
-        Sinv, info = lapack.dpotri(self._R, lower=0)  # upper triangle of S⁻¹; pairs have l <= m
+        with _one_blas_thread():
+            Sinv, info = lapack.dpotri(self._R, lower=0)  # upper triangle of S⁻¹; pairs have l <= m
         lam2 = self._lam2
-        g = Sinv.ravel()[self.p_flat] * self.p_prod * 2.0 * lam2[self.p_l] * lam2[self.p_m]
+        g = Sinv.ravel(order="F")[self.p_flat_f] * self.p_prod * 2.0 * lam2[self.p_l] * lam2[self.p_m]
         quad = np.bincount(self.p_row, weights=g, minlength=self.q1)
         D = self._D
         return np.concatenate([1.0 / D + self._th1**2 * quad / D**2, np.diag(Sinv)])
