@@ -1,0 +1,135 @@
+"""The benchmark cases of issue 8: data, formula, criterion, and each peer's spelling.
+
+Every case is rebuilt deterministically from its definition, so the runner,
+each per-fit subprocess and the R script all fit the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pandas as pd
+
+
+def _sleepstudy() -> pd.DataFrame:
+    import sparselmm as slm
+
+    return slm.datasets.load("sleepstudy")
+
+
+def _timss() -> pd.DataFrame:
+    import sparselmm as slm
+
+    return slm.group_center(slm.datasets.load_timss(), ["math", "hoursTV"], "idschool")
+
+
+def _insteval() -> pd.DataFrame:
+    import sparselmm as slm
+
+    return slm.datasets.load("InstEval")
+
+
+def _crossed_1m() -> pd.DataFrame:
+    import sparselmm as slm
+
+    return slm.datasets.simulate_crossed(1_000_000, 20_000, 5_000, seed=1)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row group of the table.
+
+    ``statsmodels`` is ``None`` when statsmodels is not attempted (with the
+    reason in ``statsmodels_skip``), else the keyword arguments of
+    ``statsmodels.formula.api.mixedlm`` (``groups`` and ``vc_formula`` may name
+    columns; ``"__one__"`` is a constant column added for crossed designs).
+    """
+
+    id: int
+    name: str
+    formula: str
+    REML: bool
+    load: Callable[[], pd.DataFrame]
+    factors: tuple[str, ...]
+    columns: tuple[str, ...]
+    statsmodels: dict[str, Any] | None = None
+    statsmodels_skip: str = ""
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def criterion(self) -> str:
+        return "REML criterion" if self.REML else "deviance"
+
+
+CASES: dict[int, Case] = {
+    1: Case(
+        1,
+        "sleepstudy",
+        "Reaction ~ Days + (Days | Subject)",
+        True,
+        _sleepstudy,
+        ("Subject",),
+        ("Reaction", "Days", "Subject"),
+        statsmodels=dict(formula="Reaction ~ Days", groups="Subject", re_formula="~Days"),
+    ),
+    2: Case(
+        2,
+        "TIMSS surrogate",
+        "science ~ 1 + grpCmath + grpMmath + grade + gender + grpChoursTV + grpMhoursTV"
+        " + (grpCmath + grpChoursTV | idschool)",
+        False,
+        _timss,
+        ("idschool", "grade", "gender"),
+        ("science", "grpCmath", "grpMmath", "grade", "gender", "grpChoursTV", "grpMhoursTV", "idschool"),
+        statsmodels=dict(
+            formula="science ~ 1 + grpCmath + grpMmath + grade + gender + grpChoursTV + grpMhoursTV",
+            groups="idschool",
+            re_formula="~grpCmath + grpChoursTV",
+        ),
+    ),
+    3: Case(
+        3,
+        "InstEval",
+        "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)",
+        False,
+        _insteval,
+        ("s", "d", "service", "dept"),
+        ("y", "service", "s", "d", "dept"),
+        # statsmodels has no crossed random effects: one group spanning all rows
+        # with three variance components (its documented idiom).
+        statsmodels=dict(
+            formula="y ~ 1 + service",
+            groups="__one__",
+            re_formula="0",
+            vc_formula={"s": "0 + C(s)", "d": "0 + C(d)", "dept": "0 + C(dept)"},
+        ),
+    ),
+    4: Case(
+        4,
+        "crossed 1M",
+        "y ~ 1 + x + (1 | a) + (1 | b)",
+        False,
+        _crossed_1m,
+        ("a", "b"),
+        ("y", "x", "a", "b"),
+        statsmodels=None,
+        statsmodels_skip="not attempted: crossed effects need one all-rows group with dense "
+        "variance-component designs (1M x 25,000), beyond memory",
+        notes="simulate_crossed(1_000_000, 20_000, 5_000, seed=1)",
+    ),
+}
+
+# Case 5: scaling series with fixed levels.
+SCALING_FORMULA = "y ~ 1 + x + (1 | a) + (1 | b)"
+SCALING_LEVELS = (2_000, 500)
+SCALING_THETA = (1.0, 0.5)  # the simulation's sd_a / sigma, sd_b / sigma
+SCALING_N = (100_000, 1_000_000)
+SCALING_N_BIG = (10_000_000,)
+
+
+def scaling_data(n: int) -> pd.DataFrame:
+    import sparselmm as slm
+
+    return slm.datasets.simulate_crossed(n, SCALING_LEVELS[0], SCALING_LEVELS[1], seed=1)
