@@ -70,7 +70,8 @@ from .modelframe import (
 )
 from .model import LinearMixedModel
 from .pls import PLSState
-from .terms import RandomTerm, as_factor, build_lambda, check_terms, grouping_factor, order_terms
+from .schur import SchurState
+from .terms import RandomTerm, as_factor, build_lambda, check_terms, grouping_factor, order_terms, theta_template
 
 __all__ = [
     "lmer_dask",
@@ -905,7 +906,7 @@ def _dense_schur_pays(design: Design, ratio: float = 0.02) -> bool:
     return float(np.sum(c * c)) > ratio * q1 * q2 * q2
 
 
-class DenseSchurPLSState(PLSState):
+class DenseSchurPLSState(SchurState):
     """Block Cholesky PLS for crossed scalar terms whose cross block is dense-ish.
 
     With ``A = ZᵀWZ`` split after the first term (``q₁`` levels, diagonal block
@@ -952,7 +953,7 @@ class DenseSchurPLSState(PLSState):
         self.factor = None
 
     def _cross_gram(self, w: np.ndarray) -> np.ndarray:
-        """``A₂₁ diag(w) A₁₂`` (q₂ × q₂, upper triangle valid), chunk by chunk."""
+        """``A₂₁ diag(w) A₁₂`` (q₂ × q₂, symmetric) with dense BLAS, chunk by chunk."""
         from scipy.linalg.blas import dsyrk
 
         q1, q2 = self.q1, self.q2
@@ -964,38 +965,10 @@ class DenseSchurPLSState(PLSState):
             B *= sw[lo:hi, None]
             # Bᵀ is Fortran-ordered: BLAS reads it in place and K += Bᵀ(Bᵀ)ᵀ = BᵀB
             K = dsyrk(1.0, B.T, beta=1.0, c=K, trans=0, lower=0, overwrite_c=1)
-        return K
+        return np.triu(K) + np.triu(K, 1).T
 
-    def _factorize(self, blocks: list[np.ndarray]) -> bool:
-        from scipy.linalg import lapack
-
-        th1 = float(blocks[0][0, 0])
-        lam2 = np.array([b[0, 0] for b in blocks[1:]])[self.term2 - 1]
-        D = th1 * th1 * self.a1 + 1.0
-        K = self._cross_gram(th1 * th1 / D)
-        K = np.triu(K) + np.triu(K, 1).T
-        S = (self.A22 - K) * lam2[:, None] * lam2[None, :]
-        S[np.diag_indices_from(S)] += 1.0
-        R, info = lapack.dpotrf(S, lower=0, clean=1, overwrite_a=1)
-        if info != 0:
-            return False
-        self._th1, self._lam2, self._D, self._R = th1, lam2, D, R
-        return True
-
-    def _logdet(self) -> float:
-        return float(np.sum(np.log(self._D)) + 2.0 * np.sum(np.log(np.diag(self._R))))
-
-    def solve_M(self, rhs: np.ndarray) -> np.ndarray:
-        """``M⁻¹ rhs`` by block elimination."""
-        b = rhs if rhs.ndim == 2 else rhs[:, None]
-        q1 = self.q1
-        th1, lam2, D = self._th1, self._lam2, self._D
-        b1, b2 = b[:q1], b[q1:]
-        y1 = b1 / D[:, None]
-        x2 = sla.cho_solve((self._R, False), b2 - lam2[:, None] * (th1 * (self.A12.T @ y1)), check_finite=False)
-        x1 = (b1 - th1 * (self.A12 @ (lam2[:, None] * x2))) / D[:, None]
-        out = np.vstack([x1, x2])
-        return out if rhs.ndim == 2 else out[:, 0]
+    # diag(M⁻¹) needs the pair table this class does without: the gradient falls back to solves
+    minv_diag = PLSState.minv_diag
 
 
 def _check_stateful(pf: ParsedFormula) -> None:
@@ -1220,20 +1193,7 @@ def dask_design(
         ldW=float(total.ldW),
     )
     Lam, lam_slices = build_lambda(terms, Gp)
-    starts, lowers, uppers, slices, linds = [], [], [], [], []
-    pos = 0
-    all_linear = True
-    for t in terms:
-        s = t.structure
-        starts.append(s.start())
-        lowers.append(s.lower())
-        uppers.append(s.upper())
-        slices.append(slice(pos, pos + s.n_par))
-        if s.name == "us":
-            linds.append(np.tile(s.lind + pos, t.nlevels))
-        else:
-            all_linear = False
-        pos += s.n_par
+    theta_start, lower, upper, slices, lind = theta_template(terms)
     factor_levels = {c: [str(v) for v in levels[c][1]] for c in fixed_factor}
     for c in group_vars:
         if levels[c][0] == "category" and c not in factor_levels:
@@ -1247,11 +1207,11 @@ def dask_design(
         Zt=sp.csc_matrix((q, 0)),
         terms=terms,
         Gp=Gp,
-        theta_start=np.concatenate(starts),
-        lower=np.concatenate(lowers),
-        upper=np.concatenate(uppers),
+        theta_start=theta_start,
+        lower=lower,
+        upper=upper,
         theta_slices=slices,
-        Lind=np.concatenate(linds) if all_linear else None,
+        Lind=lind,
         weights=None,
         offset=None,
         n_dropped=int(n_dropped),

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from .errors import DataError, FormulaError, ModelSpecError, RankDeficiencyWarning, ScaleWarning
 from .formula import ParsedFormula, parse_formula
-from .terms import RandomTerm, as_factor, build_lambda, build_zt, check_terms, grouping_factor, order_terms
+from .terms import RandomTerm, as_factor, build_lambda, build_zt, check_terms, grouping_factor, order_terms, theta_template
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pls import PLSState
@@ -690,20 +690,7 @@ def design(
     Zt, Gp = build_zt(terms, n)
     Lam, lam_slices = build_lambda(terms, Gp)
 
-    starts, lowers, uppers, slices, linds = [], [], [], [], []
-    pos = 0
-    all_linear = True
-    for t in terms:
-        s = t.structure
-        starts.append(s.start())
-        lowers.append(s.lower())
-        uppers.append(s.upper())
-        slices.append(slice(pos, pos + s.n_par))
-        if s.name == "us":
-            linds.append(np.tile(s.lind + pos, t.nlevels))
-        else:
-            all_linear = False
-        pos += s.n_par
+    theta_start, lower, upper, slices, lind = theta_template(terms)
     y_adj = y if off is None else y - off
     cross = CrossProducts.from_arrays(Zt, X, y_adj, w)
     factor_levels = {
@@ -719,11 +706,11 @@ def design(
         Zt=Zt,
         terms=terms,
         Gp=Gp,
-        theta_start=np.concatenate(starts),
-        lower=np.concatenate(lowers),
-        upper=np.concatenate(uppers),
+        theta_start=theta_start,
+        lower=lower,
+        upper=upper,
         theta_slices=slices,
-        Lind=np.concatenate(linds) if all_linear else None,
+        Lind=lind,
         weights=w,
         offset=off,
         n_dropped=n_dropped,

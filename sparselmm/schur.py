@@ -83,7 +83,7 @@ class SchurState(PLSState):
         self.a1 = np.asarray(A.diagonal()[:q1], dtype=float)
         A12 = A[:q1, q1:].tocsr()
         A12.sort_indices()
-        self.A12, self.A12T = A12, A12.T.tocsr()
+        self.A12 = A12
         self.A22 = A[q1:, q1:].toarray()
         # pairs (l <= m) of entries within each row j of A12: S -= Σ_j w_j A_jl A_jm
         ip, ix, vx = A12.indptr, A12.indices, A12.data
@@ -106,10 +106,7 @@ class SchurState(PLSState):
         th1 = float(blocks[0][0, 0])
         lam2 = np.array([b[0, 0] for b in blocks[1:]])[self.term2 - 1]
         D = th1 * th1 * self.a1 + 1.0
-        w = th1 * th1 / D
-        K = np.bincount(self.p_flat, weights=self.p_prod * w[self.p_row], minlength=self.q2 * self.q2)
-        K = K.reshape(self.q2, self.q2)
-        K = K + K.T  # pairs l < m counted once; the diagonal was halved
+        K = self._cross_gram(th1 * th1 / D)
         S = (self.A22 - K) * lam2[:, None] * lam2[None, :]
         S[np.diag_indices_from(S)] += 1.0
         with _one_blas_thread():
@@ -118,6 +115,12 @@ class SchurState(PLSState):
             return False
         self._th1, self._lam2, self._D, self._R = th1, lam2, D, R
         return True
+
+    def _cross_gram(self, w: np.ndarray) -> np.ndarray:
+        """``A₂₁ diag(w) A₁₂`` (q₂ × q₂, symmetric) from the table of entry pairs."""
+        K = np.bincount(self.p_flat, weights=self.p_prod * w[self.p_row], minlength=self.q2 * self.q2)
+        K = K.reshape(self.q2, self.q2)
+        return K + K.T  # pairs l < m counted once; the diagonal was halved
 
     def _logdet(self) -> float:
         return float(np.sum(np.log(self._D)) + 2.0 * np.sum(np.log(np.diag(self._R))))
@@ -130,7 +133,7 @@ class SchurState(PLSState):
         b1, b2 = b[:q1], b[q1:]
         y1 = b1 / D[:, None]
         with _one_blas_thread():
-            x2 = sla.cho_solve((self._R, False), b2 - lam2[:, None] * (th1 * (self.A12T @ y1)), check_finite=False)
+            x2 = sla.cho_solve((self._R, False), b2 - lam2[:, None] * (th1 * (self.A12.T @ y1)), check_finite=False)
         x1 = (b1 - th1 * (self.A12 @ (lam2[:, None] * x2))) / D[:, None]
         out = np.vstack([x1, x2])
         return out if rhs.ndim == 2 else out[:, 0]

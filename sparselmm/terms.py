@@ -21,7 +21,7 @@ from .covariance import CovStructure, make_structure
 from .errors import DataError, ModelSpecError
 from .formula import BarTerm
 
-__all__ = ["RandomTerm", "grouping_factor", "order_terms", "build_zt", "build_lambda"]
+__all__ = ["RandomTerm", "grouping_factor", "order_terms", "build_zt", "build_lambda", "theta_template"]
 
 
 @dataclass
@@ -243,3 +243,32 @@ def build_lambda(terms: list[RandomTerm], Gp: np.ndarray) -> tuple[sp.csr_matrix
     q = int(Gp[-1])
     Lam = sp.csr_matrix((np.ones(nnz), np.concatenate(indices), np.concatenate(indptr)), shape=(q, q))
     return Lam, slices
+
+
+def theta_template(
+    terms: list[RandomTerm],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[slice], np.ndarray | None]:
+    """Start, bounds and layout of θ: the terms' parameters one after the other.
+
+    Returns
+    -------
+    start, lower, upper : numpy.ndarray
+    slices : list of slice
+        Each term's range in θ.
+    Lind : numpy.ndarray or None
+        0-based θ index of every stored entry of Λ (lme4's ``Lind`` − 1), or None
+        when some structure is not lme4's unstructured one.
+    """
+    starts, lowers, uppers, slices, linds = [], [], [], [], []
+    pos = 0
+    for t in terms:
+        s = t.structure
+        starts.append(s.start())
+        lowers.append(s.lower())
+        uppers.append(s.upper())
+        slices.append(slice(pos, pos + s.n_par))
+        if s.name == "us":
+            linds.append(np.tile(s.lind + pos, t.nlevels))
+        pos += s.n_par
+    lind = np.concatenate(linds) if len(linds) == len(terms) else None
+    return np.concatenate(starts), np.concatenate(lowers), np.concatenate(uppers), slices, lind
