@@ -35,6 +35,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    __package__ = "benchmarks"  # noqa: A001
+
 from .cases import CASES, SCALING_FORMULA, SCALING_LEVELS, SCALING_N, SCALING_N_BIG, SCALING_THETA, scaling_data
 
 HERE = Path(__file__).resolve().parent
