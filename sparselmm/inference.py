@@ -298,7 +298,6 @@ def _theta_from_sdcor(m: "LinearMixedModel", sdcor: np.ndarray, sigma: float) ->
         k = t.k
         vals = sdcor[pos : pos + k * (k + 1) // 2]
         pos += k * (k + 1) // 2
-        S = np.zeros((k, k))
         it = iter(vals)
         sds = np.zeros(k)
         cor = np.eye(k)
@@ -413,9 +412,7 @@ def _profile_intervals(m: "LinearMixedModel", level: float) -> pd.DataFrame:
         scale = max(abs(v0), 1e-2)
         ends = []
         for direction, target in ((-1, -cut), (1, cut)):
-            step = 0.25 * scale if name.startswith(".sig") and (hi_b == 1.0) is False else 0.25
-            if hi_b == 1.0:
-                step = 0.1
+            step = 0.1 if hi_b == 1.0 else 0.25 * scale  # correlations live in [-1, 1]
             prev = v0
             found = None
             for _ in range(60):
@@ -428,8 +425,8 @@ def _profile_intervals(m: "LinearMixedModel", level: float) -> pd.DataFrame:
                 if (zv - target) * direction >= 0:
                     found = sopt.brentq(lambda s: z(s) - target, min(prev, v), max(prev, v), xtol=1e-10)
                     break
-                if v in (lo_b, hi_b):
-                    found = v if (lo_b is not None and v == lo_b) or (hi_b is not None and v == hi_b) else None
+                if v in (lo_b, hi_b):  # ζ never reaches the cut-off before the bound: the bound is the limit
+                    found = v
                     break
                 prev = v
                 step *= 1.6
@@ -595,7 +592,7 @@ def predict(
     nd = newdata.copy()
     for c, levels in d.factor_levels.items():
         if c in nd.columns:
-            vals = nd[c].astype(str) if not isinstance(nd[c].dtype, pd.CategoricalDtype) else nd[c].astype(str)
+            vals = nd[c].astype(str)
             nd[c] = pd.Categorical(vals, categories=levels) if c not in _group_columns(d) else vals
     try:
         Xn = np.asarray(d.fixed_spec.get_model_matrix(nd, na_action="raise").to_numpy(dtype=float))

@@ -362,27 +362,12 @@ class LinearMixedModel:
         d = self.design
         st = self._state
         st.update(self.theta)
-        q = d.q
-        diag_blocks = np.zeros(q)  # unused for k > 1
+        if all(t.k == 1 for t in d.terms):  # scalar terms: diag(M⁻¹) is all that is needed
+            md = st.minv_diag()
+            minv_blocks = [md[lo:hi].reshape(-1, 1, 1) for lo, hi in zip(d.Gp[:-1], d.Gp[1:])]
+        else:
+            minv_blocks = st.minv_diag_blocks()
         out = []
-        chunk = max(1, min(q, int(2e7 // max(q, 1))))
-        # M⁻¹ blocks, chunk by chunk of whole level blocks
-        minv_blocks = []
-        for t, lo, hi in zip(d.terms, d.Gp[:-1], d.Gp[1:]):
-            k = t.k
-            per = max(k, (chunk // k) * k)
-            blocks = np.zeros((t.nlevels, k, k))
-            for s in range(lo, hi, per):
-                e = min(hi, s + per)
-                E = np.zeros((q, e - s))
-                E[np.arange(s, e), np.arange(e - s)] = 1.0
-                S = st.solve_M(E)[s:e]  # rows s..e of M⁻¹ columns s..e
-                nb = (e - s) // k
-                Sb = S.reshape(nb, k, nb, k)
-                idx = np.arange(nb)
-                blocks[(s - lo) // k : (s - lo) // k + nb] = Sb[idx, :, idx, :]
-            minv_blocks.append(blocks)
-        del diag_blocks
         s2 = self.sigma**2
         for T, B in zip(self._blocks(), minv_blocks):
             out.append(s2 * (T @ B @ T.T))

@@ -355,8 +355,6 @@ def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
     """Indices of the columns to keep: drop each column that is (numerically) a
     combination of the columns before it, as R's ``qr()`` (LINPACK dqrdc2) and
     lme4's ``chkRank.drop.cols`` do."""
-    import scipy.linalg as sla
-
     p = X.shape[1]
     if p == 0:
         return np.arange(0)
@@ -374,7 +372,6 @@ def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
         if r > tol * norms[j]:
             keep.append(j)
             Q = np.column_stack([Q, v / r]) if Q.shape[1] else (v / r)[:, None]
-    del sla
     return np.array(keep, dtype=np.int64)
 
 

@@ -38,6 +38,17 @@ __all__ = ["plot_ranef", "plot_residuals", "plot_profile", "profile"]
 _INSTALL_HINT = 'plotting needs matplotlib; install it with: pip install "sparselmm[plot]"'
 
 
+def _select(requested: str | Sequence[str] | None, available: list[str], message: str) -> list[str]:
+    """``requested`` (one name, several, or None for all) checked against ``available``."""
+    if requested is None:
+        return list(available)
+    chosen = [requested] if isinstance(requested, str) else list(requested)
+    unknown = [c for c in chosen if c not in available]
+    if unknown:
+        raise DataError(message.format(unknown[0], available))
+    return chosen
+
+
 def _pyplot() -> Any:
     """Import ``matplotlib.pyplot`` lazily, with a clear error when it is missing."""
     try:
@@ -97,13 +108,7 @@ def plot_ranef(
     z = float(stats.norm.ppf((1 + _check_level(level)) / 2))
     tab = m.ranef_table()
     all_groups = list(dict.fromkeys(tab["grpvar"]))
-    if groups is None:
-        groups = all_groups
-    else:
-        groups = [groups] if isinstance(groups, str) else list(groups)
-        unknown = [g for g in groups if g not in all_groups]
-        if unknown:
-            raise DataError(f"no grouping factor {unknown[0]!r} in the model; it has {all_groups}")
+    groups = _select(groups, all_groups, "no grouping factor {!r} in the model; it has {}")
     plt = _pyplot()
     panels = [(g, list(dict.fromkeys(tab.loc[tab["grpvar"] == g, "term"]))) for g in groups]
     ncol = max(len(terms) for _, terms in panels)
@@ -326,13 +331,7 @@ def profile(
     fe_names = list(mm.fixef.index)
     labels.update({n: n for n in fe_names})
     all_names = vp_names + fe_names
-    if which is None:
-        which = all_names
-    else:
-        which = [which] if isinstance(which, str) else list(which)
-        unknown = [w for w in which if w not in all_names]
-        if unknown:
-            raise DataError(f"no parameter {unknown[0]!r} to profile; parameters are {all_names}")
+    which = _select(which, all_names, "no parameter {!r} to profile; parameters are {}")
 
     def var_zeta(j: int) -> Any:
         free = [i for i in range(len(vec0)) if i != j]

@@ -273,16 +273,31 @@ class PLSState:
         """``M^{-1} rhs`` with the current factor, ``M = ΛᵀAΛ + I``."""
         return self.factor(rhs)
 
-    def minv_diag(self, chunk: int = 512) -> np.ndarray:
-        """``diag(M⁻¹)`` by solves against blocks of unit vectors (``q`` solves in all)."""
+    def minv_diag_blocks(self, budget: float = 2e7) -> list[np.ndarray]:
+        """Per term, the ``(nlevels, k, k)`` diagonal blocks of ``M⁻¹``, by solves against
+        chunks of whole level blocks of unit vectors (``q`` solves in all, ``budget`` doubles at a time)."""
+        d = self.design
         q = self.q
-        out = np.empty(q)
-        for s in range(0, q, chunk):
-            e = min(q, s + chunk)
-            E = np.zeros((q, e - s))
-            E[np.arange(s, e), np.arange(e - s)] = 1.0
-            out[s:e] = self.solve_M(E)[np.arange(s, e), np.arange(e - s)]
+        chunk = max(1, min(q, int(budget // max(q, 1))))
+        out = []
+        for t, lo, hi in zip(d.terms, d.Gp[:-1], d.Gp[1:]):
+            k = t.k
+            per = max(k, (chunk // k) * k)
+            blocks = np.zeros((t.nlevels, k, k))
+            for s in range(lo, hi, per):
+                e = min(hi, s + per)
+                E = np.zeros((q, e - s))
+                E[np.arange(s, e), np.arange(e - s)] = 1.0
+                nb = (e - s) // k
+                Sb = self.solve_M(E)[s:e].reshape(nb, k, nb, k)  # rows and columns s..e of M⁻¹
+                idx = np.arange(nb)
+                blocks[(s - lo) // k : (s - lo) // k + nb] = Sb[idx, :, idx, :]
+            out.append(blocks)
         return out
+
+    def minv_diag(self) -> np.ndarray:
+        """``diag(M⁻¹)`` (from :meth:`minv_diag_blocks`; cheaper in :class:`~sparselmm.schur.SchurState`)."""
+        return np.concatenate([np.diagonal(b, axis1=1, axis2=2).ravel() for b in self.minv_diag_blocks()])
 
 
 # ----------------------------------------------------------------------------------------
