@@ -69,6 +69,7 @@ from .modelframe import (
     _suggest,
 )
 from .model import LinearMixedModel
+from .blockdiag import blockdiag_eligible
 from .pls import PLSState
 from .schur import SchurState
 from .terms import RandomTerm, as_factor, build_lambda, check_terms, grouping_factor, order_terms, theta_template
@@ -792,14 +793,17 @@ class DaskDesign(Design):
 
         Parameters
         ----------
-        backend : {"auto", "cholmod", "schur"}
-            ``"auto"``: :class:`DenseSchurPLSState` where most level pairs of two
+        backend : {"auto", "cholmod", "schur", "blockdiag"}
+            ``"auto"``: :class:`~sparselmm.blockdiag.BlockDiagState` when all terms share
+            one grouping factor; :class:`DenseSchurPLSState` where most level pairs of two
             crossed scalar factors occur (see :func:`_dense_schur_pays`); else the
             in-memory choice, with CHOLMOD through the memory-lean
             :class:`ScalarTermsPLSState` when every term is scalar.
         """
-        if backend not in ("auto", "cholmod", "schur"):
-            raise ModelSpecError(f"backend must be 'auto', 'cholmod' or 'schur', got {backend!r}")
+        if backend not in ("auto", "cholmod", "schur", "blockdiag"):
+            raise ModelSpecError(f"backend must be 'auto', 'cholmod', 'schur' or 'blockdiag', got {backend!r}")
+        if backend == "blockdiag" or (backend == "auto" and blockdiag_eligible(self)):
+            return super().pls(backend)
         if backend == "auto" and _dense_schur_pays(self):
             return DenseSchurPLSState(self)
         if backend == "schur" or (backend == "auto" and _block_schur_applies(self)):
@@ -966,6 +970,12 @@ class DenseSchurPLSState(SchurState):
             # Bᵀ is Fortran-ordered: BLAS reads it in place and K += Bᵀ(Bᵀ)ᵀ = BᵀB
             K = dsyrk(1.0, B.T, beta=1.0, c=K, trans=0, lower=0, overwrite_c=1)
         return np.triu(K) + np.triu(K, 1).T
+
+    def _schur(self, w: np.ndarray, lam2: np.ndarray) -> np.ndarray:
+        """``S = Λ₂(A₂₂ - A₂₁ diag(w) A₁₂)Λ₂ + I``, dense."""
+        S = (self.A22 - self._cross_gram(w)) * lam2[:, None] * lam2[None, :]
+        S[np.diag_indices_from(S)] += 1.0
+        return S
 
     # diag(M⁻¹) needs the pair table this class does without: the gradient falls back to solves
     minv_diag = PLSState.minv_diag

@@ -67,20 +67,28 @@ def fit_design(
     state = d.pls()
     f = _progress(lambda th: state.objective(th, REML=REML), verbose)
     grad = None
-    if optimizer in ("auto", "lbfgsb"):
+    theta0 = d.theta_start if start is None else np.asarray(start, dtype=float)
+    if optimizer == "auto":
+        # BOBYQA (lme4's default), from a moment start where the design has one (crossed and
+        # nested (1 | g) terms: it starts near the optimum, so a small first step), stopped at a
+        # relative change of 1e-9 and finished by the Newton steps of the convergence check;
+        # measured in docs/performance.md.  L-BFGS-B on the analytic gradient stays selectable.
+        optimizer = "bobyqa"
+        auto_opts: dict = {"ftol_rel": 1e-9}
+        if start is None:
+            theta0 = d.moment_start()
+            if not np.array_equal(theta0, d.theta_start):
+                auto_opts["initial_step"] = 0.05
+        options = {**auto_opts, **(options or {})}
+    if optimizer == "lbfgsb":
         from .pls import Gradient
 
         g = Gradient(state)
-        if optimizer == "auto":
-            # measured (docs/performance.md): on InstEval L-BFGS-B needs 40 evaluations against
-            # BOBYQA's 110, but each gradient costs two evaluations' time (diag(M⁻¹)), so BOBYQA,
-            # lme4's default, is as fast and sturdier on flat ridges; L-BFGS-B stays selectable
-            optimizer = "bobyqa"
-        if optimizer == "lbfgsb" and g.available:
+        if g.available:
             grad = lambda th: g(th, REML)  # noqa: E731
     opt = minimize_theta(
         f,
-        d.theta_start if start is None else np.asarray(start, dtype=float),
+        theta0,
         d.lower,
         d.upper,
         optimizer=optimizer,

@@ -208,19 +208,62 @@ class Design:
 
         Parameters
         ----------
-        backend : {"auto", "cholmod", "schur"}
+        backend : {"auto", "cholmod", "schur", "blockdiag"}
             ``"cholmod"``: CHOLMOD's supernodal factor of ``ΛᵀAΛ + I``; ``"schur"``: the
-            block factor of :mod:`sparselmm.schur` for crossed scalar terms; ``"auto"``
-            takes ``"schur"`` for large crossed designs it suits, else ``"cholmod"``.
+            block factor of :mod:`sparselmm.schur` for crossed scalar terms; ``"blockdiag"``:
+            the batched per-level factor of :mod:`sparselmm.blockdiag` when all terms share
+            one grouping factor; ``"auto"`` takes ``"blockdiag"`` where it applies,
+            ``"schur"`` for large crossed designs it suits, else ``"cholmod"``.
         """
+        from .blockdiag import BlockDiagState, blockdiag_eligible
         from .pls import PLSState
         from .schur import SchurState, schur_eligible
 
+        if backend not in ("auto", "cholmod", "schur", "blockdiag"):
+            raise ModelSpecError(f"backend must be 'auto', 'cholmod', 'schur' or 'blockdiag', got {backend!r}")
+        if backend == "blockdiag" or (backend == "auto" and blockdiag_eligible(self)):
+            if not blockdiag_eligible(self):
+                raise ModelSpecError("backend 'blockdiag' needs every term to group by one factor")
+            return BlockDiagState(self)
         if backend == "schur" or (backend == "auto" and schur_eligible(self) and int(self.Gp[1]) >= 2000):
             return SchurState(self)
-        if backend not in ("auto", "cholmod", "schur"):
-            raise ModelSpecError(f"backend must be 'auto', 'cholmod' or 'schur', got {backend!r}")
         return PLSState(self)
+
+    def moment_start(self) -> np.ndarray:
+        """A starting θ from variance-component moments, for designs of ``(1 | g)`` terms only.
+
+        From the cross-products alone: the OLS residuals ``r`` of the fixed part, their
+        sum of squares ``rᵀr`` and their level sums ``(Zᵀr)_j``.  Per term ``t`` with
+        ``J_t`` levels of sizes ``n_j``, the between-level sum ``B_t = Σ_j (Zᵀr)_j² / n_j``
+        has expectation about ``J_t σ² + N σ_t²``, and ``rᵀr`` about ``N(σ² + Σ_t σ_t²)``;
+        solving gives ``σ²``, ``σ_t²`` and ``θ_t = σ_t / σ`` (kept in ``[0.05, 10]``).
+        Crossed designs start near their optimum this way, which saves the optimiser
+        most of its evaluations.  Any other design, or a degenerate estimate, gets
+        :attr:`theta_start` (lme4's start).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        terms = self.terms
+        if not terms or any(t.k != 1 or t.columns != ["(Intercept)"] for t in terms):
+            return self.theta_start.copy()
+        cp = self.cross
+        N = float(np.sum(cp.ZtZ.diagonal()[: self.Gp[1]]))  # Σ weights, as the level sizes count them
+        if self.p:
+            beta = np.linalg.lstsq(cp.XtX, cp.Xty, rcond=None)[0]
+            rr = cp.yty - 2.0 * beta @ cp.Xty + beta @ cp.XtX @ beta
+            Zr = cp.Zty - cp.ZtX @ beta
+        else:
+            rr, Zr = cp.yty, cp.Zty
+        nj = cp.ZtZ.diagonal()
+        B = np.array([np.sum(Zr[lo:hi] ** 2 / nj[lo:hi]) for lo, hi in zip(self.Gp[:-1], self.Gp[1:])])
+        J = np.diff(self.Gp).astype(float)
+        s2 = (rr - B.sum()) / (N - J.sum() - self.p)
+        if not (np.isfinite(s2) and s2 > 0):
+            return self.theta_start.copy()
+        st2 = (B - J * s2) / N
+        return np.clip(np.sqrt(np.maximum(st2, 0.0) / s2), 0.05, 10.0)
 
     def objective_function(self, REML: bool = True) -> Callable[[np.ndarray], float]:
         """The profiled objective as a function of θ (lme4's ``mkLmerDevfun``).

@@ -189,6 +189,8 @@ def _nlopt_bobyqa(f: _Counted, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, o
     opt.set_upper_bounds(np.where(np.isfinite(hi), hi, 1e300))
     opt.set_xtol_abs(options.get("xtol_abs", 1e-8))
     opt.set_ftol_abs(options.get("ftol_abs", 1e-8))
+    if "ftol_rel" in options:
+        opt.set_ftol_rel(options["ftol_rel"])
     opt.set_maxeval(int(options.get("maxfev", options.get("maxeval", 100000))))
     msgs = []
     # with polish: a second pass from the best point with a small initial step (BOBYQA's ftol
@@ -211,9 +213,16 @@ def _nlopt_bobyqa(f: _Counted, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, o
 
 
 def _fd_derivatives(
-    f: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray, f0: float
+    f: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    lower: np.ndarray,
+    f0: float,
+    hessian: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Central-difference gradient and Hessian, one-sided away from a bound."""
+    """Central-difference gradient and Hessian, one-sided away from a bound.
+
+    With ``hessian`` given, only the gradient is computed (``2m`` evaluations) and
+    that Hessian is returned with it."""
     m = len(x)
     h = 1e-4 * np.maximum(np.abs(x), 0.1)
     # keep steps inside the bounds: shift the stencil up where x sits near its lower bound
@@ -231,7 +240,9 @@ def _fd_derivatives(
         fp[i], fm[i] = f(base + e), f(base - e)
         g[i] = (fp[i] - fm[i]) / (2 * h[i])
         H[i, i] = (fp[i] - 2 * fb + fm[i]) / h[i] ** 2
-    for i in range(m):
+    if hessian is not None:
+        H = hessian
+    for i in range(m if hessian is None else 0):
         for j in range(i):
             ei = np.zeros(m)
             ej = np.zeros(m)
@@ -283,6 +294,93 @@ def check_convergence(
                 f"by {dec:.3g} (tolerance {tol:g}); try another optimizer or rescale predictors"
             )
     return g, H, dec, msgs
+
+
+def _polish(
+    fc: _Counted, x: np.ndarray, lower: np.ndarray, upper: np.ndarray, fbest: float, summary: OptSummary, options: dict
+) -> tuple[np.ndarray, float]:
+    """A second BOBYQA pass from the best point with a small initial step: BOBYQA's first stop is
+    sometimes early on flat ridges (the objective right, θ off); at an optimum it costs ~2n+5 evaluations."""
+    opts = {k: v for k, v in options.items() if k != "ftol_rel"}  # lme4's absolute tolerances only
+    summary.message = _run("bobyqa", fc, x, lower, upper, {**opts, "polish": True})
+    if fc.best_f < fbest:
+        x = fc.best_x.copy()
+        fbest = float(fc.f(x))
+        summary.theta, summary.objective = x, fbest
+    return x, fbest
+
+
+def _chord_step(
+    fc: _Counted, x: np.ndarray, lower: np.ndarray, upper: np.ndarray, fbest: float, H: np.ndarray,
+    summary: OptSummary,
+) -> tuple[np.ndarray, float]:
+    """A Newton step on a fresh finite-difference gradient and a given Hessian, kept if it helps."""
+    g, _ = _fd_derivatives(fc, x, lower, fbest, hessian=H)
+    free = ~((x <= lower + 1e-8) & (g >= 0))
+    if not free.any():
+        return x, fbest
+    step = np.zeros_like(x)
+    step[free] = -np.linalg.solve(H[np.ix_(free, free)], g[free])
+    xn = np.clip(x + step, lower, upper)
+    fn = fc(xn) if np.any(xn != x) else np.inf
+    summary.gradient = g
+    # the step comes from the gradient, which averages the objective's rounding noise over the
+    # stencil: trust it unless the objective rises beyond that noise
+    if fn <= fbest + 1e-11 * max(1.0, abs(fbest)):
+        x, fbest = xn, float(fn)
+        summary.theta, summary.objective = x, fbest
+    return x, fbest
+
+
+def _newton_finish(
+    fc: _Counted,
+    x: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    fbest: float,
+    summary: OptSummary,
+    optimizer: str,
+    options: dict,
+    tol: float = 1e-7,
+    max_steps: int = 4,
+) -> tuple[np.ndarray, float]:
+    """Check the optimum by finite differences and finish it by Newton steps.
+
+    At the optimiser's point the check's gradient and Hessian give a Newton step
+    over the free parameters (projected onto the bounds); it is taken when it lowers
+    the objective, and the check is repeated, until the Newton decrement is below
+    ``tol`` deviance units.  Near an optimum this converges quadratically, so it
+    replaces the slow tail of a derivative-free search.  When a step fails to help
+    while the decrement is still above the warning level, a BOBYQA polish pass follows.
+    """
+    polished = False
+    for _ in range(max_steps + 1):
+        g, H, dec, msgs = check_convergence(fc, x, lower, fbest)
+        summary.gradient, summary.hessian, summary.newton_decrement = g, H, dec
+        summary.warnings = msgs
+        if not any("negative eigenvalue" in m for m in msgs):
+            # one evaluation: the Newton step over the free parameters, projected onto the bounds
+            free = ~((x <= lower + 1e-8) & (g >= 0))
+            step = np.zeros_like(x)
+            step[free] = -np.linalg.solve(H[np.ix_(free, free)], g[free])
+            xn = np.clip(x + step, lower, upper)
+            fn = fc(xn) if np.any(xn != x) else np.inf
+            if fn < fbest:
+                gain = fbest - float(fn)
+                x, fbest = xn, float(fn)
+                summary.theta, summary.objective = x, fbest
+                if dec <= tol or (dec < 1e-3 and gain >= 0.5 * dec):
+                    # the quadratic model held in its own neighbourhood: one more step on a fresh
+                    # gradient with the same Hessian (2m + 1 evaluations) settles θ in flat directions
+                    x, fbest = _chord_step(fc, x, lower, upper, fbest, H, summary)
+                    summary.newton_decrement = abs(dec - gain)
+                    break
+                continue
+        if dec <= tol or polished or optimizer != "bobyqa" or len(x) < 2:
+            break
+        polished = True
+        x, fbest = _polish(fc, x, lower, upper, fbest, summary, options)
+    return x, fbest
 
 
 def minimize_theta(
@@ -388,18 +486,16 @@ def minimize_theta(
         restarts=restarts,
         snapped=snapped,
     )
-    if optimizer == "bobyqa" and len(x) > 1:
-        # polish from the best point with a small initial step: BOBYQA's first stop is sometimes
-        # early on flat ridges (the objective right, θ off); at an optimum this costs ~2n+5 evaluations
-        summary.message = _run(optimizer, fc, x, lower, upper, {**options, "polish": True})
-        if fc.best_f < fbest:
-            x = fc.best_x.copy()
-            summary.theta = x
-            fbest = summary.objective = float(f(x))
-    if check is True or (check == "auto" and len(x) <= 20):
-        g, H, dec, msgs = check_convergence(fc, x, lower, fbest)
-        summary.gradient, summary.hessian, summary.newton_decrement = g, H, dec
-        summary.warnings.extend(msgs)
+    run_check = check is True or (check == "auto" and len(x) <= 20)
+    if run_check:
+        x, fbest = _newton_finish(fc, x, lower, upper, fbest, summary, optimizer, options)
+    elif optimizer == "bobyqa" and len(x) > 1:
+        x, fbest = _polish(fc, x, lower, upper, fbest, summary, options)
+    if "maxeval reached" in message or "aximum number of function evaluations" in message:
+        summary.warnings.append(
+            f"model may not have converged: the optimizer stopped at its evaluation limit ({message}); "
+            "raise maxfev or try another optimizer"
+        )
     summary.feval = fc.n
     summary.seconds = time.perf_counter() - t0
     return summary

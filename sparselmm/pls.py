@@ -343,8 +343,9 @@ class Gradient:
         self.entries = [_term_entries(t.structure) for t in d.terms]
         self.scalar = all(t.k == 1 for t in d.terms)
         cheap_diag = type(state).minv_diag is not PLSState.minv_diag
+        self.blockwise = hasattr(state, "gradient_blocks")
         self.available = all(e is not None for e in self.entries) and (
-            d.q <= dense_limit or (self.scalar and cheap_diag)
+            d.q <= dense_limit or self.blockwise or (self.scalar and cheap_diag)
         )
         self.A = d.cross.ZtZ.tocsr()
 
@@ -359,7 +360,10 @@ class Gradient:
         b = st.lambda_times(theta, st.u)
         Ab = self.A @ b
         Zr = cp.Zty - (cp.ZtX @ st.beta if p else 0.0) - Ab
-        if self.scalar:
+        if self.blockwise:
+            # one grouping factor: Σ_j G_jj straight from the inverse blocks (BlockDiagState)
+            GB = st.gradient_blocks()
+        elif self.scalar:
             # scalar terms: Σ_j G_jj = (n_t - Σ_j (M⁻¹)_jj) / θ_t, and 0 at θ_t = 0 (M is even in θ_t)
             md = st.minv_diag()
         else:
@@ -375,7 +379,10 @@ class Gradient:
         for t, sl, ent, lo, hi in zip(d.terms, d.theta_slices, self.entries, d.Gp[:-1], d.Gp[1:]):
             k, nl = t.k, t.nlevels
             idx = lo + np.arange(nl)[:, None] * k + np.arange(k)[None, :]  # (nl, k) rows of the term
-            if self.scalar:
+            if self.blockwise:
+                ti = d.terms.index(t)
+                Gd = GB[st.off[ti] : st.off[ti + 1], st.off[ti] : st.off[ti + 1]]
+            elif self.scalar:
                 th_t = blocks[d.terms.index(t)][0, 0]
                 Gd = np.array([[(nl - md[lo:hi].sum()) / th_t if th_t != 0 else 0.0]])
             else:

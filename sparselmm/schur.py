@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.linalg as sla
+import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from .pls import PLSState
@@ -36,19 +37,45 @@ __all__ = ["SchurState", "schur_eligible"]
 _CONTROLLER = None
 
 
-def _one_blas_thread():  # type: ignore[no-untyped-def]
-    """Context with numpy/scipy's BLAS on one thread.
+def _machine_busy() -> bool:
+    """True when another process has a runnable thread right now: ``/proc/loadavg``'s count
+    of running threads beyond this process's own (its BLAS threads spin for a while after a
+    call); True where that cannot be read."""
+    import os
 
-    The dense factor is small enough (q₂ ≤ 6000) that a second BLAS thread gains
-    little on a quiet machine, while on a busy one OpenBLAS's spinning threads
-    make a Cholesky up to 40× slower (measured: 20 ms single-threaded, 830 ms with
-    two threads beside another process)."""
+    try:
+        with open("/proc/loadavg") as fh:
+            running = int(fh.read().split()[3].split("/")[0])
+        own = 0
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as fh:
+                    own += fh.read().rsplit(")", 1)[1].split()[0] == "R"
+            except OSError:
+                continue
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        return True
+    return running - own > 0
+
+
+def _one_blas_thread():  # type: ignore[no-untyped-def]
+    """Context with numpy/scipy's BLAS on one thread, unless the machine is otherwise idle.
+
+    A second BLAS thread makes the dense factor about 1.4× faster on a quiet 2-core
+    machine, but beside another busy process OpenBLAS's spinning threads make a
+    Cholesky up to 40× slower (measured: 20 ms single-threaded, 830 ms with two
+    threads beside another process).  So all threads are used only when nothing
+    else is runnable at the moment of the call."""
     global _CONTROLLER
     try:
         if _CONTROLLER is None:
             from threadpoolctl import ThreadpoolController
 
             _CONTROLLER = ThreadpoolController()
+        if not _machine_busy():
+            import contextlib
+
+            return contextlib.nullcontext()
         return _CONTROLLER.limit(limits=1, user_api="blas")
     except ImportError:  # pragma: no cover - threadpoolctl is a dependency
         import contextlib
@@ -71,6 +98,47 @@ def schur_eligible(design: "Design", max_dense: int = 6000, max_pairs: float = 3
     return float(np.sum(cnt * (cnt + 1) / 2)) <= max_pairs
 
 
+def _pair_matrix(A12: "sp.csr_matrix", q1: int, q2: int, chunk: float = 2e6) -> tuple:
+    """The sparse matrix ``P`` (one row per level pair ``(l, m)``, ``l <= m``, that shares a row of
+    ``A₁₂``; one column per row ``j``) with ``P[(l, m), j] = A₁₂[j, l] A₁₂[j, m]``, and the pairs' ``l``, ``m``.
+
+    Built over chunks of rows so that the temporaries stay small."""
+    ip, ix, vx = A12.indptr, A12.indices, A12.data
+    cnt = np.diff(ip).astype(np.int64)
+    npair = cnt * (cnt + 1) // 2
+    keys, rows, vals = [], [], []
+    lo = 0
+    while lo < q1:
+        hi = int(np.searchsorted(np.cumsum(npair[lo:]), chunk, side="right")) + lo + 1
+        hi = min(max(hi, lo + 1), q1)
+        c = cnt[lo:hi]
+        nb = c * c
+        row = np.repeat(np.arange(lo, hi), nb)
+        k = np.arange(int(nb.sum())) - np.repeat(np.cumsum(nb) - nb, nb)
+        cr = np.repeat(c, nb)
+        e1 = ip[row] + k // cr
+        e2 = ip[row] + k % cr
+        keep = ix[e1] <= ix[e2]
+        e1, e2, row = e1[keep], e2[keep], row[keep]
+        keys.append(ix[e1].astype(np.int64) * q2 + ix[e2])
+        rows.append(row.astype(np.int32))
+        vals.append(vx[e1] * vx[e2])
+        lo = hi
+    key = np.concatenate(keys)
+    del keys
+    # rank the pairs by (l, m) through a marker over the q₂² entries (no sort: q₂ is small)
+    mark = np.zeros(q2 * q2, dtype=bool)
+    mark[key] = True
+    ukey = np.flatnonzero(mark)
+    rank = np.cumsum(mark, dtype=np.int32) - 1
+    del mark
+    inv = rank[key]
+    del rank, key
+    P = sp.csr_matrix((np.concatenate(vals), (inv, np.concatenate(rows))), shape=(len(ukey), q1))
+    p_l, p_m = np.divmod(ukey, q2)
+    return P, p_l.astype(np.int32), p_m.astype(np.int32)
+
+
 class SchurState(PLSState):
     """:class:`~sparselmm.pls.PLSState` with the block Cholesky factorisation described above."""
 
@@ -84,31 +152,21 @@ class SchurState(PLSState):
         A12 = A[:q1, q1:].tocsr()
         A12.sort_indices()
         self.A12 = A12
-        self.A22 = A[q1:, q1:].toarray()
-        # pairs (l <= m) of entries within each row j of A12: S -= Σ_j w_j A_jl A_jm
-        ip, ix, vx = A12.indptr, A12.indices, A12.data
-        cnt = np.diff(ip)
-        nb = cnt * cnt
-        row = np.repeat(np.arange(q1), nb)
-        k = np.arange(int(nb.sum())) - np.repeat(np.cumsum(nb) - nb, nb)
-        e1 = ip[row] + k // np.repeat(cnt, nb)
-        e2 = ip[row] + k % np.repeat(cnt, nb)
-        l, m = ix[e1], ix[e2]
-        keep = l <= m
-        self.p_row = row[keep].astype(np.int32)
-        self.p_l, self.p_m = l[keep].astype(np.int32), m[keep].astype(np.int32)
+        A22 = sp.triu(A[q1:, q1:]).tocoo()
+        self.a22_l, self.a22_m, self.a22_val = A22.row, A22.col, A22.data
+        self.a22_flat = A22.row.astype(np.int64) * q2 + A22.col
+        # S -= Σ_j w_j A₁₂[j, l] A₁₂[j, m] over pairs (l <= m) of entries in each row j of A₁₂:
+        # one sparse matrix P (pair (l, m) × row j), so that the q₂ × q₂ sum is the product P w
+        self.P, self.p_l, self.p_m = _pair_matrix(A12, q1, q2)
         self.p_flat = self.p_l.astype(np.int64) * q2 + self.p_m
-        self.p_flat_f = self.p_l.astype(np.int64) + self.p_m.astype(np.int64) * q2  # (l, m) in Fortran order
-        self.p_prod = (vx[e1] * vx[e2])[keep] * np.where(l[keep] < m[keep], 1.0, 0.5)
+        self.PT = self.P.T.tocsr()  # for the row sums of the gradient
         self.term2 = np.repeat(np.arange(1, len(d.terms)), np.diff(d.Gp)[1:])
 
     def _factorize(self, blocks: list[np.ndarray]) -> bool:
         th1 = float(blocks[0][0, 0])
         lam2 = np.array([b[0, 0] for b in blocks[1:]])[self.term2 - 1]
         D = th1 * th1 * self.a1 + 1.0
-        K = self._cross_gram(th1 * th1 / D)
-        S = (self.A22 - K) * lam2[:, None] * lam2[None, :]
-        S[np.diag_indices_from(S)] += 1.0
+        S = self._schur(th1 * th1 / D, lam2)
         with _one_blas_thread():
             R, info = lapack.dpotrf(S, lower=0, clean=0, overwrite_a=1)
         if info != 0:
@@ -116,11 +174,16 @@ class SchurState(PLSState):
         self._th1, self._lam2, self._D, self._R = th1, lam2, D, R
         return True
 
-    def _cross_gram(self, w: np.ndarray) -> np.ndarray:
-        """``A₂₁ diag(w) A₁₂`` (q₂ × q₂, symmetric) from the table of entry pairs."""
-        K = np.bincount(self.p_flat, weights=self.p_prod * w[self.p_row], minlength=self.q2 * self.q2)
-        K = K.reshape(self.q2, self.q2)
-        return K + K.T  # pairs l < m counted once; the diagonal was halved
+    def _schur(self, w: np.ndarray, lam2: np.ndarray) -> np.ndarray:
+        """The upper triangle of ``S = Λ₂(A₂₂ - A₂₁ diag(w) A₁₂)Λ₂ + I``, filled only where it is
+        nonzero (the pair matrix gives ``A₂₁ diag(w) A₁₂`` as ``P w``); LAPACK reads nothing else."""
+        q2 = self.q2
+        S = np.zeros((q2, q2))
+        Sf = S.reshape(-1)
+        Sf[self.p_flat] = -(self.P @ w) * lam2[self.p_l] * lam2[self.p_m]
+        Sf[self.a22_flat] += self.a22_val * lam2[self.a22_l] * lam2[self.a22_m]
+        Sf[:: q2 + 1] += 1.0
+        return S
 
     def _logdet(self) -> float:
         return float(np.sum(np.log(self._D)) + 2.0 * np.sum(np.log(np.diag(self._R))))
@@ -143,7 +206,9 @@ class SchurState(PLSState):
         with _one_blas_thread():
             Sinv, info = lapack.dpotri(self._R, lower=0)  # upper triangle of S⁻¹; pairs have l <= m
         lam2 = self._lam2
-        g = Sinv.ravel(order="F")[self.p_flat_f] * self.p_prod * 2.0 * lam2[self.p_l] * lam2[self.p_m]
-        quad = np.bincount(self.p_row, weights=g, minlength=self.q1)
+        # (A₁₂Λ₂S⁻¹Λ₂A₁₂ᵀ)_jj = Σ_{l<=m} (2 - δ_lm) S⁻¹_lm λ_l λ_m A_jl A_jm (S⁻¹ holds its upper triangle)
+        g = Sinv[self.p_l, self.p_m] * lam2[self.p_l] * lam2[self.p_m]
+        g *= np.where(self.p_l == self.p_m, 1.0, 2.0)
+        quad = self.PT @ g
         D = self._D
         return np.concatenate([1.0 / D + self._th1**2 * quad / D**2, np.diag(Sinv)])
