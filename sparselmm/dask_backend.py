@@ -795,14 +795,14 @@ class DaskDesign(Design):
         ----------
         backend : {"auto", "cholmod", "schur", "blockdiag"}
             ``"auto"``: :class:`~sparselmm.blockdiag.BlockDiagState` when all terms share
-            one grouping factor; :class:`DenseSchurPLSState` where most level pairs of two
+            one grouping factor with ``q ≥ 1000``; :class:`DenseSchurPLSState` where most level pairs of two
             crossed scalar factors occur (see :func:`_dense_schur_pays`); else the
             in-memory choice, with CHOLMOD through the memory-lean
             :class:`ScalarTermsPLSState` when every term is scalar.
         """
         if backend not in ("auto", "cholmod", "schur", "blockdiag"):
             raise ModelSpecError(f"backend must be 'auto', 'cholmod', 'schur' or 'blockdiag', got {backend!r}")
-        if backend == "blockdiag" or (backend == "auto" and blockdiag_eligible(self)):
+        if backend == "blockdiag" or (backend == "auto" and self.q >= 1000 and blockdiag_eligible(self)):
             return super().pls(backend)
         if backend == "auto" and _dense_schur_pays(self):
             return DenseSchurPLSState(self)
