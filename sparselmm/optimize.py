@@ -300,9 +300,13 @@ def _polish(
     fc: _Counted, x: np.ndarray, lower: np.ndarray, upper: np.ndarray, fbest: float, summary: OptSummary, options: dict
 ) -> tuple[np.ndarray, float]:
     """A second BOBYQA pass from the best point with a small initial step: BOBYQA's first stop is
-    sometimes early on flat ridges (the objective right, θ off); at an optimum it costs ~2n+5 evaluations."""
+    sometimes early on flat ridges (the objective right, θ off); at an optimum it costs ~2n+5 evaluations.
+    After a first pass stopped by a relative tolerance, a full pass with lme4's tolerances comes first."""
     opts = {k: v for k, v in options.items() if k != "ftol_rel"}  # lme4's absolute tolerances only
-    summary.message = _run("bobyqa", fc, x, lower, upper, {**opts, "polish": True})
+    if "ftol_rel" in options:
+        # the first pass stopped on the relative tolerance: a full pass with lme4's tolerances first
+        _run("bobyqa", fc, fc.best_x if fc.best_x is not None else x, lower, upper, opts)
+    summary.message = _run("bobyqa", fc, fc.best_x if fc.best_x is not None else x, lower, upper, {**opts, "polish": True})
     if fc.best_f < fbest:
         x = fc.best_x.copy()
         fbest = float(fc.f(x))
