@@ -232,40 +232,104 @@ class Design:
         return PLSState(self)
 
     def moment_start(self) -> np.ndarray:
-        """A starting θ from variance-component moments, for designs of ``(1 | g)`` terms only.
+        """A starting θ from variance-component moments, or lme4's start where there is none.
 
-        From the cross-products alone: the OLS residuals ``r`` of the fixed part, their
-        sum of squares ``rᵀr`` and their level sums ``(Zᵀr)_j``.  Per term ``t`` with
-        ``J_t`` levels of sizes ``n_j``, the between-level sum ``B_t = Σ_j (Zᵀr)_j² / n_j``
-        has expectation about ``J_t σ² + N σ_t²``, and ``rᵀr`` about ``N(σ² + Σ_t σ_t²)``;
-        solving gives ``σ²``, ``σ_t²`` and ``θ_t = σ_t / σ`` (kept in ``[0.05, 10]``).
-        Crossed designs start near their optimum this way, which saves the optimiser
-        most of its evaluations.  Any other design, or a degenerate estimate, gets
-        :attr:`theta_start` (lme4's start).
+        Everything comes from the cross-products and the OLS residuals ``r`` of the
+        fixed part (their sum of squares ``rᵀr`` and level sums ``(Zᵀr)_j``):
+
+        * **Only** ``(1 | g)`` **terms** (crossed or nested): per term ``t`` with ``J_t``
+          levels of sizes ``n_j``, the between-level sum ``B_t = Σ_j (Zᵀr)_j² / n_j``
+          has expectation about ``J_t σ² + N σ_t²``, and ``rᵀr`` about
+          ``N(σ² + Σ_t σ_t²)``; solving gives ``σ²``, ``σ_t²`` and ``θ_t = σ_t / σ``.
+        * **One grouping factor** with ``us``/``diag`` terms (random slopes): the
+          per-level least-squares coefficients ``b_j = A_jj⁻¹(Zᵀr)_j`` have covariance
+          about ``Σ + σ² E[A_jj⁻¹]``, with ``σ²`` from the within-level residual sum of
+          squares; ``Σ/σ²`` (eigenvalues floored at a small positive value) gives θ
+          through its Cholesky factor.
+
+        θ is kept within ``[0.05, 10]`` on diagonals.  Such starts land near the
+        optimum (sleepstudy: 0.958, 0.016, 0.229 against 0.967, 0.015, 0.231),
+        which saves the optimiser about half its evaluations.  Any other design, or
+        a degenerate estimate, gets :attr:`theta_start` (lme4's start).
 
         Returns
         -------
         numpy.ndarray
         """
         terms = self.terms
-        if not terms or any(t.k != 1 or t.columns != ["(Intercept)"] for t in terms):
+        if not terms:
             return self.theta_start.copy()
         cp = self.cross
-        N = float(np.sum(cp.ZtZ.diagonal()[: self.Gp[1]]))  # Σ weights, as the level sizes count them
         if self.p:
             beta = np.linalg.lstsq(cp.XtX, cp.Xty, rcond=None)[0]
-            rr = cp.yty - 2.0 * beta @ cp.Xty + beta @ cp.XtX @ beta
+            rr = float(cp.yty - 2.0 * beta @ cp.Xty + beta @ cp.XtX @ beta)
             Zr = cp.Zty - cp.ZtX @ beta
         else:
-            rr, Zr = cp.yty, cp.Zty
+            rr, Zr = float(cp.yty), cp.Zty
+        try:
+            if all(t.k == 1 and t.columns == ["(Intercept)"] for t in terms):
+                th = self._moment_start_intercepts(rr, Zr)
+            else:
+                th = self._moment_start_one_factor(rr, Zr)
+        except np.linalg.LinAlgError:
+            th = None
+        if th is None or not np.all(np.isfinite(th)):
+            return self.theta_start.copy()
+        diag = self.lower == 0
+        th[diag] = np.clip(th[diag], 0.05, 10.0)
+        return th
+
+    def _moment_start_intercepts(self, rr: float, Zr: np.ndarray) -> np.ndarray | None:
+        cp = self.cross
+        N = float(np.sum(cp.ZtZ.diagonal()[: self.Gp[1]]))  # Σ weights, as the level sizes count them
         nj = cp.ZtZ.diagonal()
         B = np.array([np.sum(Zr[lo:hi] ** 2 / nj[lo:hi]) for lo, hi in zip(self.Gp[:-1], self.Gp[1:])])
         J = np.diff(self.Gp).astype(float)
         s2 = (rr - B.sum()) / (N - J.sum() - self.p)
         if not (np.isfinite(s2) and s2 > 0):
-            return self.theta_start.copy()
+            return None
         st2 = (B - J * s2) / N
-        return np.clip(np.sqrt(np.maximum(st2, 0.0) / s2), 0.05, 10.0)
+        return np.sqrt(np.maximum(st2, 0.0) / s2)
+
+    def _moment_start_one_factor(self, rr: float, Zr: np.ndarray) -> np.ndarray | None:
+        from .blockdiag import blockdiag_eligible
+
+        terms = self.terms
+        if not blockdiag_eligible(self) or any(t.structure.name not in ("us", "diag") for t in terms):
+            return None
+        nl = terms[0].nlevels
+        ks = [t.k for t in terms]
+        K = int(sum(ks))
+        # idx[j, c]: the design's index of random-effect column c at level j
+        idx = np.concatenate(
+            [lo + np.arange(nl)[:, None] * k + np.arange(k)[None, :] for k, lo in zip(ks, self.Gp[:-1])], axis=1
+        )
+        A = self.cross.ZtZ.tocsr()
+        Ab = np.asarray(A[idx[:, :, None].repeat(K, 2).ravel(), idx[:, None, :].repeat(K, 1).ravel()]).reshape(nl, K, K)
+        ok = np.linalg.matrix_rank(Ab) == K
+        if ok.sum() < K + 2:
+            return None
+        Ai = np.linalg.inv(Ab[ok])
+        z = Zr[idx[ok]]
+        b = np.einsum("jab,jb->ja", Ai, z)
+        s2 = (rr - float(np.einsum("ja,ja->", z, b))) / (self.cross.n - ok.sum() * K - self.p)
+        if not (np.isfinite(s2) and s2 > 0):
+            return None
+        S = (np.atleast_2d(np.cov(b.T)) - s2 * Ai.mean(axis=0)) / s2
+        ev, V = np.linalg.eigh(0.5 * (S + S.T))
+        ev = np.maximum(ev, 1e-4 * max(float(ev.max()), 1e-8))
+        S = (V * ev) @ V.T
+        th = np.empty(len(self.theta_start))
+        off = 0
+        for t, sl in zip(terms, self.theta_slices):
+            St = S[off : off + t.k, off : off + t.k]
+            if t.structure.name == "diag":
+                th[sl] = np.sqrt(np.diag(St))
+            else:  # lme4's θ: the lower Cholesky factor, column by column
+                L = np.linalg.cholesky(St)
+                th[sl] = [L[r, c] for c in range(t.k) for r in range(c, t.k)]
+            off += t.k
+        return th
 
     def objective_function(self, REML: bool = True) -> Callable[[np.ndarray], float]:
         """The profiled objective as a function of θ (lme4's ``mkLmerDevfun``).

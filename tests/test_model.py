@@ -172,7 +172,8 @@ def test_every_optimizer_reaches_the_optimum(optimizer):
 def test_optsum_records_the_search():
     m = fit("sleepstudy", "Reaction ~ Days + (Days | Subject)", True)
     o = m.optsum
-    np.testing.assert_array_equal(o.theta_start, [1, 0, 1])
+    np.testing.assert_array_equal(m.design.theta_start, [1, 0, 1])  # lme4's start
+    np.testing.assert_array_equal(o.theta_start, m.design.moment_start())  # the search's: moments
     assert o.objective == pytest.approx(m.objective)
     assert o.feval > 10 and o.seconds > 0 and isinstance(o.message, str)
     assert o.converged and o.newton_decrement < 1e-4

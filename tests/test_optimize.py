@@ -26,9 +26,31 @@ def test_moment_start_is_near_the_lme4_optimum(dataset, part):
     assert np.all(th0 / theta < 1.6) and np.all(theta / th0 < 1.6)
 
 
+@pytest.mark.parametrize("part", ["(Days | Subject)", "(Days || Subject)"])
+def test_one_factor_moment_start_is_near_the_lme4_optimum(part):
+    r = _ref("sleepstudy", part, REML=True)
+    d = slm.design(r["formula"], load_data("sleepstudy"))
+    th0 = d.moment_start()
+    theta = np.array(r["theta"])
+    # lme4 starts at (1, 0, 1) or (1, 1); the moments land within 5% on the diagonals
+    diag = d.lower == 0
+    np.testing.assert_allclose(th0[diag], theta[diag], rtol=0.05)
+    np.testing.assert_allclose(th0[~diag], theta[~diag], atol=0.01)
+
+
+def test_moment_start_gives_a_valid_factor_on_three_slopes():
+    df = slm.group_center(slm.datasets.load_timss(), ["math", "hoursTV"], "idschool")
+    d = slm.design("science ~ 1 + grpCmath + (grpCmath + grpChoursTV | idschool)", df)
+    th0 = d.moment_start()
+    assert th0.shape == (6,) and not np.array_equal(th0, d.theta_start)
+    assert np.all(th0[d.lower == 0] >= 0.05)  # diagonal of the Cholesky factor kept off the bound
+    T = d.terms[0].structure.block(th0)
+    assert np.all(np.linalg.eigvalsh(T @ T.T) > 0)
+
+
 def test_moment_start_falls_back_to_lme4s_start():
-    d = slm.design("Reaction ~ Days + (Days | Subject)", load_data("sleepstudy"))
-    np.testing.assert_array_equal(d.moment_start(), d.theta_start)  # a slope term: no moment start
+    d = slm.design("Reaction ~ Days + (Days | Subject) + (1 | Days)", load_data("sleepstudy"))
+    np.testing.assert_array_equal(d.moment_start(), d.theta_start)  # slopes on crossed factors: none
     d = slm.design("strength ~ 1 + (1 | batch/cask)", load_data("Pastes"))
     # nested: the residual estimate has 19 degrees of freedom and goes negative, so lme4's start
     np.testing.assert_array_equal(d.moment_start(), d.theta_start)
