@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.linalg import lapack
 
 from .pls import PLSState
 
@@ -135,46 +134,15 @@ class BlockDiagState(PLSState):
             Y[a] = acc
         return Y
 
-    def update(self, theta: np.ndarray) -> bool:
-        """The PLS solution at θ (see :meth:`PLSState.update`), level-blockwise."""
-        theta = np.asarray(theta, dtype=float)
-        if self.theta is not None and np.array_equal(theta, self.theta):
-            return self.ok
-        self.theta = theta.copy()
-        self.ok = False
-        blocks = self.blocks(theta)
-        if not self._factorize(blocks):
-            return False
-        K, nl, p = self.K, self.nl, self.p
+    def _rhs_solution(self, blocks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """``G = [B c]ᵀM⁻¹[B c] = WᵀW`` with ``W = L⁻¹Λᵀ[ZᵀWX | ZᵀWy]`` per level, and ``M⁻¹[B c] = L⁻ᵀW``."""
+        K, nl, m = self.K, self.nl, self._R0.shape[2]
         Li = self.minv_factor()
         LiLt = np.tensordot(Li, self._Lam, axes=([1], [1])).transpose(0, 2, 1)  # (L⁻¹Λᵀ)[a, b, j]
-        W = self._apply(LiLt, self._R0)  # L⁻¹Λᵀ[ZᵀWX | ZᵀWy]
-        Wf = W.reshape(K * nl, p + 1)
-        G = Wf.T @ Wf  # [B c]ᵀ M⁻¹ [B c]
-        self.ldL2 = self._logdet()
-        if not np.isfinite(self.ldL2):
-            return False
-        cp = self.design.cross
-        sol = self._apply(Li, W, transpose=True).reshape(K * nl, p + 1)[self.iperm]  # M⁻¹Λᵀ[...]
-        if p:
-            RX, info = lapack.dpotrf(cp.XtX - G[:p, :p], lower=0, clean=1)
-            if info != 0 or np.any(np.diag(RX) <= 0):
-                return False
-            r = cp.Xty - G[:p, p]
-            beta, info = lapack.dpotrs(RX, r, lower=0)
-            self.ldRX2 = float(2.0 * np.sum(np.log(np.diag(RX))))
-            self.RX, self.beta = RX, beta
-            self.V = sol[:, :p]
-            self.u = sol[:, p] - self.V @ beta
-            self.pwrss = float(cp.yty - G[p, p] - r @ beta)
-        else:
-            self.ldRX2 = 0.0
-            self.RX, self.beta = np.zeros((0, 0)), np.zeros(0)
-            self.u = sol[:, 0]
-            self.pwrss = float(cp.yty - G[0, 0])
-        self.blocks_ = blocks
-        self.ok = bool(np.isfinite(self.pwrss) and self.pwrss > 0)
-        return self.ok
+        W = self._apply(LiLt, self._R0)
+        Wf = W.reshape(K * nl, m)
+        sol = self._apply(Li, W, transpose=True).reshape(K * nl, m)[self.iperm]
+        return Wf.T @ Wf, sol
 
     def solve_M(self, rhs: np.ndarray) -> np.ndarray:
         """``M⁻¹ rhs``, level-blockwise."""

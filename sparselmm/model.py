@@ -49,10 +49,11 @@ def fit_design(
     REML : bool
         Minimise the REML criterion (default) or the profiled deviance.
     optimizer : str
-        ``"auto"`` (currently BOBYQA) or one of :func:`sparselmm.optimize.minimize_theta`'s;
+        ``"auto"`` (BOBYQA from :meth:`Design.moment_start`, finished by Newton steps; see
+        ``docs/architecture.md``) or one of :func:`sparselmm.optimize.minimize_theta`'s;
         ``"lbfgsb"`` uses the analytic gradient where it is available.
     start : numpy.ndarray, optional
-        Starting θ (default: the design's, lme4's).
+        Starting θ (default: the moment start with ``"auto"``, else the design's, lme4's).
     options : dict, optional
         Options for the scipy optimiser.
     check : bool or "auto"
@@ -163,14 +164,17 @@ def lmer(
     na_action : {"omit", "fail"}
         Drop rows with missing values in used columns (default) or raise.
     optimizer : {"auto", "bobyqa", "cobyqa", "nelder_mead", "lbfgsb"}
-        Optimiser for θ: ``"auto"`` is BOBYQA (lme4's default); ``"lbfgsb"`` runs L-BFGS-B
-        on the analytic gradient where it is available (linear covariance structures).
+        Optimiser for θ: ``"auto"`` is BOBYQA (lme4's default) from a moment-based start
+        (:meth:`Design.moment_start`), finished by Newton steps on the convergence check's
+        derivatives; ``"lbfgsb"`` runs L-BFGS-B on the analytic gradient where it is
+        available (linear covariance structures).
     start : numpy.ndarray, optional
-        Starting θ.
+        Starting θ (default: the moment start with ``"auto"``, else lme4's).
     options : dict, optional
         Passed to the scipy optimiser.
     check : bool or "auto"
-        Finite-difference convergence check at the optimum (``"auto"``: when θ is small).
+        Finite-difference convergence check at the optimum, whose derivatives also finish
+        the search by Newton steps (``"auto"``: when θ has at most 20 entries).
     verbose : bool
         Report progress of long fits.
 

@@ -211,41 +211,41 @@ class PLSState:
             return self.ok
         self.theta = theta.copy()
         self.ok = False
-        cp, p = self.design.cross, self.p
         blocks = self.blocks(theta)
         if not self._factorize(blocks):
             return False
-        rhs = self._lambda_t_times(blocks, self._rhs0, self._rhs)
-        sol = self.solve_M(rhs)
         self.ldL2 = self._logdet()
         if not np.isfinite(self.ldL2):
             return False
-        c_sol = sol[:, p]
-        c = rhs[:, p]
+        G, sol = self._rhs_solution(blocks)
+        cp, p = self.design.cross, self.p
         if p:
-            Bm, Vm = rhs[:, :p], sol[:, :p]
-            XtVX = cp.XtX - Bm.T @ Vm
-            XtVX = 0.5 * (XtVX + XtVX.T)
-            r = cp.Xty - Bm.T @ c_sol
-            RX, info = lapack.dpotrf(XtVX, lower=0, clean=1)
-            if info != 0 or np.any(np.diag(RX) <= 0):
+            RX, info = lapack.dpotrf(cp.XtX - G[:p, :p], lower=0, clean=1)  # reads the upper triangle
+            if info != 0:
                 return False
+            r = cp.Xty - G[:p, p]
             beta, info = lapack.dpotrs(RX, r, lower=0)
             self.ldRX2 = float(2.0 * np.sum(np.log(np.diag(RX))))
             self.RX = RX
-            self.V = Vm  # M⁻¹ΛᵀZᵀX, reused by the gradient
+            self.V = sol[:, :p]  # M⁻¹ΛᵀZᵀX, reused by the gradient
             self.beta = beta
-            self.u = c_sol - Vm @ beta
-            self.pwrss = float(cp.yty - c @ c_sol - r @ beta)
+            self.u = sol[:, p] - self.V @ beta
+            self.pwrss = float(cp.yty - G[p, p] - r @ beta)
         else:
             self.ldRX2 = 0.0
             self.RX = np.zeros((0, 0))
             self.beta = np.zeros(0)
-            self.u = c_sol
-            self.pwrss = float(cp.yty - c @ c_sol)
+            self.u = sol[:, 0]
+            self.pwrss = float(cp.yty - G[0, 0])
         self.blocks_ = blocks
         self.ok = bool(np.isfinite(self.pwrss) and self.pwrss > 0)
         return self.ok
+
+    def _rhs_solution(self, blocks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """``G = [B c]ᵀM⁻¹[B c]`` and ``M⁻¹[B c]`` for ``[B c] = Λᵀ[ZᵀWX | ZᵀWy]``, with the current factor."""
+        rhs = self._lambda_t_times(blocks, self._rhs0, self._rhs)
+        sol = self.solve_M(rhs)
+        return rhs.T @ sol, sol
 
     def objective(self, theta: np.ndarray, REML: bool = True) -> float:
         """Profiled deviance (ML) or REML criterion at θ, lme4's scale; ``inf`` on failure."""
