@@ -308,10 +308,26 @@ def _polish(
         _run("bobyqa", fc, fc.best_x if fc.best_x is not None else x, lower, upper, opts)
     summary.message = _run("bobyqa", fc, fc.best_x if fc.best_x is not None else x, lower, upper, {**opts, "polish": True})
     if fc.best_f < fbest:
-        x = fc.best_x.copy()
-        fbest = float(fc.f(x))
+        x, fbest = fc.best_x.copy(), fc.best_f
         summary.theta, summary.objective = x, fbest
     return x, fbest
+
+
+def _newton_point(
+    x: np.ndarray, g: np.ndarray, H: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> np.ndarray | None:
+    """``x - H⁻¹g`` over the free parameters (not at a bound with the gradient pushing into it),
+    projected onto the bounds; None when there is no step (no free parameter, singular H)."""
+    free = ~((x <= lower + 1e-8) & (g >= 0))
+    if not free.any():
+        return None
+    step = np.zeros_like(x)
+    try:
+        step[free] = -np.linalg.solve(H[np.ix_(free, free)], g[free])
+    except np.linalg.LinAlgError:
+        return None
+    xn = np.clip(x + step, lower, upper)
+    return xn if np.all(np.isfinite(xn)) and np.any(xn != x) else None
 
 
 def _chord_step(
@@ -320,14 +336,9 @@ def _chord_step(
 ) -> tuple[np.ndarray, float]:
     """A Newton step on a fresh finite-difference gradient and a given Hessian, kept if it helps."""
     g, _ = _fd_derivatives(fc, x, lower, fbest, hessian=H)
-    free = ~((x <= lower + 1e-8) & (g >= 0))
-    if not free.any():
-        return x, fbest
-    step = np.zeros_like(x)
-    step[free] = -np.linalg.solve(H[np.ix_(free, free)], g[free])
-    xn = np.clip(x + step, lower, upper)
-    fn = fc(xn) if np.any(xn != x) else np.inf
     summary.gradient = g
+    xn = _newton_point(x, g, H, lower, upper)
+    fn = fc(xn) if xn is not None else np.inf
     # the step comes from the gradient, which averages the objective's rounding noise over the
     # stencil: trust it unless the objective rises beyond that noise
     if fn <= fbest + 1e-11 * max(1.0, abs(fbest)):
@@ -362,24 +373,21 @@ def _newton_finish(
         g, H, dec, msgs = check_convergence(fc, x, lower, fbest)
         summary.gradient, summary.hessian, summary.newton_decrement = g, H, dec
         summary.warnings = msgs
-        if not any("negative eigenvalue" in m for m in msgs):
-            # one evaluation: the Newton step over the free parameters, projected onto the bounds
-            free = ~((x <= lower + 1e-8) & (g >= 0))
-            step = np.zeros_like(x)
-            step[free] = -np.linalg.solve(H[np.ix_(free, free)], g[free])
-            xn = np.clip(x + step, lower, upper)
-            fn = fc(xn) if np.any(xn != x) else np.inf
-            if fn < fbest:
-                gain = fbest - float(fn)
-                x, fbest = xn, float(fn)
-                summary.theta, summary.objective = x, fbest
-                if dec <= tol or (dec < 1e-3 and gain >= 0.5 * dec):
-                    # the quadratic model held in its own neighbourhood: one more step on a fresh
-                    # gradient with the same Hessian (2m + 1 evaluations) settles θ in flat directions
-                    x, fbest = _chord_step(fc, x, lower, upper, fbest, H, summary)
-                    summary.newton_decrement = abs(dec - gain)
-                    break
-                continue
+        xn = None if any("negative eigenvalue" in m for m in msgs) else _newton_point(x, g, H, lower, upper)
+        fn = fc(xn) if xn is not None else np.inf  # one evaluation: the Newton step
+        if fn < fbest:
+            gain = fbest - float(fn)
+            x, fbest = xn, float(fn)
+            summary.theta, summary.objective = x, fbest
+            if dec <= tol or abs(dec - gain) <= 1e-5:
+                # the quadratic model held (it predicted the gain): what is left is of the order of
+                # the model's error, far below the warning level; one more step on a fresh gradient
+                # with the same Hessian (2m + 1 evaluations) settles θ in flat directions
+                x, fbest = _chord_step(fc, x, lower, upper, fbest, H, summary)
+                summary.newton_decrement = abs(dec - gain)
+                summary.warnings = [m for m in msgs if not m.startswith("model may not have converged")]
+                break
+            continue
         if dec <= tol or polished or optimizer != "bobyqa" or len(x) < 2:
             break
         polished = True

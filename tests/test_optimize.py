@@ -73,3 +73,9 @@ def test_evaluation_limit_warns():
     st = d.pls()
     o = minimize_theta(lambda th: st.objective(th, True), d.theta_start, d.lower, options={"maxfev": 5})
     assert any("evaluation limit" in w for w in o.warnings)
+
+
+def test_a_flat_direction_does_not_break_the_newton_finish():
+    # the second parameter does not enter: the Hessian is singular, the finish must carry on
+    o = minimize_theta(lambda th: 10.0 + (th[0] - 0.5) ** 2, np.array([1.0, 1.0]), np.array([0.0, 0.0]))
+    assert abs(o.theta[0] - 0.5) < 1e-4 and o.objective == pytest.approx(10.0, abs=1e-8)
