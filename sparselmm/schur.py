@@ -139,8 +139,7 @@ def _pair_matrix(A12: "sp.csr_matrix", q1: int, q2: int, chunk: int = 4_000_000)
         val[pos] = vx[e1] * vx[e2]
     del rank
     PT = sp.csr_matrix((val, idx, start), shape=(q1, len(ukey)))
-    p_l, p_m = np.divmod(ukey, q2)
-    return PT, p_l.astype(np.int32), p_m.astype(np.int32)
+    return PT, ukey.astype(np.int32 if q2 * q2 < 2**31 else np.int64)
 
 
 class SchurState(PLSState):
@@ -161,10 +160,14 @@ class SchurState(PLSState):
         self.a22_flat = A22.row.astype(np.int64) * q2 + A22.col
         # S -= Σ_j w_j A₁₂[j, l] A₁₂[j, m] over pairs (l <= m) of entries in each row j of A₁₂:
         # one sparse matrix P (pair (l, m) × row j), so that the q₂ × q₂ sum is the product P w
-        self.PT, self.p_l, self.p_m = _pair_matrix(A12, q1, q2)
+        self.PT, self.p_flat = _pair_matrix(A12, q1, q2)  # p_flat: l·q₂ + m of each pair
         self.P = self.PT.T  # a CSC view: no second copy (its product is ~25% slower than a CSR copy's)
-        self.p_flat = self.p_l.astype(np.int64) * q2 + self.p_m
         self.term2 = np.repeat(np.arange(1, len(d.terms)), np.diff(d.Gp)[1:])
+        nt = len(d.terms) - 1
+        if nt > 1:  # the pair's (term of l, term of m) as one small code, for λ_l λ_m by table look-up
+            p_l, p_m = np.divmod(self.p_flat, q2)
+            self.p_terms = ((self.term2[p_l] - 1) * nt + (self.term2[p_m] - 1)).astype(np.int16)
+            self.term_first = np.asarray(d.Gp[1:-1]) - q1
 
     def _factorize(self, blocks: list[np.ndarray]) -> bool:
         th1 = float(blocks[0][0, 0])
@@ -193,7 +196,8 @@ class SchurState(PLSState):
             Sf[self.p_flat] = v
             Sf[self.a22_flat] += self.a22_val * (lam * lam)
         else:
-            Sf[self.p_flat] = -(self.P @ w) * lam2[self.p_l] * lam2[self.p_m]
+            lam_t = lam2[self.term_first]  # λ of each trailing term
+            Sf[self.p_flat] = -(self.P @ w) * np.outer(lam_t, lam_t).ravel()[self.p_terms]
             Sf[self.a22_flat] += self.a22_val * lam2[self.a22_l] * lam2[self.a22_m]
         Sf[:: q2 + 1] += 1.0
         return S
@@ -220,8 +224,9 @@ class SchurState(PLSState):
             Sinv, info = lapack.dpotri(self._L, lower=1)  # lower triangle of S⁻¹
         lam2 = self._lam2
         # (A₁₂Λ₂S⁻¹Λ₂A₁₂ᵀ)_jj = Σ_{l<=m} (2 - δ_lm) S⁻¹_lm λ_l λ_m A_jl A_jm (S⁻¹ holds its lower triangle)
-        g = Sinv[self.p_m, self.p_l] * lam2[self.p_l] * lam2[self.p_m]
-        g *= np.where(self.p_l == self.p_m, 1.0, 2.0)
+        p_l, p_m = np.divmod(self.p_flat, self.q2)
+        g = Sinv[p_m, p_l] * lam2[p_l] * lam2[p_m]
+        g *= np.where(p_l == p_m, 1.0, 2.0)
         quad = self.PT @ g
         D = self._D
         return np.concatenate([1.0 / D + self._th1**2 * quad / D**2, np.diag(Sinv)])

@@ -1,6 +1,7 @@
 """The analytic gradient and the block (Schur) factorisation, against independent computations."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import REF, load_data
 
@@ -75,3 +76,17 @@ def test_schur_gradient_and_fit_match_cholmod_fit():
     ref = slm.fit_design(d, REML=False, optimizer="bobyqa")
     assert m.objective <= ref.objective + 1e-6 * abs(ref.objective)
     np.testing.assert_allclose(m.theta, ref.theta, rtol=1e-3)
+
+
+def test_schur_backend_with_two_trailing_terms_equals_cholmod():
+    # three crossed scalar terms (InstEval's shape): λ per trailing term by table look-up
+    df = crossed(4000, 400, 60, seed=11)
+    rng = np.random.default_rng(11)
+    df["c"] = pd.Categorical(rng.integers(0, 12, len(df)))
+    d = slm.design("y ~ 1 + x + (1 | a) + (1 | b) + (1 | c)", df)
+    a, b = d.pls("cholmod"), SchurState(d)
+    for th in ([1.0, 0.7, 0.3], [0.2, 1.5, 0.0], [0.9, 0.0, 2.0]):
+        th = np.array(th)
+        for REML in (True, False):
+            assert b.objective(th, REML) == pytest.approx(a.objective(th, REML), rel=1e-11)
+        np.testing.assert_allclose(b.minv_diag(), a.minv_diag(), rtol=1e-8, atol=1e-12)
