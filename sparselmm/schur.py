@@ -98,7 +98,7 @@ def schur_eligible(design: "Design", max_dense: int = 6000, max_pairs: float = 3
     return float(np.sum(cnt * (cnt + 1) / 2)) <= max_pairs
 
 
-def _pair_matrix(A12: "sp.csr_matrix", q1: int, q2: int, chunk: int = 4_000_000) -> tuple:
+def _pair_matrix(A12: "sp.csr_matrix", q1: int, q2: int, chunk: int = 1_000_000) -> tuple:
     """The level pairs ``(l, m)``, ``l <= m``, that share a row of ``A₁₂``, and the sparse matrix
     ``P`` (one row per pair, one column per row ``j`` of ``A₁₂``) with ``P[(l, m), j] = A₁₂[j, l] A₁₂[j, m]``.
 
@@ -187,7 +187,13 @@ class SchurState(PLSState):
         """The upper triangle of ``S = Λ₂(A₂₂ - A₂₁ diag(w) A₁₂)Λ₂ + I``, filled only where it is
         nonzero (the pair matrix gives ``A₂₁ diag(w) A₁₂`` as ``P w``); LAPACK reads nothing else."""
         q2 = self.q2
-        S = np.zeros((q2, q2))
+        # one q₂ × q₂ buffer for the life of the state, refilled per θ (the previous factor lives in it:
+        # a fresh array would hold two at once, 200 MB each at q₂ = 5000)
+        S = getattr(self, "_S", None)
+        if S is None:
+            S = self._S = np.zeros((q2, q2))
+        else:
+            S.fill(0.0)
         Sf = S.reshape(-1)
         if len(self.design.terms) == 2:  # one trailing term: Λ₂ = λ I
             lam = float(lam2[0])
