@@ -208,9 +208,12 @@ class Design:
 
         Parameters
         ----------
-        backend : {"auto", "cholmod", "schur", "blockdiag"}
+        backend : {"auto", "cholmod", "schur", "schur_dense", "blockdiag"}
             ``"cholmod"``: CHOLMOD's supernodal factor of ``ΛᵀAΛ + I``; ``"schur"``: the
-            block factor of :mod:`sparselmm.schur` for crossed scalar terms; ``"blockdiag"``:
+            block factor of :mod:`sparselmm.schur` for crossed scalar terms (Schur complement
+            from a table of level pairs); ``"schur_dense"``: the same factor with the Schur
+            complement from one dense ``dsyrk`` per θ, for crossed designs where most level
+            pairs occur (chosen by ``"auto"`` then, see ``schur._dense_schur_pays``); ``"blockdiag"``:
             the batched per-level factor of :mod:`sparselmm.blockdiag` when all terms share
             one grouping factor; ``"auto"`` takes ``"blockdiag"`` where it applies and
             ``q ≥ 1000`` (below that CHOLMOD's fewer calls win: measured 0.22 against
@@ -219,14 +222,18 @@ class Design:
         """
         from .blockdiag import BlockDiagState, blockdiag_eligible
         from .pls import PLSState
-        from .schur import SchurState, schur_eligible
+        from .schur import DenseSchurPLSState, SchurState, _dense_schur_pays, schur_eligible
 
-        if backend not in ("auto", "cholmod", "schur", "blockdiag"):
-            raise ModelSpecError(f"backend must be 'auto', 'cholmod', 'schur' or 'blockdiag', got {backend!r}")
+        if backend not in ("auto", "cholmod", "schur", "schur_dense", "blockdiag"):
+            raise ModelSpecError(
+                f"backend must be 'auto', 'cholmod', 'schur', 'schur_dense' or 'blockdiag', got {backend!r}"
+            )
         if backend == "blockdiag" or (backend == "auto" and self.q >= 1000 and blockdiag_eligible(self)):
             if not blockdiag_eligible(self):
                 raise ModelSpecError("backend 'blockdiag' needs every term to group by one factor")
             return BlockDiagState(self)
+        if backend == "schur_dense" or (backend == "auto" and _dense_schur_pays(self)):
+            return DenseSchurPLSState(self)
         if backend == "schur" or (backend == "auto" and schur_eligible(self) and int(self.Gp[1]) >= 2000):
             return SchurState(self)
         return PLSState(self)

@@ -27,12 +27,13 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
+from .errors import ModelSpecError
 from .pls import PLSState
 
 if TYPE_CHECKING:  # pragma: no cover
     from .modelframe import Design
 
-__all__ = ["SchurState", "schur_eligible"]
+__all__ = ["SchurState", "schur_eligible", "DenseSchurPLSState", "dense_schur_eligible"]
 
 _CONTROLLER = None
 
@@ -236,3 +237,121 @@ class SchurState(PLSState):
         quad = self.PT @ g
         D = self._D
         return np.concatenate([1.0 / D + self._th1**2 * quad / D**2, np.diag(Sinv)])
+
+
+# ----------------------------------------------------------------------------------------
+# the dense variant: no pair table, one dsyrk per θ
+
+
+def _lower_counts(design: "Design") -> np.ndarray:
+    """Stored entries per column of the first ``Gp[1]`` columns of ``ZᵀWZ``'s lower part
+    (1 + the level pairs of that level with the later terms)."""
+    q1 = int(design.Gp[1])
+    L = getattr(design.cross, "ZtZ_lower", None)
+    if L is not None:
+        return np.diff(L.indptr)[:q1]
+    A = design.cross.ZtZ.tocsc()
+    col = np.diff(A.indptr)[:q1]
+    return col  # the first term's block is diagonal: the column holds the diagonal and A₂₁
+
+
+def dense_schur_eligible(design: "Design", max_dense: int = 6000) -> bool:
+    """True when :class:`DenseSchurPLSState` applies: at least two terms, all scalar with a
+    linear structure, the first term's block of ``ZᵀWZ`` diagonal (one factor: always), and
+    the remaining ``q₂`` random effects at most ``max_dense`` and fewer than the first term's."""
+    terms = design.terms
+    if len(terms) < 2 or any(t.k != 1 or t.structure.name not in ("us", "diag") for t in terms):
+        return False
+    q1 = int(design.Gp[1])
+    q2 = design.q - q1
+    return q2 <= max_dense and q1 >= q2
+
+
+def _dense_schur_pays(design: "Design", ratio: float = 0.02) -> bool:
+    """Whether the dense Schur factorisation beats a sparse one for this design.
+
+    A sparse factorisation eliminating the first factor costs ``Σ_j c_j²`` flops
+    (``c_j``: level pairs in row ``j`` of ``A₁₂``), scattered and slow per flop (CHOLMOD
+    makes width-1 supernodes here); the dense one ``q₁ q₂²`` BLAS-3 flops.  Measured on
+    this project's 2-core machine the dense flops are ~50 times faster, so dense wins
+    once ``Σ_j c_j² > ratio · q₁ q₂²`` (and the first factor has ≥ 2,000 levels).
+    """
+    if not dense_schur_eligible(design) or int(design.Gp[1]) < 2000:
+        return False
+    q1 = int(design.Gp[1])
+    q2 = design.q - q1
+    c = _lower_counts(design).astype(np.float64) - 1.0
+    return float(np.sum(c * c)) > ratio * q1 * q2 * q2
+
+
+class DenseSchurPLSState(SchurState):
+    """Block Cholesky PLS for crossed scalar terms whose cross block is dense-ish.
+
+    With ``A = ZᵀWZ`` split after the first term (``q₁`` levels, diagonal block
+    ``diag(a₁)``) and ``Λ = diag(θ₁ I, Λ₂)``:
+
+    .. math::
+
+        M = \\begin{pmatrix} D & θ_1 A_{12} Λ_2 \\\\ θ_1 Λ_2 A_{21} & Λ_2 A_{22} Λ_2 + I \\end{pmatrix},
+        \\quad D = θ_1^2 a_1 + 1,
+
+        S = Λ_2 (A_{22} - A_{21} \\, \\mathrm{diag}(θ_1^2 / D) \\, A_{12}) Λ_2 + I = R^T R,
+
+        \\log\\det M = \\sum \\log D + 2 \\sum \\log R_{ii}.
+
+    ``A₂₁ diag(w) A₁₂`` is formed with dense BLAS (``dsyrk``) on row chunks of
+    ``A₁₂`` densified on the fly, ``O(q₁ q₂²)`` flops and ``O(q₂²)`` memory per θ —
+    far cheaper than a sparse supernodal factorisation when most level pairs
+    occur (10⁸ rows on 100,000 × 2,000 levels fill 40% of ``A₁₂``), and with no
+    per-pair storage.  Results equal :class:`~sparselmm.pls.PLSState`'s.
+    """
+
+    def _setup_factor(self, mode: str, ordering_method: str) -> None:
+        d = self.design
+        if not dense_schur_eligible(d):
+            raise ModelSpecError("DenseSchurPLSState needs two or more scalar terms with a small trailing block")
+        L = getattr(d.cross, "ZtZ_lower", None)
+        A = (d.cross.ZtZ if L is None else L).tocsc()
+        q1 = int(d.Gp[1])
+        q2 = d.q - q1
+        left = A[:, :q1]  # columns of the first term: its diagonal block and A₂₁
+        if left[:q1].nnz != q1 or np.any(left[:q1].diagonal() <= 0):
+            raise ModelSpecError("the first term's block of Z'WZ is not diagonal")
+        self.q1, self.q2 = q1, q2
+        self.a1 = np.asarray(left[:q1].diagonal(), dtype=float)
+        self.A12 = left[q1:].T.tocsr()  # q1 × q2 (A is symmetric)
+        self.A12.sort_indices()
+        del left
+        A22 = A[q1:, q1:].toarray()
+        if L is not None:  # only the lower triangle is stored
+            A22 = np.tril(A22) + np.tril(A22, -1).T
+        self.A22 = A22
+        self.term2 = np.repeat(np.arange(1, len(d.terms)), np.diff(d.Gp)[1:])
+        self.chunk = max(1, int(2**23 // max(q2, 1)))  # rows per dense chunk (64 MB)
+        self.factor = None
+
+    def _cross_gram(self, w: np.ndarray) -> np.ndarray:
+        """``A₂₁ diag(w) A₁₂`` (q₂ × q₂, symmetric) with dense BLAS, chunk by chunk."""
+        from scipy.linalg.blas import dsyrk
+
+        q1, q2 = self.q1, self.q2
+        K = np.zeros((q2, q2), order="F")
+        sw = np.sqrt(w)
+        for lo in range(0, q1, self.chunk):
+            hi = min(q1, lo + self.chunk)
+            B = self.A12[lo:hi].toarray()
+            B *= sw[lo:hi, None]
+            # Bᵀ is Fortran-ordered: BLAS reads it in place and K += Bᵀ(Bᵀ)ᵀ = BᵀB
+            K = dsyrk(1.0, B.T, beta=1.0, c=K, trans=0, lower=0, overwrite_c=1)
+        return np.triu(K) + np.triu(K, 1).T
+
+    def _schur(self, w: np.ndarray, lam2: np.ndarray) -> np.ndarray:
+        """``S = Λ₂(A₂₂ - A₂₁ diag(w) A₁₂)Λ₂ + I``, dense."""
+        with _one_blas_thread():
+            K = self._cross_gram(w)
+        S = (self.A22 - K) * lam2[:, None] * lam2[None, :]
+        S[np.diag_indices_from(S)] += 1.0
+        return S
+
+    # diag(M⁻¹) needs the pair table this class does without: the gradient falls back to solves
+    minv_diag = PLSState.minv_diag
