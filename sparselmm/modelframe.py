@@ -288,8 +288,11 @@ class Design:
 
     def _moment_start_intercepts(self, rr: float, Zr: np.ndarray) -> np.ndarray | None:
         cp = self.cross
-        N = float(np.sum(cp.ZtZ.diagonal()[: self.Gp[1]]))  # Σ weights, as the level sizes count them
-        nj = cp.ZtZ.diagonal()
+        # the level sizes: the diagonal of ZᵀWZ (from its stored lower part in a Dask design,
+        # whose full symmetric matrix would double the memory of a large crossed design)
+        lower = getattr(cp, "ZtZ_lower", None)
+        nj = (cp.ZtZ if lower is None else lower).diagonal()
+        N = float(np.sum(nj[: self.Gp[1]]))  # Σ weights
         B = np.array([np.sum(Zr[lo:hi] ** 2 / nj[lo:hi]) for lo, hi in zip(self.Gp[:-1], self.Gp[1:])])
         J = np.diff(self.Gp).astype(float)
         s2 = (rr - B.sum()) / (N - J.sum() - self.p)

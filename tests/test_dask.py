@@ -276,3 +276,14 @@ def test_dense_crossed_design_uses_dense_schur():
     assert abs(m1.objective - m0.objective) <= 1e-8 * abs(m0.objective)
     np.testing.assert_allclose(m1.theta, m0.theta, rtol=1e-4)
     np.testing.assert_allclose(m1.fixef.to_numpy(), m0.fixef.to_numpy(), rtol=1e-5)
+
+
+def test_moment_start_does_not_build_the_full_crossed_matrix():
+    # a large crossed Dask design keeps only the lower part of Z'WZ; the start must not expand it
+    df = slm.datasets.simulate_crossed(20000, 2500, 60, seed=3)
+    d = dask_design(CROSSED, dd.from_pandas(df, npartitions=4))
+    if getattr(d.cross, "ZtZ_lower", None) is None:
+        pytest.skip("this design stores the full Z'WZ")
+    th0 = d.moment_start()
+    assert d.cross._full is None
+    np.testing.assert_allclose(th0, slm.design(CROSSED, df).moment_start(), rtol=1e-10)
