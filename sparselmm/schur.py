@@ -100,14 +100,23 @@ def schur_eligible(design: "Design", max_dense: int = 6000, max_pairs: float = 3
 
 
 def _pair_matrix(A12: "sp.csr_matrix", q1: int, q2: int, chunk: int = 1_000_000) -> tuple:
-    """The level pairs ``(l, m)``, ``l <= m``, that share a row of ``A₁₂``, and the sparse matrix
-    ``P`` (one row per pair, one column per row ``j`` of ``A₁₂``) with ``P[(l, m), j] = A₁₂[j, l] A₁₂[j, m]``.
+    """The pair matrix of the level pairs ``(l, m)``, ``l <= m``, that share a row of ``A₁₂``.
 
+    ``P`` has one row per pair and one column per row ``j`` of ``A₁₂``, with
+    ``P[(l, m), j] = A₁₂[j, l] A₁₂[j, m]``, so that ``A₂₁ diag(w) A₁₂`` is ``P w`` on the pairs.
     Rows of ``A₁₂`` with the same number ``c`` of entries share one pattern of ``c(c+1)/2``
     offset pairs, so the pairs are generated a count at a time, written straight to their
     places in ``Pᵀ``'s CSR arrays (row ``j`` holds its pairs; no sort).  The pairs are
     ranked through a marker over the ``q₂²`` entries, found in a first pass that keeps
-    nothing else, so no table of 64-bit keys is ever held."""
+    nothing else, so no table of 64-bit keys is ever held.
+
+    Returns
+    -------
+    PT : scipy.sparse.csr_matrix
+        ``Pᵀ`` (``q₁ ×`` pairs).
+    flat : numpy.ndarray
+        Each pair's flat index ``l·q₂ + m`` (int32 where ``q₂² < 2³¹``), in ``P``'s row order.
+    """
     ip, ix, vx = A12.indptr, A12.indices, A12.data
     cnt = np.diff(ip).astype(np.int64)
     npair = cnt * (cnt + 1) // 2
