@@ -106,3 +106,15 @@ def test_dense_crossed_design_takes_the_dense_schur_factor():
         for REML in (True, False):
             assert st.objective(th, REML) == pytest.approx(ref.objective(th, REML), rel=1e-11)
         np.testing.assert_allclose(st.u, ref.u, rtol=1e-7, atol=1e-9)
+
+
+def test_busy_look_is_reused_briefly():
+    import time
+
+    from sparselmm import schur
+
+    schur._BUSY[:] = [time.monotonic(), True]
+    assert schur._machine_busy() is True  # a fresh look is reused...
+    schur._BUSY[:] = [time.monotonic() - 1.0, True]
+    assert isinstance(schur._machine_busy(), bool)  # ...an old one is taken again
+    assert time.monotonic() - schur._BUSY[0] < 0.5
