@@ -71,18 +71,16 @@ def fit_design(
     theta0 = d.theta_start if start is None else np.asarray(start, dtype=float)
     if optimizer == "auto":
         # BOBYQA (lme4's default), finished by the Newton steps of the convergence check.  Where
-        # the design has a moment start it starts near the optimum: a small first step and, for
-        # up to 3 parameters, a stop at a relative change of 1e-9, the Newton steps doing the rest.
-        # Otherwise lme4's tolerances (on flat ridges a loose stop lands where the Hessian is
+        # the design has a moment start it starts near the optimum: a small first step and a stop
+        # at a relative change of 1e-9, the Newton steps doing the rest.  From lme4's start, lme4's
+        # tolerances (far from the optimum a loose stop on a flat ridge lands where the Hessian is
         # indefinite, and the restart costs more than it saved).  Measured in docs/performance.md.
         optimizer = "bobyqa"
         auto_opts: dict = {}
         if start is None:
             theta0 = d.moment_start()
             if not np.array_equal(theta0, d.theta_start):
-                auto_opts = {"initial_step": 0.05 * max(1.0, float(np.max(np.abs(theta0))))}
-                if len(theta0) <= 3:
-                    auto_opts["ftol_rel"] = 1e-9
+                auto_opts = {"initial_step": 0.05 * max(1.0, float(np.max(np.abs(theta0)))), "ftol_rel": 1e-9}
         options = {**auto_opts, **(options or {})}
     if optimizer == "lbfgsb":
         from .pls import Gradient
