@@ -24,7 +24,7 @@ from .pls import PLSState
 if TYPE_CHECKING:  # pragma: no cover
     from .modelframe import Design
 
-__all__ = ["BlockDiagState", "blockdiag_eligible"]
+__all__ = ["BlockDiagState", "blockdiag_eligible", "level_blocks"]
 
 
 def blockdiag_eligible(design: "Design", max_block: int = 8) -> bool:
@@ -52,27 +52,45 @@ def blockdiag_eligible(design: "Design", max_block: int = 8) -> bool:
     return sum(t.k for t in terms) <= max_block
 
 
+def level_blocks(design: "Design") -> tuple[np.ndarray, np.ndarray]:
+    """The per-level blocks of ``ZᵀWZ`` for a design whose terms share one grouping factor.
+
+    Parameters
+    ----------
+    design : Design
+        A design for which :func:`blockdiag_eligible` holds.
+
+    Returns
+    -------
+    perm : numpy.ndarray
+        ``(K, nlevels)``: the design's index of random-effect column ``c`` at level
+        ``j`` (``c`` runs over the terms, then their columns).
+    blocks : numpy.ndarray
+        ``(K, K, nlevels)``: ``blocks[a, b, j] = (ZᵀWZ)[perm[a, j], perm[b, j]]``.
+    """
+    ks = [t.k for t in design.terms]
+    nl = design.terms[0].nlevels
+    perm = np.concatenate(
+        [lo + np.arange(nl)[None, :] * k + np.arange(k)[:, None] for k, lo in zip(ks, design.Gp[:-1])]
+    ).astype(np.int64)
+    A = design.cross.ZtZ.tocsr()
+    K = len(perm)
+    blocks = np.stack([np.stack([np.asarray(A[perm[a], perm[b]]).ravel() for b in range(K)]) for a in range(K)])
+    return perm, blocks
+
+
 class BlockDiagState(PLSState):
     """:class:`~sparselmm.pls.PLSState` with ``M`` factored level by level, vectorised over levels."""
 
     def _setup_factor(self, mode: str, ordering_method: str) -> None:
         d = self.design
-        ks = [t.k for t in d.terms]
-        nl = d.terms[0].nlevels
-        K = int(sum(ks))
-        off = np.concatenate([[0], np.cumsum(ks)]).astype(int)
-        # perm[c, j]: the design's index of column c of level j (c runs over terms, then their columns)
-        perm = np.empty((K, nl), dtype=np.int64)
-        for t, (k, lo) in enumerate(zip(ks, d.Gp[:-1])):
-            perm[off[t] : off[t + 1]] = lo + np.arange(nl)[None, :] * k + np.arange(k)[:, None]
-        self.nl, self.K, self.off = nl, K, off
+        perm, self.Ablk = level_blocks(d)  # Ablk[a, b, j] = A[perm[a, j], perm[b, j]]
+        K, nl = perm.shape
+        self.nl, self.K = nl, K
+        self.off = np.concatenate([[0], np.cumsum([t.k for t in d.terms])]).astype(int)
         self.perm = perm
         self.iperm = np.empty(d.q, dtype=np.int64)
         self.iperm[perm.ravel()] = np.arange(d.q)
-        A = d.cross.ZtZ.tocsr()
-        self.Ablk = np.stack(  # Ablk[a, b, j] = A[perm[a, j], perm[b, j]]
-            [np.stack([np.asarray(A[perm[a], perm[b]]).ravel() for b in range(K)]) for a in range(K)]
-        )
         self.factor = None
         self._Lam = np.zeros((K, K))
         cp = d.cross

@@ -302,20 +302,15 @@ class Design:
         return np.sqrt(np.maximum(st2, 0.0) / s2)
 
     def _moment_start_one_factor(self, rr: float, Zr: np.ndarray) -> np.ndarray | None:
-        from .blockdiag import blockdiag_eligible
+        from .blockdiag import blockdiag_eligible, level_blocks
 
         terms = self.terms
         if not blockdiag_eligible(self) or any(t.structure.name not in ("us", "diag") for t in terms):
             return None
-        nl = terms[0].nlevels
-        ks = [t.k for t in terms]
-        K = int(sum(ks))
-        # idx[j, c]: the design's index of random-effect column c at level j
-        idx = np.concatenate(
-            [lo + np.arange(nl)[:, None] * k + np.arange(k)[None, :] for k, lo in zip(ks, self.Gp[:-1])], axis=1
-        )
-        A = self.cross.ZtZ.tocsr()
-        Ab = np.asarray(A[idx[:, :, None].repeat(K, 2).ravel(), idx[:, None, :].repeat(K, 1).ravel()]).reshape(nl, K, K)
+        perm, blocks = level_blocks(self)
+        K = len(perm)
+        idx = perm.T  # idx[j, c]: the design's index of random-effect column c at level j
+        Ab = np.moveaxis(blocks, 2, 0)  # (nlevels, K, K)
         ok = np.linalg.matrix_rank(Ab) == K
         if ok.sum() < K + 2:
             return None

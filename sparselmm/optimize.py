@@ -255,6 +255,11 @@ def _fd_derivatives(
     return g, H
 
 
+def _free(x: np.ndarray, g: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """The parameters free to move: not at their lower bound with the gradient pushing into it."""
+    return ~((x <= lower + 1e-8) & (g >= 0))
+
+
 def check_convergence(
     f: Callable[[np.ndarray], float], theta: np.ndarray, lower: np.ndarray, f0: float, tol: float = 1e-4
 ) -> tuple[np.ndarray, np.ndarray, float, list[str]]:
@@ -272,8 +277,7 @@ def check_convergence(
     gradient, hessian, decrement, messages
     """
     g, H = _fd_derivatives(f, theta, lower, f0)
-    at_bound = (theta <= lower + 1e-8) & (g >= 0)
-    free = ~at_bound
+    free = _free(theta, g, lower)
     msgs: list[str] = []
     dec = 0.0
     if free.any():
@@ -305,8 +309,9 @@ def _polish(
     opts = {k: v for k, v in options.items() if k != "ftol_rel"}  # lme4's absolute tolerances only
     if "ftol_rel" in options:
         # the first pass stopped on the relative tolerance: a full pass with lme4's tolerances first
-        _run("bobyqa", fc, fc.best_x if fc.best_x is not None else x, lower, upper, opts)
-    summary.message = _run("bobyqa", fc, fc.best_x if fc.best_x is not None else x, lower, upper, {**opts, "polish": True})
+        _run("bobyqa", fc, x, lower, upper, opts)
+    # the polish starts from the best point seen (the _Counted keeps it; _nlopt_bobyqa starts there)
+    summary.message = _run("bobyqa", fc, x, lower, upper, {**opts, "polish": True})
     if fc.best_f < fbest:
         x, fbest = fc.best_x.copy(), fc.best_f
         summary.theta, summary.objective = x, fbest
@@ -318,7 +323,7 @@ def _newton_point(
 ) -> np.ndarray | None:
     """``x - H⁻¹g`` over the free parameters (not at a bound with the gradient pushing into it),
     projected onto the bounds; None when there is no step (no free parameter, singular H)."""
-    free = ~((x <= lower + 1e-8) & (g >= 0))
+    free = _free(x, g, lower)
     if not free.any():
         return None
     step = np.zeros_like(x)
