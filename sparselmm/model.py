@@ -68,6 +68,7 @@ def fit_design(
     state = d.pls()
     f = _progress(lambda th: state.objective(th, REML=REML), verbose)
     grad = None
+    scale = None
     theta0 = d.theta_start if start is None else np.asarray(start, dtype=float)
     if optimizer == "auto":
         # BOBYQA (lme4's default), finished by the Newton steps of the convergence check.  Where
@@ -75,12 +76,16 @@ def fit_design(
         # at a relative change of 1e-9, the Newton steps doing the rest.  From lme4's start, lme4's
         # tolerances (far from the optimum a loose stop on a flat ridge lands where the Hessian is
         # indefinite, and the restart costs more than it saved).  Measured in docs/performance.md.
+        # The search runs in the units of Design.theta_scale (a slope's θ times its covariate's
+        # root mean square), where BOBYQA's spherical steps suit every entry.
         optimizer = "bobyqa"
         auto_opts: dict = {}
+        scale = d.theta_scale()
         if start is None:
             theta0 = d.moment_start()
             if not np.array_equal(theta0, d.theta_start):
-                auto_opts = {"initial_step": 0.05 * max(1.0, float(np.max(np.abs(theta0)))), "ftol_rel": 1e-9}
+                step = 0.05 * max(1.0, float(np.max(np.abs(theta0 * scale))))
+                auto_opts = {"initial_step": step, "ftol_rel": 1e-9}
         options = {**auto_opts, **(options or {})}
     if optimizer == "lbfgsb":
         from .pls import Gradient
@@ -97,6 +102,7 @@ def fit_design(
         options=options,
         check=check,
         grad=grad,
+        scale=scale,
     )
     m = LinearMixedModel(d, REML, opt, state)
     for msg in opt.warnings:

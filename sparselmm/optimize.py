@@ -412,6 +412,7 @@ def minimize_theta(
     boundary_tol: float = 1e-5,
     check: bool | str = "auto",
     grad: Callable[[np.ndarray], np.ndarray] | None = None,
+    scale: np.ndarray | None = None,
 ) -> OptSummary:
     """Minimise the profiled objective ``f`` over θ within bounds.
 
@@ -437,6 +438,10 @@ def minimize_theta(
         Run :func:`check_convergence`; ``"auto"`` does so when θ has at most 20 entries.
     grad : callable, optional
         Analytic gradient θ ↦ ∇f, used by ``"lbfgsb"`` (finite differences otherwise).
+    scale : numpy.ndarray, optional
+        Positive units of θ: the search (its steps, tolerances and finite differences)
+        runs in ``x = scale · θ`` (:meth:`sparselmm.Design.theta_scale`); the summary is
+        returned in θ's units.
 
     Returns
     -------
@@ -450,6 +455,17 @@ def minimize_theta(
     start = np.asarray(start, dtype=float)
     lower = np.asarray(lower, dtype=float)
     upper = np.full_like(start, np.inf) if upper is None else np.asarray(upper, dtype=float)
+    if scale is not None:
+        sc = np.asarray(scale, dtype=float)
+        if sc.shape != start.shape or not np.all(np.isfinite(sc) & (sc > 0)):
+            raise SparseLMMError("scale must hold one positive finite number per θ entry")
+        g0 = grad
+        summary = minimize_theta(
+            lambda x: f(x / sc), start * sc, lower * sc, upper * sc, optimizer=optimizer, options=options,
+            restart_edge=restart_edge, boundary_tol=boundary_tol, check=check,
+            grad=None if g0 is None else (lambda x: g0(x / sc) / sc),
+        )
+        return _unscaled(summary, sc)
     options = options or {}
     fc = _Counted(f)
     t0 = time.perf_counter()
@@ -515,4 +531,16 @@ def minimize_theta(
         )
     summary.feval = fc.n
     summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _unscaled(summary: OptSummary, sc: np.ndarray) -> OptSummary:
+    """An :class:`OptSummary` of a search in ``x = sc · θ``, in θ's units."""
+    summary.theta_start = summary.theta_start / sc
+    summary.theta = summary.theta / sc
+    summary.lower, summary.upper = summary.lower / sc, summary.upper / sc
+    if summary.gradient is not None:
+        summary.gradient = summary.gradient * sc
+    if summary.hessian is not None:
+        summary.hessian = summary.hessian * np.outer(sc, sc)
     return summary

