@@ -593,7 +593,14 @@ def predict(
     for c, levels in d.factor_levels.items():
         if c in nd.columns:
             vals = nd[c].astype(str)
-            nd[c] = pd.Categorical(vals, categories=levels) if c not in _group_columns(d) else vals
+            if c in _group_columns(d):
+                nd[c] = vals
+                continue
+            codes = pd.Index(levels).get_indexer(vals)
+            if (codes < 0).any():
+                bad = sorted(set(vals[codes < 0]))[:5]
+                raise DataError(f"newdata column {c!r} has level(s) {bad} that the fit did not see (levels: {list(levels)[:10]})")
+            nd[c] = pd.Categorical.from_codes(codes, categories=levels)
     try:
         Xn = np.asarray(d.fixed_spec.get_model_matrix(nd, na_action="raise").to_numpy(dtype=float))
     except Exception as exc:

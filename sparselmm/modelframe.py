@@ -621,24 +621,71 @@ def _needed_variables(pf: ParsedFormula, columns: list[str]) -> tuple[list[str],
 
 
 class SimpleSpec:
-    """Model-matrix spec for sums of numeric columns (the common case, built without formulaic).
+    """Model-matrix spec for sums of main effects (the common case, built without formulaic).
+
+    Numeric columns enter as they are; factor columns (categoricals with string levels,
+    as :func:`design` makes them) by R's treatment contrasts: one indicator column per
+    level but the first, named ``column + level``, and all levels for the first factor
+    of a model without an intercept, as R's ``model.matrix`` does.
 
     Attributes
     ----------
     intercept : bool
     columns : list of str
+        The variables, in formula order.
+    levels : dict of str to list of str
+        The levels of the factor variables.
     """
 
-    def __init__(self, intercept: bool, columns: list[str]) -> None:
+    def __init__(self, intercept: bool, columns: list[str], levels: dict[str, list[str]] | None = None) -> None:
         self.intercept, self.columns = intercept, columns
+        self.levels = dict(levels or {})
+        # the factor whose first level gets a column: the first factor when there is no intercept
+        firsts = [c for c in columns if c in self.levels]
+        self._full = None if intercept or not firsts else firsts[0]
+
+    def _kept(self, c: str) -> list[str]:
+        lv = self.levels[c]
+        return list(lv) if c == self._full else list(lv[1:])
 
     def names(self) -> list[str]:
-        return (["(Intercept)"] if self.intercept else []) + list(self.columns)
+        out = ["(Intercept)"] if self.intercept else []
+        for c in self.columns:
+            out += [f"{c}{lv}" for lv in self._kept(c)] if c in self.levels else [c]
+        return out
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
-        cols = [np.ones(len(frame))] if self.intercept else []
-        cols += [frame[c].to_numpy(dtype=float) for c in self.columns]
-        return np.column_stack(cols) if cols else np.zeros((len(frame), 0))
+        n = len(frame)
+        X = np.empty((n, len(self.names())))
+        j = 0
+        if self.intercept:
+            X[:, 0] = 1.0
+            j = 1
+        for c in self.columns:
+            if c not in self.levels:
+                X[:, j] = frame[c].to_numpy(dtype=float)
+                j += 1
+                continue
+            codes = self._codes(frame[c], c)
+            first = 0 if c == self._full else 1
+            width = len(self.levels[c]) - first
+            block = X[:, j : j + width]
+            block.fill(0.0)
+            rows = np.flatnonzero(codes >= first)
+            block[rows, codes[rows] - first] = 1.0
+            j += width
+        return X
+
+    def _codes(self, col: pd.Series, c: str) -> np.ndarray:
+        lv = self.levels[c]
+        if isinstance(col.dtype, pd.CategoricalDtype) and list(col.cat.categories) == lv:
+            codes = np.asarray(col.cat.codes)
+        else:
+            codes = pd.Index(lv).get_indexer(col.astype(str))
+        if (codes < 0).any():
+            bad = col.iloc[int(np.flatnonzero(codes < 0)[0])]
+            raise DataError(f"column {c!r} has level {bad!r}, which the fit did not see (levels: {lv[:10]})")
+        return codes
 
     def get_model_matrix(self, data: pd.DataFrame, na_action: str = "raise") -> pd.DataFrame:
         """The same columns for new data (formulaic's ``ModelSpec`` interface)."""
@@ -649,11 +696,13 @@ class SimpleSpec:
 
 
 def _simple_spec(text: str, frame: pd.DataFrame) -> SimpleSpec | None:
-    """A SimpleSpec when ``text`` is ``[1|0|-1 +] a + b ...`` over numeric columns, else None."""
+    """A SimpleSpec when ``text`` is ``[1|0|-1 +] a + b ...`` over numeric columns and factors
+    (categoricals with string levels), else None."""
     from .formula import _split_top
 
     intercept = True
     cols: list[str] = []
+    levels: dict[str, list[str]] = {}
     try:
         pieces = _split_top(text, 0)
     except Exception:
@@ -667,18 +716,27 @@ def _simple_spec(text: str, frame: pd.DataFrame) -> SimpleSpec | None:
         if sign == "-" or piece not in frame.columns or piece in cols:
             return None
         dt = frame[piece].dtype
-        if not pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt) or isinstance(dt, pd.CategoricalDtype):
+        if isinstance(dt, pd.CategoricalDtype):
+            cats = list(dt.categories)
+            if len(cats) < 2 or not all(isinstance(v, str) for v in cats):
+                return None  # one level: formulaic's path says what is wrong
+            levels[piece] = cats
+        elif not pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt):
             return None
         cols.append(piece)
-    return SimpleSpec(intercept, cols)
+    return SimpleSpec(intercept, cols, levels)
 
 
 def _model_matrix(text: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray, list[str], Any]:
-    from formulaic import model_matrix
-
     simple = _simple_spec(text, frame)
-    if simple is not None:  # plain sums of numeric columns: no need for formulaic's machinery
+    if simple is not None:  # plain sums of main effects: no need for formulaic's machinery
         return simple.matrix(frame), simple.names(), simple
+    return _formulaic_matrix(text, frame, what)
+
+
+def _formulaic_matrix(text: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray, list[str], Any]:
+    """The model matrix of any fixed-effects formula, by formulaic, with R's column names."""
+    from formulaic import model_matrix
 
     ftext = to_formulaic(text, set(map(str, frame.columns)))
     try:
