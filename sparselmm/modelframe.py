@@ -506,6 +506,13 @@ def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
     if p == 0:
         return np.arange(0)
     norms = np.linalg.norm(X, axis=0)
+    if p <= X.shape[0] and np.all(norms > 0):
+        # |R_jj| of a QR without pivoting is column j's distance from the columns before it,
+        # what the loop below measures: when every column is clear of the tolerance (by a margin
+        # for rounding), all are kept, in one LAPACK call
+        R = np.linalg.qr(X, mode="r")
+        if np.all(np.abs(np.diag(R)) > 10 * tol * norms):
+            return np.arange(p, dtype=np.int64)
     keep: list[int] = []
     Q = np.zeros((X.shape[0], 0))
     for j in range(p):
@@ -896,9 +903,10 @@ def design(
     y_adj = y if off is None else y - off
     cross = CrossProducts.from_arrays(Zt, X, y_adj, w)
     factor_levels = {
-        c: [str(v) for v in frame[c].cat.categories]
+        c: (cats.to_numpy(dtype=object).tolist() if isinstance(cats.dtype, pd.StringDtype) else [str(v) for v in cats])
         for c in frame.columns
         if isinstance(frame[c].dtype, pd.CategoricalDtype)
+        for cats in [frame[c].cat.categories]
     }
     return Design(
         formula=pf,

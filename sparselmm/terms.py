@@ -76,6 +76,8 @@ class RandomTerm:
 
 def _level_strings(cat: pd.Categorical) -> list[str]:
     cats = cat.categories
+    if isinstance(cats.dtype, pd.StringDtype):  # strings already: one conversion, no per-level str()
+        return cats.to_numpy(dtype=object).tolist()
     if pd.api.types.is_float_dtype(cats.dtype) and np.all(np.mod(cats.to_numpy(), 1) == 0):
         return [str(int(c)) for c in cats]
     return [str(c) for c in cats]
