@@ -91,6 +91,10 @@ def as_factor(values: pd.Series, name: str) -> pd.Categorical:
     numbers is refused because ``1`` and ``"1"`` would silently become one level.
     """
     if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = np.asarray(values.cat.codes)
+        ncat = len(values.cat.categories)
+        if ncat and len(codes) and codes.min() >= 0 and np.bincount(codes, minlength=ncat).all():
+            return values.array  # every level used (the usual case): nothing to drop
         return values.cat.remove_unused_categories().array
     if values.dtype == object:
         kinds = {type(v) for v in values.dropna()}
