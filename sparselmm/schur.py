@@ -111,34 +111,68 @@ def schur_eligible(design: "Design", max_dense: int = 6000, max_pairs: float = 3
     return float(np.sum(cnt * (cnt + 1) / 2)) <= max_pairs
 
 
-def _pair_matrix(A12: "sp.csr_matrix", q1: int, q2: int, chunk: int = 1_000_000) -> tuple:
+def _pair_matrix(
+    A12: "sp.csr_matrix", q1: int, q2: int, chunk: int = 1_000_000, piece: int = 4_000_000
+) -> tuple[list[tuple["sp.csr_matrix", int, int]], np.ndarray]:
     """The pair matrix of the level pairs ``(l, m)``, ``l <= m``, that share a row of ``A₁₂``.
 
     ``P`` has one row per pair and one column per row ``j`` of ``A₁₂``, with
     ``P[(l, m), j] = A₁₂[j, l] A₁₂[j, m]``, so that ``A₂₁ diag(w) A₁₂`` is ``P w`` on the pairs.
-    Rows of ``A₁₂`` with the same number ``c`` of entries share one pattern of ``c(c+1)/2``
-    offset pairs, so the pairs are generated a count at a time, written straight to their
-    places in ``Pᵀ``'s CSR arrays (row ``j`` holds its pairs; no sort).  The pairs are
-    ranked through a marker over the ``q₂²`` entries, found in a first pass that keeps
-    nothing else, so no table of 64-bit keys is ever held.
+    The pairs are ranked by their flat index ``l·q₂ + m`` and ``Pᵀ`` is stored in pieces
+    by ranges of ``l`` of about ``piece`` entries each, so that ``P w`` is formed a piece
+    at a time (at 1M rows its 12.5M values are never held at once).  Rows of ``A₁₂``
+    with the same number ``c`` of entries share one pattern of ``c(c+1)/2`` offset pairs,
+    so the pairs are generated a count at a time and written straight to their places in
+    the pieces' CSR arrays (no sort): the place of a pair is a per-entry offset of its
+    first entry plus the index of its second.  The pairs are ranked through a marker over
+    the ``q₂²`` entries, found in a first pass that keeps nothing else, so no table of
+    64-bit keys is ever held.
 
     Returns
     -------
-    PT : scipy.sparse.csr_matrix
-        ``Pᵀ`` (``q₁ ×`` pairs).
+    pieces : list of (scipy.sparse.csr_matrix, int, int)
+        ``(Pᵀ_c, k0, k1)``: the ``q₁ × (k1 - k0)`` block of ``Pᵀ`` on the pairs ranked
+        ``k0 … k1 - 1``, in ``l`` order.
     flat : numpy.ndarray
-        Each pair's flat index ``l·q₂ + m`` (int32 where ``q₂² < 2³¹``), in ``P``'s row order.
+        Each pair's flat index ``l·q₂ + m`` (int32 where ``q₂² < 2³¹``), in rank order.
     """
     ip, ix, vx = A12.indptr, A12.indices, A12.data
     cnt = np.diff(ip).astype(np.int64)
-    npair = cnt * (cnt + 1) // 2
-    start = np.concatenate([[0], np.cumsum(npair)])
+    row_of = np.repeat(np.arange(q1), cnt)
+    a = np.arange(len(ix), dtype=np.int64) - ip[row_of]  # an entry's place in its row
+    first_of = cnt[row_of] - a  # the pairs an entry starts (itself and the later entries of its row)
+    total = int(first_of.sum())
+    # pieces: ranges of l (the pair's first level) holding about `piece` pairs each
+    cum = np.cumsum(np.bincount(ix, weights=first_of, minlength=q2))
+    n_target = max(1, -(-total // piece))
+    cuts = np.searchsorted(cum, np.arange(1, n_target) * (total / n_target))  # a piece ends after l = cut
+    bounds = np.unique(np.concatenate([[0], np.minimum(cuts + 1, q2), [q2]]))
+    n_pc = len(bounds) - 1
+    pc = np.searchsorted(bounds, ix, side="right") - 1  # each entry's piece
+    # pairs per (row, piece); piece-major layout, rows in order within a piece
+    per = np.bincount(row_of * n_pc + pc, weights=first_of, minlength=q1 * n_pc).astype(np.int64)
+    per = per.reshape(q1, n_pc)
+    indptrs = [np.concatenate([[0], np.cumsum(per[:, c])]) for c in range(n_pc)]
+    base = np.concatenate([[0], np.cumsum(per.sum(axis=0))])
+    # an entry's run: the entries of its row in its piece, the first of them at place a_lo
+    new_run = np.ones(len(ix), dtype=bool)
+    new_run[1:] = (row_of[1:] != row_of[:-1]) | (pc[1:] != pc[:-1])
+    a_lo = a[np.maximum.accumulate(np.where(new_run, np.arange(len(ix)), 0))]
+
+    def before(k: np.ndarray) -> np.ndarray:  # pairs of the row that start before its entry k
+        return k * cnt[row_of] - k * (k - 1) // 2
+
+    start_rc = np.stack([ip_c[:-1] for ip_c in indptrs], axis=1)  # (q1, n_pc) first place of (row, piece)
+    # the place of pair (e1, e2) is off[e1] + e2
+    off = base[pc] + start_rc[row_of, pc] + before(a) - before(a_lo) - np.arange(len(ix), dtype=np.int64)
+    del start_rc, a_lo, new_run
+
     groups = []  # (rows of one count, the count's offset pairs), in pieces of about `chunk` pairs
     for c in np.unique(cnt[cnt > 0]):
         rows = np.flatnonzero(cnt == c)
         i1, i2 = np.triu_indices(int(c))
-        per = max(1, chunk // len(i1))
-        groups.extend((rows[k : k + per], i1, i2) for k in range(0, len(rows), per))
+        k = max(1, chunk // len(i1))
+        groups.extend((rows[r : r + k], i1, i2) for r in range(0, len(rows), k))
 
     def pairs(rows: np.ndarray, i1: np.ndarray, i2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         e1 = (ip[rows][:, None] + i1[None, :]).ravel()
@@ -151,17 +185,27 @@ def _pair_matrix(A12: "sp.csr_matrix", q1: int, q2: int, chunk: int = 1_000_000)
     ukey = np.flatnonzero(mark)
     rank = np.cumsum(mark, dtype=np.int32) - 1
     del mark
-    total = int(start[-1])
+    k0 = np.searchsorted(ukey, bounds * q2).astype(np.int64)  # first rank of each piece (l sorted first)
     idx = np.empty(total, dtype=np.int32)
     val = np.empty(total)
     for rows, i1, i2 in groups:
         key, e1, e2 = pairs(rows, i1, i2)
-        pos = (start[rows][:, None] + np.arange(len(i1))[None, :]).ravel()
-        idx[pos] = rank[key]
+        pos = off[e1] + e2
+        idx[pos] = rank[key] - k0[pc[e1]]  # rank within the piece
         val[pos] = vx[e1] * vx[e2]
     del rank
-    PT = sp.csr_matrix((val, idx, start), shape=(q1, len(ukey)))
-    return PT, ukey.astype(np.int32 if q2 * q2 < 2**31 else np.int64)
+    pieces = [
+        (
+            sp.csr_matrix(
+                (val[base[c] : base[c + 1]], idx[base[c] : base[c + 1]], indptrs[c]),
+                shape=(q1, int(k0[c + 1] - k0[c])),
+            ),
+            int(k0[c]),
+            int(k0[c + 1]),
+        )
+        for c in range(n_pc)
+    ]
+    return pieces, ukey.astype(np.int32 if q2 * q2 < 2**31 else np.int64)
 
 
 class SchurState(PLSState):
@@ -182,8 +226,9 @@ class SchurState(PLSState):
         self.a22_flat = A22.row.astype(np.int64) * q2 + A22.col
         # S -= Σ_j w_j A₁₂[j, l] A₁₂[j, m] over pairs (l <= m) of entries in each row j of A₁₂:
         # one sparse matrix P (pair (l, m) × row j), so that the q₂ × q₂ sum is the product P w
-        self.PT, self.p_flat = _pair_matrix(A12, q1, q2)  # p_flat: l·q₂ + m of each pair
-        self.P = self.PT.T  # a CSC view: no second copy (its product is ~25% slower than a CSR copy's)
+        # pieces of Pᵀ by ranges of l; their transposes are CSC views (no second copy; the product
+        # is ~25% slower than a CSR copy's); p_flat: l·q₂ + m of each pair
+        self.pieces, self.p_flat = _pair_matrix(A12, q1, q2)
         self.term2 = np.repeat(np.arange(1, len(d.terms)), np.diff(d.Gp)[1:])
         nt = len(d.terms) - 1
         if nt > 1:  # the pair's (term of l, term of m) as one small code, for λ_l λ_m by table look-up
@@ -219,13 +264,15 @@ class SchurState(PLSState):
         Sf = S.reshape(-1)
         if len(self.design.terms) == 2:  # one trailing term: Λ₂ = λ I
             lam = float(lam2[0])
-            v = self.P @ w
-            v *= -lam * lam
-            Sf[self.p_flat] = v
+            for PTc, k0, k1 in self.pieces:  # P w a piece at a time
+                v = PTc.T @ w
+                v *= -lam * lam
+                Sf[self.p_flat[k0:k1]] = v
             Sf[self.a22_flat] += self.a22_val * (lam * lam)
         else:
-            lam_t = lam2[self.term_first]  # λ of each trailing term
-            Sf[self.p_flat] = -(self.P @ w) * np.outer(lam_t, lam_t).ravel()[self.p_terms]
+            lam_t = np.outer(lam2[self.term_first], lam2[self.term_first]).ravel()  # λ_l λ_m by term pair
+            for PTc, k0, k1 in self.pieces:
+                Sf[self.p_flat[k0:k1]] = -(PTc.T @ w) * lam_t[self.p_terms[k0:k1]]
             Sf[self.a22_flat] += self.a22_val * lam2[self.a22_l] * lam2[self.a22_m]
         Sf[:: q2 + 1] += 1.0
         return S
@@ -252,10 +299,12 @@ class SchurState(PLSState):
             Sinv, info = lapack.dpotri(self._L, lower=1)  # lower triangle of S⁻¹
         lam2 = self._lam2
         # (A₁₂Λ₂S⁻¹Λ₂A₁₂ᵀ)_jj = Σ_{l<=m} (2 - δ_lm) S⁻¹_lm λ_l λ_m A_jl A_jm (S⁻¹ holds its lower triangle)
-        p_l, p_m = np.divmod(self.p_flat, self.q2)
-        g = Sinv[p_m, p_l] * lam2[p_l] * lam2[p_m]
-        g *= np.where(p_l == p_m, 1.0, 2.0)
-        quad = self.PT @ g
+        quad = np.zeros(self.q1)
+        for PTc, k0, k1 in self.pieces:
+            p_l, p_m = np.divmod(self.p_flat[k0:k1], self.q2)
+            g = Sinv[p_m, p_l] * lam2[p_l] * lam2[p_m]
+            g *= np.where(p_l == p_m, 1.0, 2.0)
+            quad += PTc @ g
         D = self._D
         return np.concatenate([1.0 / D + self._th1**2 * quad / D**2, np.diag(Sinv)])
 

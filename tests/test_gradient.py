@@ -1,13 +1,17 @@
 """The analytic gradient and the block (Schur) factorisation, against independent computations."""
 
+import functools
+
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from conftest import REF, load_data
 
 import sparselmm as slm
 from sparselmm.pls import Gradient
-from sparselmm.schur import SchurState, schur_eligible
+from sparselmm import schur
+from sparselmm.schur import SchurState, _pair_matrix, schur_eligible
 
 GRAD_CASES = [k for k in sorted(REF) if REF[k]["dataset"] not in ("InstEval",)]
 
@@ -89,6 +93,42 @@ def test_schur_backend_with_two_trailing_terms_equals_cholmod():
         th = np.array(th)
         for REML in (True, False):
             assert b.objective(th, REML) == pytest.approx(a.objective(th, REML), rel=1e-11)
+        np.testing.assert_allclose(b.minv_diag(), a.minv_diag(), rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("piece", [10**9, 5000, 700])
+def test_pair_matrix_pieces_give_the_cross_gram(piece):
+    # 3000 rows on 300 x 40 cells: some cells hold two or three rows, so A12 has entries > 1
+    df = crossed(3000, 300, 40, seed=2)
+    d = slm.design("y ~ 1 + (1 | a) + (1 | b)", df)
+    A = d.cross.ZtZ.tocsr()
+    q1 = int(d.Gp[1])
+    q2 = d.q - q1
+    A12 = A[:q1, q1:].tocsr()
+    A12.sort_indices()
+    assert A12.data.max() > 1
+    pieces, flat = _pair_matrix(A12, q1, q2, chunk=997, piece=piece)
+    assert (len(pieces) > 3) == (piece < 1000)
+    assert [k0 for _, k0, _ in pieces] == sorted(k0 for _, k0, _ in pieces) and pieces[-1][2] == len(flat)
+    w = np.random.default_rng(0).random(q1)
+    S = np.zeros(q2 * q2)
+    for PTc, k0, k1 in pieces:
+        S[flat[k0:k1]] = PTc.T @ w
+    dense = (A12.T @ sp.diags(w) @ A12).toarray()
+    np.testing.assert_allclose(S.reshape(q2, q2), np.triu(dense), rtol=1e-13, atol=1e-12)
+
+
+def test_schur_backend_in_many_pieces_equals_cholmod(monkeypatch):
+    df = crossed(4000, 400, 60, seed=11)
+    rng = np.random.default_rng(11)
+    df["c"] = pd.Categorical(rng.integers(0, 12, len(df)))
+    d = slm.design("y ~ 1 + x + (1 | a) + (1 | b) + (1 | c)", df)
+    monkeypatch.setattr(schur, "_pair_matrix", functools.partial(schur._pair_matrix, piece=400))
+    a, b = d.pls("cholmod"), SchurState(d)
+    assert len(b.pieces) > 5
+    for th in ([1.0, 0.7, 0.3], [0.2, 1.5, 0.0]):
+        th = np.array(th)
+        assert b.objective(th, False) == pytest.approx(a.objective(th, False), rel=1e-11)
         np.testing.assert_allclose(b.minv_diag(), a.minv_diag(), rtol=1e-8, atol=1e-12)
 
 
