@@ -553,16 +553,20 @@ def _env(a: argparse.Namespace, avail: dict, rows: list[dict], srows: list[dict]
     except Exception:  # noqa: BLE001
         pass
     try:
-        git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "sparselmm"], capture_output=True, text=True).stdout.strip()
-        git += " (+ uncommitted changes in sparselmm/)" if dirty else ""
-    except Exception:  # noqa: BLE001
-        git = "?"
-    try:
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     except (ValueError, OSError):
         mem = 0.0
-    return {"versions": vers, "git": git, "nproc": os.cpu_count(), "mem_gb": mem, "platform": platform.platform()}
+    return {"versions": vers, "nproc": os.cpu_count(), "mem_gb": mem, "platform": platform.platform()}
+
+
+def _git_state() -> str:
+    """The checked-out commit, and whether sparselmm/ differs from it (read when the sources are copied)."""
+    try:
+        git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "sparselmm"], capture_output=True, text=True).stdout.strip()
+        return git + (" (+ uncommitted changes in sparselmm/)" if dirty else "")
+    except Exception:  # noqa: BLE001
+        return "?"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -592,6 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{t:12s} {'available' if ok else why}", flush=True)
     with tempfile.TemporaryDirectory(prefix="slm-bench-") as tmpd:
         tmp = Path(tmpd)
+        git = _git_state()  # the version the snapshot holds (the tree may change during the run)
         src_hash = "live tree" if a.no_snapshot else snapshot_sources(tmp)
         rows = run_fit_cases(a, tools, avail, tmp)
         srows = run_scaling(a, tools, avail, tmp) if 5 in a.cases else []
@@ -602,6 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         loadavg_end=os.getloadavg()[0],
         wall_seconds=time.perf_counter() - t_start,
         sources_sha256=src_hash,
+        git=git,
         command="python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
         availability={t: {"available": ok, "why": why} for t, (ok, why) in avail.items()},
     )

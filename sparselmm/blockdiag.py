@@ -73,9 +73,16 @@ def level_blocks(design: "Design") -> tuple[np.ndarray, np.ndarray]:
     perm = np.concatenate(
         [lo + np.arange(nl)[None, :] * k + np.arange(k)[:, None] for k, lo in zip(ks, design.Gp[:-1])]
     ).astype(np.int64)
-    A = design.cross.ZtZ.tocsr()
     K = len(perm)
-    blocks = np.stack([np.stack([np.asarray(A[perm[a], perm[b]]).ravel() for b in range(K)]) for a in range(K)])
+    # every stored entry (r, c) of ZᵀWZ lies in the block of r's level (one grouping factor):
+    # scatter the entries to their (slot of r, slot of c, level) in one pass
+    slot = np.empty(design.q, dtype=np.int64)
+    level = np.empty(design.q, dtype=np.int64)
+    slot[perm] = np.arange(K)[:, None]
+    level[perm] = np.arange(nl)[None, :]
+    A = design.cross.ZtZ.tocoo()
+    blocks = np.zeros((K, K, nl))
+    blocks[slot[A.row], slot[A.col], level[A.row]] = A.data
     return perm, blocks
 
 

@@ -881,7 +881,8 @@ def design(
     for b in pf.bars:
         codes, levels = grouping_factor(frame, b.factors)
         if b.lhs.strip() == "1":
-            Xt, cols, spec = np.ones((n, 1)), ["(Intercept)"], None
+            # a read-only view of one 1.0: an intercept-only term holds no n-vector (8 MB per term at 1M rows)
+            Xt, cols, spec = np.broadcast_to(np.float64(1.0), (n, 1)), ["(Intercept)"], None
         else:
             Xt, cols, spec = _model_matrix(b.lhs, frame, f"the columns of term {b.text!r}")
         if Xt.shape[1] == 0:

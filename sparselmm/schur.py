@@ -126,7 +126,8 @@ def _pair_matrix(
     the pieces' CSR arrays (no sort): the place of a pair is a per-entry offset of its
     first entry plus the index of its second.  The pairs are ranked through a marker over
     the ``q₂²`` entries, found in a first pass that keeps nothing else, so no table of
-    64-bit keys is ever held.
+    64-bit keys is ever held.  The values are stored in float32 when that is exact (integer
+    entries of ``A₁₂`` below 2¹²: counts of unweighted intercept terms).
 
     Returns
     -------
@@ -182,18 +183,31 @@ def _pair_matrix(
     mark = np.zeros(q2 * q2, dtype=bool)
     for g in groups:
         mark[pairs(*g)[0]] = True
-    ukey = np.flatnonzero(mark)
-    rank = np.cumsum(mark, dtype=np.int32) - 1
-    del mark
-    k0 = np.searchsorted(ukey, bounds * q2).astype(np.int64)  # first rank of each piece (l sorted first)
+    rank = np.cumsum(mark, dtype=np.int32)  # 1 + the rank of each marked key
+    nuniq = int(rank[-1]) if len(rank) else 0
+    rank -= 1
+    k0 = np.append(rank[bounds[:-1] * q2], nuniq).astype(np.int64)  # first rank of each piece (l sorted first)
+    k0[:-1] += ~mark[bounds[:-1] * q2]  # a piece's first key may be unmarked: its rank is then one on
     idx = np.empty(total, dtype=np.int32)
-    val = np.empty(total)
+    # unweighted intercepts make A₁₂ a table of counts: their products are exact in float32, which
+    # halves the largest array (the product upcasts a piece at a time, ~30 MB at 1M rows)
+    exact32 = len(vx) > 0 and bool(np.all(vx == np.round(vx))) and float(np.max(np.abs(vx))) ** 2 < 2.0**24
+    val = np.empty(total, dtype=np.float32 if exact32 else np.float64)
     for rows, i1, i2 in groups:
         key, e1, e2 = pairs(rows, i1, i2)
         pos = off[e1] + e2
         idx[pos] = rank[key] - k0[pc[e1]]  # rank within the piece
         val[pos] = vx[e1] * vx[e2]
     del rank
+    # the flat index of each pair, in rank order, written a block of the marker at a time
+    # (a whole np.flatnonzero(mark) would hold 8 bytes per pair)
+    flat = np.empty(nuniq, dtype=np.int32 if q2 * q2 < 2**31 else np.int64)
+    at, blk = 0, 1 << 24
+    for lo in range(0, len(mark), blk):
+        nz = np.flatnonzero(mark[lo : lo + blk]) + lo
+        flat[at : at + len(nz)] = nz
+        at += len(nz)
+    del mark
     pieces = [
         (
             sp.csr_matrix(
@@ -205,7 +219,7 @@ def _pair_matrix(
         )
         for c in range(n_pc)
     ]
-    return pieces, ukey.astype(np.int32 if q2 * q2 < 2**31 else np.int64)
+    return pieces, flat
 
 
 class SchurState(PLSState):

@@ -96,11 +96,13 @@ def test_schur_backend_with_two_trailing_terms_equals_cholmod():
         np.testing.assert_allclose(b.minv_diag(), a.minv_diag(), rtol=1e-8, atol=1e-12)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("piece", [10**9, 5000, 700])
-def test_pair_matrix_pieces_give_the_cross_gram(piece):
+def test_pair_matrix_pieces_give_the_cross_gram(piece, weighted):
     # 3000 rows on 300 x 40 cells: some cells hold two or three rows, so A12 has entries > 1
     df = crossed(3000, 300, 40, seed=2)
-    d = slm.design("y ~ 1 + (1 | a) + (1 | b)", df)
+    w = np.random.default_rng(1).uniform(0.5, 2.0, len(df)) if weighted else None
+    d = slm.design("y ~ 1 + (1 | a) + (1 | b)", df, weights=w)
     A = d.cross.ZtZ.tocsr()
     q1 = int(d.Gp[1])
     q2 = d.q - q1
@@ -108,6 +110,8 @@ def test_pair_matrix_pieces_give_the_cross_gram(piece):
     A12.sort_indices()
     assert A12.data.max() > 1
     pieces, flat = _pair_matrix(A12, q1, q2, chunk=997, piece=piece)
+    # counts are stored in float32 (exact), weighted sums in float64
+    assert {p.dtype for p, _, _ in pieces} == {np.dtype(np.float64 if weighted else np.float32)}
     assert (len(pieces) > 3) == (piece < 1000)
     assert [k0 for _, k0, _ in pieces] == sorted(k0 for _, k0, _ in pieces) and pieces[-1][2] == len(flat)
     w = np.random.default_rng(0).random(q1)
@@ -115,6 +119,7 @@ def test_pair_matrix_pieces_give_the_cross_gram(piece):
     for PTc, k0, k1 in pieces:
         S[flat[k0:k1]] = PTc.T @ w
     dense = (A12.T @ sp.diags(w) @ A12).toarray()
+    # float32 counts lose nothing: the same agreement as float64 (sums in another order)
     np.testing.assert_allclose(S.reshape(q2, q2), np.triu(dense), rtol=1e-13, atol=1e-12)
 
 
