@@ -93,18 +93,21 @@ def fit_design(
         g = Gradient(state)
         if g.available:
             grad = lambda th: g(th, REML)  # noqa: E731
-    opt = minimize_theta(
-        f,
-        theta0,
-        d.lower,
-        d.upper,
-        optimizer=optimizer,
-        options=options,
-        check=check,
-        grad=grad,
-        scale=scale,
-    )
-    m = LinearMixedModel(d, REML, opt, state)
+    from .schur import single_threaded
+
+    with single_threaded():  # BLAS threads only where a large dense step asks for them
+        opt = minimize_theta(
+            f,
+            theta0,
+            d.lower,
+            d.upper,
+            optimizer=optimizer,
+            options=options,
+            check=check,
+            grad=grad,
+            scale=scale,
+        )
+        m = LinearMixedModel(d, REML, opt, state)
     for msg in opt.warnings:
         warnings.warn(msg, ConvergenceWarning, stacklevel=3)
     return m
@@ -205,8 +208,11 @@ def lmer(
             formula, data, REML=REML, weights=weights, offset=offset, na_action=na_action,
             optimizer=optimizer, start=start, options=options, check=check, verbose=verbose,
         )
-    d = design(formula, data, weights=weights, offset=offset, na_action=na_action)
-    return fit_design(d, REML, optimizer=optimizer, start=start, options=options, check=check, verbose=verbose)
+    from .schur import single_threaded
+
+    with single_threaded():  # the design's small dense algebra too (a second BLAS thread only spins)
+        d = design(formula, data, weights=weights, offset=offset, na_action=na_action)
+        return fit_design(d, REML, optimizer=optimizer, start=start, options=options, check=check, verbose=verbose)
 
 
 class LinearMixedModel:

@@ -71,29 +71,69 @@ def _look_busy() -> bool:
     return running - own > 0
 
 
+def _controller():  # type: ignore[no-untyped-def]
+    """threadpoolctl's controller of the loaded BLAS and OpenMP libraries, made once."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        import sksparse.cholmod  # noqa: F401  (its BLAS is loaded, so the controller sees it)
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
+
+
+# the BLAS threads the caller had before single_threaded() lowered them (None outside it)
+_OUTER_THREADS: list = [None]
+
+
+def single_threaded():  # type: ignore[no-untyped-def]
+    """Context for a whole fit: BLAS and OpenMP on one thread, except where a step asks
+    for more through :func:`_one_blas_thread`.
+
+    Most of a fit is small dense algebra between Python calls, where a second OpenBLAS
+    thread only spins: measured on TIMSS slopes, 73 ms of CPU for 45 ms of wall time
+    with two threads, 46 ms for 46 ms with one; beside another busy process the spinning
+    thread made the fit 2-3 times slower (122 ms in a benchmark run)."""
+    import contextlib
+
+    try:
+        ctl = _controller()
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return contextlib.nullcontext()
+    outer = max((lib.num_threads for lib in ctl.lib_controllers if lib.user_api == "blas"), default=1)
+
+    @contextlib.contextmanager
+    def ctx():  # type: ignore[no-untyped-def]
+        saved = _OUTER_THREADS[0]
+        _OUTER_THREADS[0] = outer if saved is None else saved
+        try:
+            with ctl.limit(limits=1):
+                yield
+        finally:
+            _OUTER_THREADS[0] = saved
+
+    return ctx()
+
+
 def _one_blas_thread():  # type: ignore[no-untyped-def]
-    """Context with numpy/scipy's BLAS on one thread, unless the machine is otherwise idle.
+    """Context for one large dense step: BLAS on one thread, unless the machine is otherwise idle.
 
     A second BLAS thread makes the dense factor about 1.4× faster on a quiet 2-core
     machine, but beside another busy process OpenBLAS's spinning threads make a
     Cholesky up to 40× slower (measured: 20 ms single-threaded, 830 ms with two
     threads beside another process).  So all threads are used only when nothing
-    else is runnable at the moment of the call."""
-    global _CONTROLLER
+    else is runnable at the moment of the call (inside :func:`single_threaded`: the
+    threads the caller had before)."""
+    import contextlib
+
     try:
-        if _CONTROLLER is None:
-            from threadpoolctl import ThreadpoolController
-
-            _CONTROLLER = ThreadpoolController()
-        if not _machine_busy():
-            import contextlib
-
-            return contextlib.nullcontext()
-        return _CONTROLLER.limit(limits=1, user_api="blas")
+        ctl = _controller()
     except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        import contextlib
-
         return contextlib.nullcontext()
+    if not _machine_busy():
+        outer = _OUTER_THREADS[0]
+        return contextlib.nullcontext() if outer is None else ctl.limit(limits=outer, user_api="blas")
+    return ctl.limit(limits=1, user_api="blas")
 
 
 def schur_eligible(design: "Design", max_dense: int = 6000, max_pairs: float = 3e7) -> bool:

@@ -163,3 +163,25 @@ def test_busy_look_is_reused_briefly():
     schur._BUSY[:] = [time.monotonic() - 1.0, True]
     assert isinstance(schur._machine_busy(), bool)  # ...an old one is taken again
     assert time.monotonic() - schur._BUSY[0] < 0.5
+
+
+def test_a_fit_runs_blas_on_one_thread_and_large_steps_get_the_callers_threads():
+    import time
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):  # what the caller had
+        with schur.single_threaded():
+            assert blas_threads() == {1}
+            schur._BUSY[:] = [time.monotonic() + 60, False]  # the machine looks idle
+            with schur._one_blas_thread():
+                assert blas_threads() == {2}  # a dense factor gets the caller's threads back
+            assert blas_threads() == {1}
+            schur._BUSY[:] = [time.monotonic() + 60, True]  # another process is running
+            with schur._one_blas_thread():
+                assert blas_threads() == {1}
+        assert blas_threads() == {2}
+    schur._BUSY[:] = [-1.0, True]
