@@ -20,6 +20,7 @@ gives ``diag(M⁻¹)`` cheaply, which the analytic gradient needs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import TYPE_CHECKING
@@ -86,15 +87,22 @@ def _controller():  # type: ignore[no-untyped-def]
 _OUTER_THREADS: list = [None]
 
 
-def single_threaded():  # type: ignore[no-untyped-def]
+def single_threaded() -> "contextlib.AbstractContextManager[None]":
     """Context for a whole fit: BLAS and OpenMP on one thread, except where a step asks
     for more through :func:`_one_blas_thread`.
 
     Most of a fit is small dense algebra between Python calls, where a second OpenBLAS
     thread only spins: measured on TIMSS slopes, 73 ms of CPU for 45 ms of wall time
     with two threads, 46 ms for 46 ms with one; beside another busy process the spinning
-    thread made the fit 2-3 times slower (122 ms in a benchmark run)."""
-    import contextlib
+    thread made the fit 2-3 times slower (122 ms in a benchmark run).  The libraries'
+    thread counts are restored on exit (they are process-wide: fits running in parallel
+    threads share them).
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Use as ``with single_threaded(): ...``.
+    """
 
     try:
         ctl = _controller()
@@ -124,7 +132,6 @@ def _one_blas_thread():  # type: ignore[no-untyped-def]
     threads beside another process).  So all threads are used only when nothing
     else is runnable at the moment of the call (inside :func:`single_threaded`: the
     threads the caller had before)."""
-    import contextlib
 
     try:
         ctl = _controller()
