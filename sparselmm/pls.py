@@ -22,6 +22,7 @@ touches the n observations.
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import TYPE_CHECKING
 
@@ -147,6 +148,7 @@ class PLSState:
         self._rhs0 = np.column_stack([cp.ZtX, cp.Zty]) if self.p else cp.Zty[:, None].copy()
         self._rhs = np.empty_like(self._rhs0)
         self.theta: np.ndarray | None = None
+        self._theta_key: bytes | None = None
         self.ok = False
 
     # ----- the factorisation (CHOLMOD here; see SchurState) ---------------------------
@@ -163,9 +165,7 @@ class PLSState:
         """Numeric refactorisation of ``ΛᵀAΛ + I`` for the blocks of Λ; False on failure."""
         M = self._prod.fill(blocks)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.factor.cholesky_inplace(M, beta=1.0)
+            self.factor.cholesky_inplace(M, beta=1.0)
         except Exception:  # CHOLMOD: not positive definite, or a numerical failure
             return False
         return True
@@ -207,8 +207,10 @@ class PLSState:
     def update(self, theta: np.ndarray) -> bool:
         """Refactor and solve the PLS problem at θ; return False if the factorisation failed."""
         theta = np.asarray(theta, dtype=float)
-        if self.theta is not None and np.array_equal(theta, self.theta):
+        key = theta.tobytes()  # a repeated θ (the optimiser's final point, the model's set-up) is not redone
+        if key == self._theta_key:
             return self.ok
+        self._theta_key = key
         self.theta = theta.copy()
         self.ok = False
         blocks = self.blocks(theta)
@@ -225,7 +227,7 @@ class PLSState:
                 return False
             r = cp.Xty - G[:p, p]
             beta, info = lapack.dpotrs(RX, r, lower=0)
-            self.ldRX2 = float(2.0 * np.sum(np.log(np.diag(RX))))
+            self.ldRX2 = 2.0 * sum(map(math.log, RX.diagonal().tolist()))  # p is small: no numpy calls
             self.RX = RX
             self.V = sol[:, :p]  # M⁻¹ΛᵀZᵀX, reused by the gradient
             self.beta = beta
