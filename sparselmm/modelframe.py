@@ -859,7 +859,7 @@ def design(
     # response
     y = _response(pf.response, frame, resp_vars)
     if np.ptp(y) == 0:
-        raise DataError(f"the response {pf.response!r} is constant ({y[0]!r}); there is nothing to model")
+        raise DataError(f"the response {pf.response!r} is constant ({float(y[0]):g} in every row); there is nothing to model")
 
     # fixed effects
     X, X_names, fixed_spec = _model_matrix(pf.fixed, frame, "the fixed-effects matrix")

@@ -42,6 +42,9 @@ def _design(df, formula):
         return slm.design(formula, df)
     except slm.ModelSpecError:
         return None  # too few levels or observations for this draw: refused, as lme4 does
+    except slm.DataError as exc:  # a draw that kept one row (or none): its response is constant
+        assert len(df) <= 1 and ("constant" in str(exc) or "no observations" in str(exc)), str(exc)
+        return None
 
 
 @SETTINGS
