@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from .errors import DataError, FormulaError, ModelSpecError, RankDeficiencyWarning, ScaleWarning
 from .formula import ParsedFormula, parse_formula
-from .terms import RandomTerm, as_factor, build_lambda, build_zt, check_terms, grouping_factor, order_terms, theta_template
+from .terms import RandomTerm, as_factor, build_lambda, build_zt, category_strings, check_terms, grouping_factor, order_terms, theta_template
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pls import PLSState
@@ -305,18 +305,20 @@ class Design:
         numpy.ndarray
             Positive, one per θ entry.
         """
+        from .pls import _term_entries
+
         cp = self.cross
         lower = getattr(cp, "ZtZ_lower", None)
         dg = np.asarray((cp.ZtZ if lower is None else lower).diagonal(), dtype=float)
         scale = np.ones(len(self.theta_start))
         n = float(max(cp.n, 1))
         for t, sl, lo, hi in zip(self.terms, self.theta_slices, self.Gp[:-1], self.Gp[1:]):
-            if t.structure.name not in ("us", "diag"):
+            entries = _term_entries(t.structure)  # (θ index, row, column) for us and diag
+            if t.structure.name not in ("us", "diag") or entries is None:
                 continue
             # Z's rows are level-major: level j's k columns are rows lo + j·k ... lo + j·k + k - 1
             rms = np.sqrt(dg[lo:hi].reshape(-1, t.k).sum(axis=0) / n)
-            rows = [r for c in range(t.k) for r in range(c, t.k)] if t.structure.name == "us" else range(t.k)
-            scale[sl] = rms[list(rows)]
+            scale[sl] = rms[[r for _, r, _ in entries]]
         return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
 
     def _moment_start_intercepts(self, rr: float, Zr: np.ndarray) -> np.ndarray | None:
@@ -904,10 +906,9 @@ def design(
     y_adj = y if off is None else y - off
     cross = CrossProducts.from_arrays(Zt, X, y_adj, w)
     factor_levels = {
-        c: (cats.to_numpy(dtype=object).tolist() if isinstance(cats.dtype, pd.StringDtype) else [str(v) for v in cats])
+        c: category_strings(frame[c].cat.categories)
         for c in frame.columns
         if isinstance(frame[c].dtype, pd.CategoricalDtype)
-        for cats in [frame[c].cat.categories]
     }
     return Design(
         formula=pf,

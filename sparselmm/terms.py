@@ -74,13 +74,18 @@ class RandomTerm:
         return self.nlevels * self.k
 
 
+def category_strings(cats: pd.Index) -> list[str]:
+    """The categories as strings (``str`` of each; string categories in one conversion)."""
+    if isinstance(cats.dtype, pd.StringDtype):  # strings already: no per-level str()
+        return cats.to_numpy(dtype=object).tolist()
+    return [str(c) for c in cats]
+
+
 def _level_strings(cat: pd.Categorical) -> list[str]:
     cats = cat.categories
-    if isinstance(cats.dtype, pd.StringDtype):  # strings already: one conversion, no per-level str()
-        return cats.to_numpy(dtype=object).tolist()
     if pd.api.types.is_float_dtype(cats.dtype) and np.all(np.mod(cats.to_numpy(), 1) == 0):
         return [str(int(c)) for c in cats]
-    return [str(c) for c in cats]
+    return category_strings(cats)
 
 
 def as_factor(values: pd.Series, name: str) -> pd.Categorical:
