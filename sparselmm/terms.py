@@ -75,7 +75,17 @@ class RandomTerm:
 
 
 def category_strings(cats: pd.Index) -> list[str]:
-    """The categories as strings (``str`` of each; string categories in one conversion)."""
+    """The categories as strings (``str`` of each; string categories in one conversion).
+
+    Parameters
+    ----------
+    cats : pandas.Index
+        A categorical's categories.
+
+    Returns
+    -------
+    list of str
+    """
     if isinstance(cats.dtype, pd.StringDtype):  # strings already: no per-level str()
         return cats.to_numpy(dtype=object).tolist()
     return [str(c) for c in cats]
