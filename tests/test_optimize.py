@@ -108,3 +108,29 @@ def test_auto_search_in_scaled_units_reaches_the_unscaled_optimum():
     # the summary is in θ's units: bounds as the design's, the gradient ~0 at the optimum
     np.testing.assert_array_equal(m.optsum.lower, slm.design(f, df).lower)
     assert m.optsum.newton_decrement < 1e-5  # deviance units; the warning level is 1e-4
+
+
+def test_finite_differences_are_exact_on_a_quadratic_and_count_their_evaluations():
+    from sparselmm.optimize import _fd_derivatives
+
+    A = np.array([[4.0, 1.0, -0.5], [1.0, 3.0, 0.2], [-0.5, 0.2, 2.0]])
+    c = np.array([0.3, -0.2, 0.1])
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return 0.5 * x @ A @ x + c @ x + 7.0
+
+    x = np.array([0.8, 1.3, 4e-6])  # the last entry within a step (1e-5) of its bound 0: the stencil shifts up
+    lower = np.array([0.0, -np.inf, 0.0])
+    g, H = _fd_derivatives(f, x, lower, f(x))
+    np.testing.assert_allclose(H, A, rtol=0, atol=1e-4)  # rounding: ~eps |f| / h^2 with h = 1e-5
+    np.testing.assert_allclose(g, A @ x + c, rtol=1e-8, atol=1e-9)
+    # 1 (the call above) + 1 (shifted base) + 2m (central) + m(m-1)/2 (one per mixed entry)
+    assert len(calls) == 1 + 1 + 6 + 3
+    calls.clear()
+    # the chord step's gradient: forward differences corrected by the given curvature, m calls
+    x1 = np.array([0.7, 1.1, 0.4])
+    g1, H1 = _fd_derivatives(f, x1, lower, f(x1), hessian=A, upper=np.array([np.inf, np.inf, 0.40001]))
+    assert H1 is A and len(calls) == 1 + 3  # the last entry steps backward from its upper bound
+    np.testing.assert_allclose(g1, A @ x1 + c, rtol=1e-8, atol=1e-9)
