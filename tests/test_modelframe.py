@@ -117,3 +117,21 @@ def test_new_data_encoding_is_kept():
     new = pd.DataFrame({"store": ["C", "A"], "item": ["milk", "eggs"], "price": [1.0, 1.0]})
     Xn = d.fixed_spec.get_model_matrix(new).to_numpy()
     np.testing.assert_array_equal(Xn, [[1, 0, 1, 0], [1, 0, 0, 0]])
+
+
+def test_the_callers_data_are_left_as_they_were():
+    # the design recodes string, boolean and categorical columns as factors on its own copy
+    rng = np.random.default_rng(0)
+    n = 60
+    df = pd.DataFrame({
+        "y": rng.standard_normal(n),
+        "s": rng.choice(["b", "a", "c"], n),
+        "flag": rng.random(n) < 0.5,
+        "g": pd.Categorical(rng.choice(["u", "v", "w", "x"], n), categories=["x", "w", "v", "u", "unused"]),
+    })
+    df.loc[5, "y"] = np.nan
+    before = df.copy()
+    d = slm.design("y ~ s + flag + (1 | g)", df)
+    pd.testing.assert_frame_equal(df, before)
+    assert d.n == n - 1 and d.X_names == ["(Intercept)", "sb", "sc", "flagTRUE"]
+    assert list(d.terms[0].levels) == ["x", "w", "v", "u"]
