@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.linalg import lapack
 
 from .errors import DataError, FormulaError, ModelSpecError, RankDeficiencyWarning, ScaleWarning
 from .formula import ParsedFormula, parse_formula
@@ -51,9 +52,11 @@ class CrossProducts:
 
     @classmethod
     def from_arrays(
-        cls, Zt: sp.csc_matrix, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None
+        cls, Zt: sp.csc_matrix, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None,
+        XtX: np.ndarray | None = None,
     ) -> "CrossProducts":
-        """Compute the cross-products from ``Zt`` (q × n), ``X`` (n × p), ``y`` (n)."""
+        """Compute the cross-products from ``Zt`` (q × n), ``X`` (n × p), ``y`` (n)
+        (``XtX``, unweighted, when the caller has it already)."""
         if weights is None:
             Zw, Xw, yw, ldW = Zt, X, y, 0.0
         else:
@@ -67,7 +70,7 @@ class CrossProducts:
             ZtZ=ZtZ,
             ZtX=np.asarray(Zw @ X),
             Zty=np.asarray(Zw @ y).ravel(),
-            XtX=X.T @ Xw,
+            XtX=X.T @ Xw if XtX is None or weights is not None else XtX,
             Xty=X.T @ yw,
             yty=float(y @ yw),
             n=len(y),
@@ -500,13 +503,25 @@ def r_names(formulaic_names: list[str], formula_text: str) -> list[str]:
     return out
 
 
-def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
+def _independent_columns(X: np.ndarray, tol: float = 1e-7, gram: np.ndarray | None = None) -> np.ndarray:
     """Indices of the columns to keep: drop each column that is (numerically) a
     combination of the columns before it, as R's ``qr()`` (LINPACK dqrdc2) and
-    lme4's ``chkRank.drop.cols`` do."""
+    lme4's ``chkRank.drop.cols`` do.
+
+    With ``gram = XᵀX`` given, the usual full-rank case is settled from it: the Cholesky
+    factor of the Gram matrix scaled to unit diagonal has ``L_jj`` = column j's distance from
+    the columns before it over its norm, with an absolute rounding error ~p·eps; when every
+    ``L_jj`` clears ``10·tol`` all columns are kept (no pass over the n rows); else the QR below."""
     p = X.shape[1]
     if p == 0:
         return np.arange(0)
+    if gram is not None and p <= X.shape[0]:
+        dg = np.diag(gram)
+        if np.all(dg > 0):
+            sd = np.sqrt(dg)
+            L, info = lapack.dpotrf(gram / np.outer(sd, sd), lower=1)
+            if info == 0 and np.all(np.diag(L) > 10 * tol):
+                return np.arange(p, dtype=np.int64)
     norms = np.linalg.norm(X, axis=0)
     if p <= X.shape[0] and np.all(norms > 0):
         # |R_jj| of a QR without pivoting is column j's distance from the columns before it,
@@ -535,17 +550,18 @@ def _check_scale(X: np.ndarray, names: list[str], tol: float = 1e3) -> None:
     """lme4's ``checkScaleX``: warn when continuous columns' SDs differ by more than ``tol``."""
     if X.shape[0] < 2:
         return
-    cont = [j for j in range(X.shape[1]) if not np.all(np.isin(X[:, j], (0.0, 1.0)))]
+    binary = ((X == 0.0) | (X == 1.0)).all(axis=0)
+    cont = np.flatnonzero(~binary).tolist()
     if not cont:
         return
-    sds = X[:, cont].std(axis=0, ddof=1)
-    sds = sds[sds > 0]
+    sds_all = X[:, cont].std(axis=0, ddof=1)
+    sds = sds_all[sds_all > 0]
     if not len(sds):
         return
     logsd = np.abs(np.log(sds))
     spread = np.log(sds.max()) - np.log(sds.min())
     if spread > np.log(tol) or np.any(logsd > np.log(tol)):
-        bad = [names[j] for j, s in zip(cont, X[:, cont].std(axis=0, ddof=1)) if s > 0 and abs(np.log(s)) > np.log(tol)]
+        bad = [names[j] for j, s in zip(cont, sds_all) if s > 0 and abs(np.log(s)) > np.log(tol)]
         warnings.warn(
             "some predictor variables are on very different scales"
             + (f" ({', '.join(bad)})" if bad else "")
@@ -762,6 +778,17 @@ def _formulaic_matrix(text: str, frame: pd.DataFrame, what: str) -> tuple[np.nda
 # ----------------------------------------------------------------------------------------
 
 
+def _missing(col: pd.Series) -> np.ndarray | None:
+    """Where ``col`` is missing (None when its dtype cannot hold a missing value);
+    ``np.isnan`` for float columns, 7 µs instead of pandas' 45."""
+    dt = col.dtype
+    if isinstance(dt, np.dtype) and dt.kind in "iub":
+        return None
+    if isinstance(dt, np.dtype) and dt.kind == "f":
+        return np.isnan(col.to_numpy())
+    return col.isna().to_numpy()
+
+
 class _Columns:
     """The model frame of :func:`design`: its columns as a mapping of pandas Series on one index.
 
@@ -869,7 +896,9 @@ def design(
     # missing values: dropped and counted (or refused)
     missing = np.zeros(len(data), dtype=bool)
     for c in used:
-        missing |= frame[c].isna().to_numpy()
+        m = _missing(frame[c])
+        if m is not None:
+            missing |= m
     n_dropped = int(missing.sum())
     if n_dropped:
         if na_action == "fail":
@@ -908,7 +937,8 @@ def design(
     # fixed effects
     X, X_names, fixed_spec = _model_matrix(pf.fixed, frame, "the fixed-effects matrix")
     _check_finite(X, X_names, "fixed-effects column")
-    keep = _independent_columns(X)
+    XtX = X.T @ X
+    keep = _independent_columns(X, gram=XtX)
     dropped = [X_names[j] for j in range(X.shape[1]) if j not in set(keep.tolist())]
     if dropped:
         warnings.warn(
@@ -918,6 +948,7 @@ def design(
         )
         X = X[:, keep]
         X_names = [X_names[j] for j in keep]
+        XtX = XtX[np.ix_(keep, keep)]
     _check_scale(X, X_names)
 
     # random effects
@@ -946,7 +977,7 @@ def design(
 
     theta_start, lower, upper, slices, lind = theta_template(terms)
     y_adj = y if off is None else y - off
-    cross = CrossProducts.from_arrays(Zt, X, y_adj, w)
+    cross = CrossProducts.from_arrays(Zt, X, y_adj, w, XtX=XtX)
     factor_levels = {
         c: category_strings(col.cat.categories)
         for c, col in frame.items()

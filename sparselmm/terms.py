@@ -106,11 +106,12 @@ def as_factor(values: pd.Series, name: str) -> pd.Categorical:
     numbers is refused because ``1`` and ``"1"`` would silently become one level.
     """
     if isinstance(values.dtype, pd.CategoricalDtype):
-        codes = np.asarray(values.cat.codes)
-        ncat = len(values.cat.categories)
+        cat = values.array
+        codes = cat.codes  # the Categorical's own (read-only) codes: no accessor, no copy
+        ncat = len(cat.categories)
         if ncat and len(codes) and codes.min() >= 0 and np.bincount(codes, minlength=ncat).all():
-            return values.array  # every level used (the usual case): nothing to drop
-        return values.cat.remove_unused_categories().array
+            return cat  # every level used (the usual case): nothing to drop
+        return cat.remove_unused_categories()
     if values.dtype == object:
         kinds = {type(v) for v in values.dropna()}
         if any(issubclass(t, str) for t in kinds) and any(issubclass(t, (int, float, np.number)) for t in kinds):
@@ -150,6 +151,8 @@ def grouping_factor(data: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.nd
     cats = [as_factor(data[f], f) for f in factors]
     if len(cats) == 1:
         c = cats[0]
+        if isinstance(c.categories.dtype, pd.StringDtype):  # string levels: the categories as they are
+            return np.asarray(c.codes, dtype=np.int64), pd.Index(c.categories, name=None)
         return np.asarray(c.codes, dtype=np.int64), pd.Index(_level_strings(c))
     codes = np.zeros(len(data), dtype=np.int64)
     for c in cats:
