@@ -86,8 +86,9 @@ def fit_design(
             if not np.array_equal(theta0, d.theta_start):
                 step = 0.05 * max(1.0, float(np.max(np.abs(theta0 * scale))))
                 # variance components alone (scalar terms): the Newton finish holds from a looser stop
-                # (InstEval 42 -> 39, 1M-style crossed 28 -> 23 evaluations; slopes need 1e-9)
-                loose = 1e-7 if all(t.k == 1 for t in d.terms) else 1e-9
+                # (InstEval 33 -> 26 evaluations at 1e-6 rather than 1e-7; slopes need 1e-9);
+                # measured in docs/performance.md
+                loose = 1e-6 if all(t.k == 1 for t in d.terms) else 1e-9
                 auto_opts = {"initial_step": step, "ftol_rel": loose}
         options = {**auto_opts, **(options or {})}
     if optimizer == "lbfgsb":
