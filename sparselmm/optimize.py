@@ -427,6 +427,7 @@ def minimize_theta(
     check: bool | str = "auto",
     grad: Callable[[np.ndarray], np.ndarray] | None = None,
     scale: np.ndarray | None = None,
+    search: Callable[[np.ndarray], float] | None = None,
 ) -> OptSummary:
     """Minimise the profiled objective ``f`` over θ within bounds.
 
@@ -456,6 +457,11 @@ def minimize_theta(
         Positive units of θ: the search (its steps, tolerances and finite differences)
         runs in ``x = scale · θ`` (:meth:`sparselmm.Design.theta_scale`); the summary is
         returned in θ's units.
+    search : callable, optional
+        A cheaper approximation of ``f`` for the derivative-free passes (the optimizer's
+        runs and restarts), e.g. :meth:`sparselmm.schur.SchurState.search_objective`; the
+        boundary tests, the convergence check, the Newton finish and the reported
+        objective use ``f``.  Its evaluations are counted in ``feval``.
 
     Returns
     -------
@@ -474,20 +480,25 @@ def minimize_theta(
         if sc.shape != start.shape or not np.all(np.isfinite(sc) & (sc > 0)):
             raise SparseLMMError("scale must hold one positive finite number per θ entry")
         g0 = grad
+        s0 = search
         summary = minimize_theta(
             lambda x: f(x / sc), start * sc, lower * sc, upper * sc, optimizer=optimizer, options=options,
             restart_edge=restart_edge, boundary_tol=boundary_tol, check=check,
             grad=None if g0 is None else (lambda x: g0(x / sc) / sc),
+            search=None if s0 is None else (lambda x: s0(x / sc)),
         )
         return _unscaled(summary, sc)
     options = options or {}
     fc = _Counted(f)
+    fsearch = fc if search is None else _Counted(search)  # the derivative-free passes
     t0 = time.perf_counter()
-    f_start = fc(start)
-    if not np.isfinite(f_start) or f_start >= fc.big:
+    f_start = fsearch(start)
+    if not np.isfinite(f_start) or f_start >= fsearch.big:
         raise ConvergenceError("the objective cannot be evaluated at the starting values of θ")
-    message = _run(optimizer, fc, start, lower, upper, options, grad)
-    x = fc.best_x.copy()
+    message = _run(optimizer, fsearch, start, lower, upper, options, grad)
+    x = fsearch.best_x.copy()
+    if fsearch is not fc:
+        fc(x)  # the search's best point in full precision: the tests below compare against it
     restarts = 0
     if restart_edge:
         for _ in range(3):
@@ -507,8 +518,10 @@ def minimize_theta(
             # restart away from the bound: a scalar term's θ = 0 is a stationary point of the objective
             x0 = x.copy()
             x0[down] = np.where(start[down] > lower[down], start[down], lower[down] + 1.0)
-            message = _run(optimizer, fc, x0, lower, upper, options, grad)
-            x = fc.best_x.copy()
+            message = _run(optimizer, fsearch, x0, lower, upper, options, grad)
+            x = fsearch.best_x.copy()
+            if fsearch is not fc:
+                fc(x)
     # snap parameters that are essentially on their bound
     snapped = []
     for i in np.flatnonzero(np.isfinite(lower) & (x > lower) & (x < lower + boundary_tol)):
@@ -520,6 +533,9 @@ def minimize_theta(
             fc.best_x, fc.best_f = xs, min(fs, fc.best_f)
             snapped.append(int(i))
     fbest = float(f(x))
+    if fsearch is not fc:  # one count for both
+        fc.n += fsearch.n
+        fsearch.n = 0
     summary = OptSummary(
         optimizer=optimizer,
         theta_start=start,
