@@ -378,6 +378,8 @@ class SchurState(PLSState):
         else:
             S.fill(0.0)
         Sf = S.reshape(-1)
+        if S.dtype == np.float32:  # single precision: P w in float32 too (the pair values are float32 where exact)
+            w = w.astype(np.float32)
         if len(self.design.terms) == 2:  # one trailing term: Λ₂ = λ I
             lam = float(lam2[0])
             for PTc, k0, k1 in self.pieces:  # P w a piece at a time
