@@ -290,7 +290,10 @@ class SchurState(PLSState):
         # ZᵀWZ is symmetric: its CSC arrays read as CSR are the same matrix (no copy); for the
         # refinement of single-precision solves, M x = Λ(A(Λx)) + x
         Z = d.cross.ZtZ
-        self._A_sym = sp.csr_matrix((Z.data, Z.indices, Z.indptr), shape=Z.shape)
+        if Z.format == "csc":
+            self._A_sym = sp.csr_matrix((Z.data, Z.indices, Z.indptr), shape=Z.shape)
+        else:
+            self._A_sym = Z.tocsr()
         A = d.cross.ZtZ.tocsr()
         q1 = int(d.Gp[1])
         q2 = d.q - q1
@@ -342,7 +345,7 @@ class SchurState(PLSState):
             # buffer of the other type is dropped before one of this type is made
             self._low = self._want_low
             self._theta_key = None
-            self._S = None
+            self._S = self._L = None  # the factor is a view of the buffer: both go
         return super().update(theta)
 
     def _factorize(self, blocks: list[np.ndarray]) -> bool:
@@ -356,10 +359,12 @@ class SchurState(PLSState):
             # triangle is the upper one filled by _schur: S = L Lᵀ
             L, info = potrf(S.T, lower=1, clean=0, overwrite_a=1)
         if info != 0 and S.dtype == np.float32:
-            # not positive definite in single precision: double precision from here on
+            # not positive definite in single precision: double precision from here on (the
+            # single-precision buffer released before the double-precision one is made)
             self._low = self._want_low = False
             self._low_failed = True
-            self._S = None
+            self._S = self._L = None
+            del S, L
             return self._factorize(blocks)
         if info != 0:
             return False
