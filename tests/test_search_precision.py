@@ -66,3 +66,27 @@ def test_small_dense_blocks_and_the_dense_variant_search_in_double_precision():
     st = slm.design(FORMULA, df).pls()
     assert type(st) is schur.SchurState and not st.searches_in_single_precision
     assert not schur.DenseSchurPLSState.low_precision_ok
+
+
+def test_a_change_of_precision_releases_the_old_factor_before_the_new_buffer(crossed, monkeypatch):
+    # the factor is a view of the q2 x q2 buffer: holding it while the other precision's buffer
+    # is made would add a buffer to the peak (100 MB at q2 = 5000)
+    _, d = crossed
+    st = d.pls()
+    seen = []
+    orig = schur.SchurState._schur
+
+    def spy(self, w, lam2):
+        L = getattr(self, "_L", None)
+        seen.append((self._low, None if L is None else L.dtype, getattr(self, "_S", None) is None))
+        return orig(self, w, lam2)
+
+    monkeypatch.setattr(schur.SchurState, "_schur", spy)
+    theta = np.array([1.0, 0.5])
+    st.objective(theta, False)
+    st.search_objective(theta * 1.1, False)
+    st.search_objective(theta * 1.2, False)
+    st.objective(theta, False)
+    # each switch finds no factor and no buffer of the old precision; within one precision both are reused
+    assert seen[1] == (True, None, True) and seen[3] == (False, None, True)
+    assert seen[2] == (True, np.float32, False)
