@@ -94,7 +94,7 @@ def fit_design(
         options = {**auto_opts, **(options or {})}
         if getattr(state, "searches_in_single_precision", False):
             # a large dense Schur block: BOBYQA's passes factor it in single precision (the check
-            # and the Newton finish in double); InstEval's search evaluations 28 -> 21 ms
+            # and the Newton finish in double); InstEval's search evaluations 29 -> 22 ms
             search = _progress(lambda th: state.search_objective(th, REML=REML), verbose)
     if optimizer == "lbfgsb":
         from .pls import Gradient

@@ -294,7 +294,7 @@ class SchurState(PLSState):
             self._A_sym = sp.csr_matrix((Z.data, Z.indices, Z.indptr), shape=Z.shape)
         else:
             self._A_sym = Z.tocsr()
-        A = d.cross.ZtZ.tocsr()
+        A = self._A_sym
         q1 = int(d.Gp[1])
         q2 = d.q - q1
         self.q1, self.q2 = q1, q2
@@ -329,8 +329,8 @@ class SchurState(PLSState):
 
         The log-determinant then carries the single-precision rounding of ``S``'s factor
         (measured on InstEval: 1e-5 on a deviance of 237,722; the condition number of ``S``
-        enters linearly); the solves are refined twice against ``M`` in double precision,
-        so ``β`` and the penalised residual sum are those of double precision.  For a
+        enters linearly); the solves are refined once against ``M`` in double precision,
+        so ``β`` and the penalised residual sum agree with double precision's to ~1e-11.  For a
         derivative-free search far from its stopping tolerance, not for finite differences.
         """
         self._want_low = self.searches_in_single_precision
@@ -340,6 +340,7 @@ class SchurState(PLSState):
             self._want_low = False
 
     def update(self, theta: np.ndarray) -> bool:
+        """As :meth:`PLSState.update`, in the precision asked for (single only inside :meth:`search_objective`)."""
         if self._want_low != self._low:
             # the factor in hand is of the other precision: the next θ is factored anew, and the
             # buffer of the other type is dropped before one of this type is made
@@ -404,7 +405,7 @@ class SchurState(PLSState):
         return float(np.sum(np.log(self._D)) + 2.0 * np.sum(np.log(np.diag(self._L).astype(np.float64))))
 
     def solve_M(self, rhs: np.ndarray) -> np.ndarray:
-        """``M⁻¹ rhs`` by block elimination (refined twice against ``M`` when the factor is single precision)."""
+        """``M⁻¹ rhs`` by block elimination (refined against ``M`` when the factor is single precision)."""
         b = rhs if rhs.ndim == 2 else rhs[:, None]
         x = self._block_solve(b)
         if self._L.dtype == np.float32:
@@ -430,9 +431,7 @@ class SchurState(PLSState):
     def minv_diag(self) -> np.ndarray:
         """``diag(M⁻¹)``: ``diag(S⁻¹)`` below, ``1/D + θ₁² (A₁₂Λ₂S⁻¹Λ₂A₁₂ᵀ)_jj / D²`` above."""
         if self._L.dtype == np.float32:  # after a search evaluation: the factor again in double precision
-            theta = self.theta
-            self._theta_key = None
-            self.update(theta)
+            self.update(self.theta)
         with _one_blas_thread():
             Sinv, info = lapack.dpotri(self._L, lower=1)  # lower triangle of S⁻¹
         lam2 = self._lam2
