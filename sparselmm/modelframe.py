@@ -349,7 +349,10 @@ class Design:
         K = len(perm)
         idx = perm.T  # idx[j, c]: the design's index of random-effect column c at level j
         Ab = np.moveaxis(blocks, 2, 0)  # (nlevels, K, K)
-        ok = np.linalg.matrix_rank(Ab) == K
+        # full rank as numpy's matrix_rank judges it (singular values, here |eigenvalues| of the
+        # symmetric blocks, above max·K·eps), by eigvalsh: half the time of the batched SVD
+        sv = np.abs(np.linalg.eigvalsh(Ab))
+        ok = sv.min(axis=1) > sv.max(axis=1) * K * np.finfo(float).eps
         if ok.sum() < K + 2:
             return None
         Ai = np.linalg.inv(Ab[ok])

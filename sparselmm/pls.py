@@ -86,7 +86,9 @@ class _BlockProduct:
                 k1, k2 = int(ks[si]), int(ks[ti])
                 blocks = np.zeros((len(uk), k1, k2))
                 blocks[inv, ia[sel], jb[sel]] = vals[sel]
-                self.pairs.append((si, ti, blocks))
+                # a term with itself: only level blocks on the diagonal, each symmetric
+                sym = si == ti and k1 > 1 and bool(np.array_equal(blocks, blocks.transpose(0, 2, 1)))
+                self.pairs.append((si, ti, blocks, sym))
                 la, lb = np.divmod(uk, Gp[ti + 1] - Gp[ti])
                 ii, jj = np.meshgrid(np.arange(k1), np.arange(k2), indexing="ij")
                 rows_all.append((Gp[si] + la[:, None, None] * k1 + ii[None]).ravel())
@@ -108,11 +110,19 @@ class _BlockProduct:
         """Set ``M.data`` to the lower triangle of ``ΛᵀAΛ`` for the given ``T_t`` blocks."""
         pos = 0
         flat = self.flat
-        for si, ti, B in self.pairs:
+        for si, ti, B, sym in self.pairs:
             Ts, Tt = blocks[si], blocks[ti]
             if Ts.shape == (1, 1) and Tt.shape == (1, 1):
                 m = B.size
                 np.multiply(B.reshape(-1), Ts[0, 0] * Tt[0, 0], out=flat[pos : pos + m])
+            elif sym:
+                # TᵀB_lT for symmetric B_l by two 2-D products (one BLAS call each, ~3x faster than the
+                # batched product): Y_l = B_l T, then (Y_lᵀ T) = (TᵀB_lT)ᵀ = TᵀB_lT
+                nb, k, _ = B.shape
+                Y = B.reshape(-1, k) @ Tt
+                prod = Y.reshape(nb, k, k).transpose(0, 2, 1).reshape(-1, k) @ Ts
+                m = prod.size
+                flat[pos : pos + m] = prod.reshape(-1)
             else:
                 prod = Ts.T @ B @ Tt
                 m = prod.size
