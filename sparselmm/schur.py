@@ -283,10 +283,12 @@ class SchurState(PLSState):
     low_precision_ok = True
     #: smallest dense block for which single precision is used (below it the saving is small)
     low_precision_min = 1000
+    # the factor in hand is single precision / the next evaluation asks for it / a single-precision
+    # factor failed once (instance attributes shadow these class defaults when set)
+    _low = _want_low = _low_failed = False
 
     def _setup_factor(self, mode: str, ordering_method: str) -> None:
         d = self.design
-        self._low = self._want_low = self._low_failed = False
         # ZᵀWZ is symmetric: its CSC arrays read as CSR are the same matrix (no copy); for the
         # refinement of single-precision solves, M x = Λ(A(Λx)) + x
         Z = d.cross.ZtZ
@@ -517,7 +519,6 @@ class DenseSchurPLSState(SchurState):
 
     def _setup_factor(self, mode: str, ordering_method: str) -> None:
         d = self.design
-        self._low = self._want_low = self._low_failed = False
         if not dense_schur_eligible(d):
             raise ModelSpecError("DenseSchurPLSState needs two or more scalar terms with a small trailing block")
         L = getattr(d.cross, "ZtZ_lower", None)
