@@ -334,6 +334,18 @@ class SchurState(PLSState):
         enters linearly); the solves are refined once against ``M`` in double precision,
         so ``β`` and the penalised residual sum agree with double precision's to ~1e-11.  For a
         derivative-free search far from its stopping tolerance, not for finite differences.
+
+        Parameters
+        ----------
+        theta : numpy.ndarray
+            The relative covariance parameters.
+        REML : bool
+            REML criterion (default) or profiled deviance.
+
+        Returns
+        -------
+        float
+            The objective on lme4's scale, ``inf`` where the factorisation fails.
         """
         self._want_low = self.searches_in_single_precision
         try:
