@@ -43,6 +43,31 @@ def crossed(n=3000, na=300, nb=40, seed=3):
     return slm.datasets.simulate_crossed(n, na, nb, seed=seed)
 
 
+@pytest.mark.parametrize("REML", [True, False])
+def test_one_factor_gradient_beside_cholmod_equals_the_dense_inverse(REML):
+    # sleepstudy and TIMSS slopes are small enough for CHOLMOD; their gradient takes the inverse
+    # blocks level by level (LevelInverse), and must equal the one from a dense M⁻¹
+    for dataset, formula in [
+        ("sleepstudy", "Reaction ~ Days + (Days | Subject)"),
+        ("timss", "science ~ 1 + grpCmath + gender + (grpCmath + grpChoursTV | idschool)"),
+        ("timss", "science ~ 1 + grpCmath + (1 | idschool) + (0 + grpChoursTV | idschool)"),
+    ]:
+        d = slm.design(formula, load_data(dataset))
+        st = d.pls()
+        assert type(st).__name__ == "PLSState"
+        g = Gradient(st)
+        assert g.available and g.levels is not None
+        dense = Gradient(st)
+        dense.levels = None
+        rng = np.random.default_rng(3)
+        th0 = st.design.theta_start
+        for _ in range(3):
+            # the diagonal entries scaled, the off-diagonal ones (0 at the start) set
+            th = np.where(th0 != 0, th0 * np.exp(0.3 * rng.standard_normal(len(th0))), 0.3 * rng.standard_normal(len(th0)))
+            a, b = g(th, REML), dense(th, REML)
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12 * np.max(np.abs(b)))
+
+
 def test_schur_backend_equals_cholmod():
     df = crossed()
     d = slm.design("y ~ 1 + x + (1 | a) + (1 | b)", df)
