@@ -24,7 +24,7 @@ from .pls import PLSState
 if TYPE_CHECKING:  # pragma: no cover
     from .modelframe import Design
 
-__all__ = ["BlockDiagState", "LevelInverse", "blockdiag_eligible", "level_blocks"]
+__all__ = ["BlockDiagState", "blockdiag_eligible", "level_blocks"]
 
 
 def blockdiag_eligible(design: "Design", max_block: int = 8) -> bool:
@@ -80,29 +80,39 @@ def level_blocks(design: "Design") -> tuple[np.ndarray, np.ndarray]:
     level = np.empty(design.q, dtype=np.int64)
     slot[perm] = np.arange(K)[:, None]
     level[perm] = np.arange(nl)[None, :]
-    A = design.cross.ZtZ.tocoo()
+    A = design.cross.ZtZ
+    if A.format == "csc":  # its arrays as they are (tocoo builds a matrix object: ~0.1 ms)
+        row, data = A.indices, A.data
+        col = np.repeat(np.arange(A.shape[1]), np.diff(A.indptr))
+    else:
+        A = A.tocoo()
+        row, col, data = A.row, A.col, A.data
     blocks = np.zeros((K, K, nl))
-    blocks[slot[A.row], slot[A.col], level[A.row]] = A.data
+    blocks[slot[row], slot[col], level[row]] = data
     return perm, blocks
 
 
-class _LevelAlgebra:
-    """The per-level factorisation of ``M`` on ``(K, K, nlevels)`` arrays, and what follows from it."""
+class BlockDiagState(PLSState):
+    """:class:`~sparselmm.pls.PLSState` with ``M`` factored level by level, vectorised over levels."""
 
-    Ablk: np.ndarray
-    K: int
-    nl: int
-    off: np.ndarray
-
-    def _setup_levels(self, d: "Design") -> np.ndarray:
+    def _setup_factor(self, mode: str, ordering_method: str) -> None:
+        d = self.design
         perm, self.Ablk = level_blocks(d)  # Ablk[a, b, j] = A[perm[a, j], perm[b, j]]
-        self.K, self.nl = perm.shape
+        K, nl = perm.shape
+        self.nl, self.K = nl, K
         self.off = np.concatenate([[0], np.cumsum([t.k for t in d.terms])]).astype(int)
-        self._Lam = np.zeros((self.K, self.K))
+        self.perm = perm
+        self.iperm = np.empty(d.q, dtype=np.int64)
+        self.iperm[perm.ravel()] = np.arange(d.q)
+        self.factor = None
+        self._Lam = np.zeros((K, K))
+        cp = d.cross
+        R0 = np.column_stack([cp.ZtX, cp.Zty]) if self.p else cp.Zty[:, None]
+        self._R0 = np.ascontiguousarray(R0[perm.ravel()].reshape(K, nl, -1))  # [ZᵀWX | ZᵀWy] per (c, j)
         self._Linv: np.ndarray | None = None
         self._Minv: np.ndarray | None = None
-        return perm
 
+    # ----- per-level algebra on (K, K, nl) arrays ------------------------------------
     def _factorize(self, blocks: list[np.ndarray]) -> bool:
         Lam = self._Lam
         for T, lo, hi in zip(blocks, self.off[:-1], self.off[1:]):
@@ -155,45 +165,6 @@ class _LevelAlgebra:
             self._Minv = np.einsum("caj,cbj->abj", Li, Li)
         return self._Minv
 
-    def gradient_blocks(self) -> np.ndarray:
-        """``Σ_j (M⁻¹ΛᵀA)_jj`` over levels: the ``K × K`` sum of the diagonal blocks of ``G = M⁻¹ΛᵀA``."""
-        return np.einsum("abj,cb,cdj->ad", self.minv_blocks(), self._Lam, self.Ablk)
-
-
-class LevelInverse(_LevelAlgebra):
-    """The diagonal blocks of ``M⁻¹`` level by level, for a design on one grouping factor
-    whatever its backend: the analytic gradient's ``Σ_j (M⁻¹ΛᵀA)_jj`` beside a CHOLMOD
-    state (small designs, where CHOLMOD evaluates the objective faster).
-
-    Parameters
-    ----------
-    design : Design
-        A design for which :func:`blockdiag_eligible` holds.
-    """
-
-    def __init__(self, design: "Design") -> None:
-        self._setup_levels(design)
-
-    def factorize(self, blocks: list[np.ndarray]) -> bool:
-        """Factor every level's block of ``M`` for the blocks ``T_t`` of Λ; False if one is not positive definite."""
-        return self._factorize(blocks)
-
-
-class BlockDiagState(_LevelAlgebra, PLSState):
-    """:class:`~sparselmm.pls.PLSState` with ``M`` factored level by level, vectorised over levels."""
-
-    def _setup_factor(self, mode: str, ordering_method: str) -> None:
-        d = self.design
-        perm = self._setup_levels(d)
-        K, nl = perm.shape
-        self.perm = perm
-        self.iperm = np.empty(d.q, dtype=np.int64)
-        self.iperm[perm.ravel()] = np.arange(d.q)
-        self.factor = None
-        cp = d.cross
-        R0 = np.column_stack([cp.ZtX, cp.Zty]) if self.p else cp.Zty[:, None]
-        self._R0 = np.ascontiguousarray(R0[perm.ravel()].reshape(K, nl, -1))  # [ZᵀWX | ZᵀWy] per (c, j)
-
     def _apply(self, B: np.ndarray, X: np.ndarray, transpose: bool = False) -> np.ndarray:
         """``Y[a, j] = Σ_b B[a, b, j] X[b, j]`` (``B[b, a, j]`` when ``transpose``) for ``X`` of shape (K, nl, m)."""
         K = self.K
@@ -235,3 +206,6 @@ class BlockDiagState(_LevelAlgebra, PLSState):
         Mi = self.minv_blocks()
         return np.stack([Mi[c, c] for c in range(self.K)]).ravel()[self.iperm]
 
+    def gradient_blocks(self) -> np.ndarray:
+        """``Σ_j (M⁻¹ΛᵀA)_jj`` over levels: the ``K × K`` sum of the diagonal blocks of ``G = M⁻¹ΛᵀA``."""
+        return np.einsum("abj,cb,cdj->ad", self.minv_blocks(), self._Lam, self.Ablk)

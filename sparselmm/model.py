@@ -96,11 +96,14 @@ def fit_design(
             # a large dense Schur block: BOBYQA's passes factor it in single precision (the check
             # and the Newton finish in double); InstEval's search evaluations 29 -> 22 ms
             search = _progress(lambda th: state.search_objective(th, REML=REML), verbose)
-    if optimizer == "lbfgsb":
+    if optimizer == "lbfgsb" or (optimizer == "bobyqa" and scale is not None and len(theta0) >= 2):
         from .pls import Gradient
 
         g = Gradient(state)
-        if g.available:
+        # "auto": the check and the Newton finish take the analytic gradient where it costs about
+        # one evaluation (one grouping factor); the FD Hessian of m(m+3)/2 evaluations becomes m
+        # gradients (TIMSS slopes: 27 -> 6), measured in docs/performance.md
+        if g.available and (optimizer == "lbfgsb" or g.cheap):
             grad = lambda th: g(th, REML)  # noqa: E731
     from .schur import single_threaded
 
@@ -191,7 +194,9 @@ def lmer(
         Passed to the scipy optimiser.
     check : bool or "auto"
         Finite-difference convergence check at the optimum, whose derivatives also finish
-        the search by Newton steps (``"auto"``: when θ has at most 20 entries).
+        the search by Newton steps (``"auto"``: when θ has at most 20 entries); with
+        ``optimizer="auto"`` on one grouping factor its Hessian comes from differences of
+        the analytic gradient.
     verbose : bool
         Report progress of long fits.
 

@@ -267,13 +267,48 @@ def _fd_derivatives(
     return g, H
 
 
+def _grad_derivatives(
+    f: Callable[[np.ndarray], float],
+    grad: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    upper: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The analytic gradient at ``x`` and the Hessian by forward differences of it
+    (``m`` gradients, each beside an evaluation of ``f`` at its point, so that the
+    best point is tracked and the state is in hand); backward where a finite upper
+    bound is within the step.  None when a gradient is not finite (the caller falls
+    back to :func:`_fd_derivatives`)."""
+    m = len(x)
+    h = 1e-4 * np.maximum(np.abs(x), 0.1)
+    g = np.asarray(grad(x), dtype=float)
+    if not np.all(np.isfinite(g)):
+        return None
+    H = np.zeros((m, m))
+    for i in range(m):
+        e = np.zeros(m)
+        s = -1.0 if upper is not None and x[i] + h[i] > upper[i] else 1.0
+        e[i] = s * h[i]
+        f(x + e)
+        gi = np.asarray(grad(x + e), dtype=float)
+        if not np.all(np.isfinite(gi)):
+            return None
+        H[:, i] = (gi - g) / e[i]
+    return g, 0.5 * (H + H.T)
+
+
 def _free(x: np.ndarray, g: np.ndarray, lower: np.ndarray) -> np.ndarray:
     """The parameters free to move: not at their lower bound with the gradient pushing into it."""
     return ~((x <= lower + 1e-8) & (g >= 0))
 
 
 def check_convergence(
-    f: Callable[[np.ndarray], float], theta: np.ndarray, lower: np.ndarray, f0: float, tol: float = 1e-4
+    f: Callable[[np.ndarray], float],
+    theta: np.ndarray,
+    lower: np.ndarray,
+    f0: float,
+    tol: float = 1e-4,
+    grad: Callable[[np.ndarray], np.ndarray] | None = None,
+    upper: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float, list[str]]:
     """Check an optimum by finite differences.
 
@@ -284,11 +319,28 @@ def check_convergence(
     converged; this is scale-free in θ, unlike lme4's ``max|grad|``, which
     raises false alarms when θ is large.
 
+    Parameters
+    ----------
+    f : callable
+        θ ↦ objective.
+    theta, lower : numpy.ndarray
+        The point and the lower bounds.
+    f0 : float
+        ``f(theta)``.
+    tol : float
+        Decrement (deviance units) above which a warning is given.
+    grad : callable, optional
+        Analytic gradient: then the Hessian is its forward differences (``m``
+        gradients) instead of second differences of ``f`` (``m(m+3)/2`` evaluations).
+    upper : numpy.ndarray, optional
+        Upper bounds (steps with ``grad`` turn back before them).
+
     Returns
     -------
     gradient, hessian, decrement, messages
     """
-    g, H = _fd_derivatives(f, theta, lower, f0)
+    gh = _grad_derivatives(f, grad, theta, upper) if grad is not None else None
+    g, H = gh if gh is not None else _fd_derivatives(f, theta, lower, f0)
     free = _free(theta, g, lower)
     msgs: list[str] = []
     dec = 0.0
@@ -349,10 +401,17 @@ def _newton_point(
 
 def _chord_step(
     fc: _Counted, x: np.ndarray, lower: np.ndarray, upper: np.ndarray, fbest: float, H: np.ndarray,
-    summary: OptSummary,
+    summary: OptSummary, grad: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, float]:
-    """A Newton step on a fresh finite-difference gradient and a given Hessian, kept if it helps."""
-    g, _ = _fd_derivatives(fc, x, lower, fbest, hessian=H, upper=upper)
+    """A Newton step on a fresh gradient (analytic where given, else by finite differences)
+    and a given Hessian, kept if it helps."""
+    g = None
+    if grad is not None:  # x was the last point evaluated: the gradient finds its state in hand
+        g = np.asarray(grad(x), dtype=float)
+        if not np.all(np.isfinite(g)):
+            g = None
+    if g is None:
+        g, _ = _fd_derivatives(fc, x, lower, fbest, hessian=H, upper=upper)
     summary.gradient = g
     xn = _newton_point(x, g, H, lower, upper)
     fn = fc(xn) if xn is not None else np.inf
@@ -375,8 +434,10 @@ def _newton_finish(
     options: dict,
     tol: float = 1e-7,
     max_steps: int = 4,
+    grad: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, float]:
-    """Check the optimum by finite differences and finish it by Newton steps.
+    """Check the optimum by finite differences and finish it by Newton steps (on the
+    analytic gradient and its differences where ``grad`` is given).
 
     At the optimiser's point the check's gradient and Hessian give a Newton step
     over the free parameters (projected onto the bounds); it is taken when it lowers
@@ -387,7 +448,7 @@ def _newton_finish(
     """
     polished = False
     for _ in range(max_steps + 1):
-        g, H, dec, msgs = check_convergence(fc, x, lower, fbest)
+        g, H, dec, msgs = check_convergence(fc, x, lower, fbest, grad=grad, upper=upper)
         summary.gradient, summary.hessian, summary.newton_decrement = g, H, dec
         summary.warnings = msgs
         xn = None if any("negative eigenvalue" in m for m in msgs) else _newton_point(x, g, H, lower, upper)
@@ -402,7 +463,7 @@ def _newton_finish(
                 # what is left is of the order of the model's error, far below the warning level;
                 # one more step on a fresh gradient with the same Hessian (m + 1 evaluations)
                 # settles θ in flat directions
-                x, fbest = _chord_step(fc, x, lower, upper, fbest, H, summary)
+                x, fbest = _chord_step(fc, x, lower, upper, fbest, H, summary, grad)
                 summary.newton_decrement = abs(dec - gain)
                 summary.warnings = [m for m in msgs if not m.startswith("model may not have converged")]
                 break
@@ -452,7 +513,11 @@ def minimize_theta(
     check : bool or "auto"
         Run :func:`check_convergence`; ``"auto"`` does so when θ has at most 20 entries.
     grad : callable, optional
-        Analytic gradient θ ↦ ∇f, used by ``"lbfgsb"`` (finite differences otherwise).
+        Analytic gradient θ ↦ ∇f (called right after ``f`` at the same θ), used by
+        ``"lbfgsb"`` and by the convergence check and Newton finish: the Hessian then
+        comes from ``m`` forward differences of the gradient, each beside one counted
+        evaluation of ``f``, and the last step's gradient is exact (finite differences of
+        ``f`` otherwise).
     scale : numpy.ndarray, optional
         Positive units of θ: the search (its steps, tolerances and finite differences)
         runs in ``x = scale · θ`` (:meth:`sparselmm.Design.theta_scale`); the summary is
@@ -551,7 +616,7 @@ def minimize_theta(
     )
     run_check = check is True or (check == "auto" and len(x) <= 20)
     if run_check:
-        x, fbest = _newton_finish(fc, x, lower, upper, fbest, summary, optimizer, options)
+        x, fbest = _newton_finish(fc, x, lower, upper, fbest, summary, optimizer, options, grad=grad)
     elif optimizer == "bobyqa" and len(x) > 1:
         x, fbest = _polish(fc, x, lower, upper, fbest, summary, options)
     if "maxeval reached" in message or "aximum number of function evaluations" in message:

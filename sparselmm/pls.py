@@ -203,12 +203,12 @@ class PLSState:
                 out[lo:hi] = (T.T @ seg).reshape(-1, m)
         return out
 
-    def lambda_times(self, theta: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """``b = Λ(θ) u`` for a vector or a q × m matrix ``u``."""
+    def lambda_times(self, theta: np.ndarray, u: np.ndarray, blocks: list[np.ndarray] | None = None) -> np.ndarray:
+        """``b = Λ(θ) u`` for a vector or a q × m matrix ``u`` (``blocks``: θ's blocks, when in hand)."""
         Gp = self.design.Gp
         u2 = u[:, None] if u.ndim == 1 else u
         out = np.empty_like(u2, dtype=float)
-        for T, lo, hi in zip(self.blocks(theta), Gp[:-1], Gp[1:]):
+        for T, lo, hi in zip(self.blocks(theta) if blocks is None else blocks, Gp[:-1], Gp[1:]):
             k = T.shape[0]
             out[lo:hi] = (T @ u2[lo:hi].reshape(-1, k, u2.shape[1])).reshape(-1, u2.shape[1])
         return out[:, 0] if u.ndim == 1 else out
@@ -356,18 +356,34 @@ class Gradient:
         self.scalar = all(t.k == 1 for t in d.terms)
         cheap_diag = type(state).minv_diag is not PLSState.minv_diag
         self.blockwise = hasattr(state, "gradient_blocks")
-        # one grouping factor under another backend (CHOLMOD for small designs): the inverse blocks
-        # level by level beside it, ~30 µs on TIMSS where a dense M⁻¹ costs ~1 ms
-        self.levels = None
+        # one grouping factor under another backend (CHOLMOD for small designs): M is block diagonal,
+        # so one solve against the per-level identities stacked, E (q × K), gives every inverse block
+        # (M⁻¹E)[perm[b, j], a] = (M_j⁻¹)[b, a]: ~60 µs on TIMSS where a dense M⁻¹ costs ~7 ms
+        self.levels: tuple | None = None
         if not self.blockwise:
-            from .blockdiag import LevelInverse, blockdiag_eligible
+            from .blockdiag import blockdiag_eligible, level_blocks
 
             if blockdiag_eligible(d):
-                self.levels = LevelInverse(d)
+                perm, Ablk = level_blocks(d)  # (K, nl), (K, K, nl)
+                K, nl = perm.shape
+                E = np.zeros((d.q, K))
+                E[perm, np.arange(K)[:, None]] = 1.0
+                off = np.concatenate([[0], np.cumsum([t.k for t in d.terms])]).astype(int)
+                A2 = np.ascontiguousarray(Ablk.transpose(2, 0, 1)).reshape(nl * K, K)  # rows (j, r)
+                self.levels = (E, np.ascontiguousarray(perm.T), A2, off)
         self.available = all(e is not None for e in self.entries) and (
             d.q <= dense_limit or self.blockwise or self.levels is not None or (self.scalar and cheap_diag)
         )
-        self.A = d.cross.ZtZ.tocsr()
+        Z = d.cross.ZtZ
+        # symmetric: its CSC arrays read as CSR are the same matrix (no copy)
+        self.A = sp.csr_matrix((Z.data, Z.indices, Z.indptr), shape=Z.shape) if Z.format == "csc" else Z.tocsr()
+
+    @property
+    def cheap(self) -> bool:
+        """Whether a gradient costs about one objective evaluation or less beyond the objective
+        (one grouping factor: the inverse blocks level by level), as against a dense ``M⁻¹``
+        or the two dense factorisations of ``diag(M⁻¹)`` on the block Schur factor."""
+        return self.available and (self.blockwise or self.levels is not None)
 
     def __call__(self, theta: np.ndarray, REML: bool) -> np.ndarray:
         st = self.state
@@ -377,7 +393,7 @@ class Gradient:
         cp = d.cross
         p, n = st.p, st.n
         blocks = st.blocks_
-        b = st.lambda_times(theta, st.u)
+        b = st.lambda_times(theta, st.u, blocks)
         Ab = self.A @ b
         Zr = cp.Zty - (cp.ZtX @ st.beta if p else 0.0) - Ab
         off = None
@@ -385,9 +401,7 @@ class Gradient:
             # one grouping factor: Σ_j G_jj straight from the inverse blocks (BlockDiagState)
             GB, off = st.gradient_blocks(), st.off
         elif self.levels is not None:
-            if not self.levels.factorize(blocks):
-                return np.full(len(theta), np.nan)
-            GB, off = self.levels.gradient_blocks(), self.levels.off
+            GB, off = self._level_gradient_blocks(blocks)
         elif self.scalar:
             # scalar terms: Σ_j G_jj = (n_t - Σ_j (M⁻¹)_jj) / θ_t, and 0 at θ_t = 0 (M is even in θ_t)
             md = st.minv_diag()
@@ -399,12 +413,11 @@ class Gradient:
         reml_p = bool(REML and p)  # the log-determinant of R_X enters the REML criterion only
         if reml_p:
             V = st.V
-            W = self.A @ st.lambda_times(theta, V)
-            Sinv = sla.cho_solve((st.RX, False), np.eye(p))
+            W = self.A @ st.lambda_times(theta, V, blocks)
+            Sinv = lapack.dpotrs(st.RX, np.eye(p), lower=0)[0]  # (R_XᵀR_X)⁻¹
         grad = np.zeros(len(theta))
         for t, sl, ent, lo, hi in zip(d.terms, d.theta_slices, self.entries, d.Gp[:-1], d.Gp[1:]):
             k, nl = t.k, t.nlevels
-            idx = lo + np.arange(nl)[:, None] * k + np.arange(k)[None, :]  # (nl, k) rows of the term
             if off is not None:
                 ti = d.terms.index(t)
                 Gd = GB[off[ti] : off[ti + 1], off[ti] : off[ti + 1]]
@@ -412,21 +425,18 @@ class Gradient:
                 th_t = blocks[d.terms.index(t)][0, 0]
                 Gd = np.array([[(nl - md[lo:hi].sum()) / th_t if th_t != 0 else 0.0]])
             else:
+                idx = lo + np.arange(nl)[:, None] * k + np.arange(k)[None, :]  # (nl, k) rows of the term
                 Gd = G[idx[:, :, None], idx[:, None, :]].sum(axis=0)  # Σ_j G_jj (k × k)
             Zr_t = Zr[lo:hi].reshape(nl, k)
             u_t = st.u[lo:hi].reshape(nl, k)
             dpw = -2.0 * Zr_t.T @ u_t  # [r, c] = -2 Σ_j Zr[j, r] u[j, c]
             if reml_p:
-                X_t = cp.ZtX[lo:hi].reshape(nl, k, p)
-                V_t = V[lo:hi].reshape(nl, k, p)
-                W_t = W[lo:hi].reshape(nl, k, p)
                 # dRX[r, c] = 2 Σ_ab (Q - P)[r, c, a, b] S⁻¹[b, a] with P[r, c] = Σ_j X_t[j, r]ᵀ V_t[j, c],
-                # Q[r, c] = Σ_j V_t[j, c]ᵀ W_t[j, r]: contracted over (j, a) by two products
-                VS = V_t @ Sinv  # [j, c, a] = Σ_b V_t[j, c, b] S⁻¹[b, a]
-                dRX = 2.0 * (
-                    np.tensordot(W_t, VS, axes=([0, 2], [0, 2]))  # [r, c] = Σ_ja W_t[j, r, a] VS[j, c, a]
-                    - np.tensordot(X_t, VS, axes=([0, 2], [0, 2]))
-                )
+                # Q[r, c] = Σ_j V_t[j, c]ᵀ W_t[j, r]: one product over (j, a),
+                # dRX[r, c] = 2 Σ_ja (W_t - X_t)[j, r, a] (V_t S⁻¹)[j, c, a]
+                VS = (V[lo:hi] @ Sinv).reshape(nl, k * p)
+                WX = (W[lo:hi] - cp.ZtX[lo:hi]).reshape(nl, k, p)
+                dRX = 2.0 * (WX.transpose(1, 0, 2).reshape(k, nl * p) @ VS.reshape(nl, k, p).transpose(0, 2, 1).reshape(nl * p, k))
             for i, r, c in ent:
                 g = 2.0 * Gd[c, r]
                 if REML:
@@ -435,6 +445,19 @@ class Gradient:
                     g += n * dpw[r, c] / st.pwrss
                 grad[sl.start + i] += g
         return grad
+
+    def _level_gradient_blocks(self, blocks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """``Σ_j (M⁻¹ΛᵀA)_jj`` (K × K) over the levels of a design on one factor, from one solve."""
+        E, permT, A2, off = self.levels  # type: ignore[misc]
+        nl, K = permT.shape
+        Lam = np.zeros((K, K))
+        for T, lo, hi in zip(blocks, off[:-1], off[1:]):
+            Lam[lo:hi, lo:hi] = T
+        X = self.state.solve_M(E)
+        Y = X[permT].reshape(nl * K, K)  # rows (j, b), columns a: (M_j⁻¹)[b, a]
+        # (ΛᵀA_j)[b, d] = (A_jΛ)[d, b] (A_j symmetric): rows (j, d) of A2 Λ, the inner pair swapped
+        Z = (A2 @ Lam).reshape(nl, K, K).transpose(0, 2, 1).reshape(nl * K, K)
+        return Y.T @ Z, off
 
     def _lambda_t_sparse(self, theta: np.ndarray) -> sp.csr_matrix:
         d = self.state.design
