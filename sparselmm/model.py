@@ -82,28 +82,36 @@ def fit_design(
         optimizer = "bobyqa"
         auto_opts: dict = {}
         scale = d.theta_scale()
+        if len(d.theta_start) >= 2:
+            from .pls import Gradient
+
+            g = Gradient(state)
+            # the check and the Newton finish take the analytic gradient where it costs about one
+            # evaluation (one grouping factor): the FD Hessian of m(m+3)/2 evaluations becomes m
+            # gradients (TIMSS slopes: 27 -> 6), and the last steps are repeated on exact gradients;
+            # measured in docs/performance.md
+            if g.cheap:
+                grad = lambda th: g(th, REML)  # noqa: E731
         if start is None:
             theta0 = d.moment_start()
             if not np.array_equal(theta0, d.theta_start):
                 step = 0.05 * max(1.0, float(np.max(np.abs(theta0 * scale))))
-                # variance components alone (scalar terms): the Newton finish holds from a looser stop
-                # (InstEval 33 -> 26 evaluations at 1e-6 rather than 1e-7; slopes need 1e-9);
+                # the Newton finish holds from a looser stop for variance components alone (scalar
+                # terms: InstEval 33 -> 26 evaluations at 1e-6 rather than 1e-7) and where it runs on
+                # the analytic gradient (TIMSS slopes 61 -> 42 at 1e-7); other slope models need 1e-9;
                 # measured in docs/performance.md
-                loose = 1e-6 if all(t.k == 1 for t in d.terms) else 1e-9
+                loose = 1e-6 if all(t.k == 1 for t in d.terms) else 1e-7 if grad is not None else 1e-9
                 auto_opts = {"initial_step": step, "ftol_rel": loose}
         options = {**auto_opts, **(options or {})}
         if getattr(state, "searches_in_single_precision", False):
             # a large dense Schur block: BOBYQA's passes factor it in single precision (the check
             # and the Newton finish in double); InstEval's search evaluations 29 -> 22 ms
             search = _progress(lambda th: state.search_objective(th, REML=REML), verbose)
-    if optimizer == "lbfgsb" or (optimizer == "bobyqa" and scale is not None and len(theta0) >= 2):
+    if optimizer == "lbfgsb":
         from .pls import Gradient
 
         g = Gradient(state)
-        # "auto": the check and the Newton finish take the analytic gradient where it costs about
-        # one evaluation (one grouping factor); the FD Hessian of m(m+3)/2 evaluations becomes m
-        # gradients (TIMSS slopes: 27 -> 6), measured in docs/performance.md
-        if g.available and (optimizer == "lbfgsb" or g.cheap):
+        if g.available:
             grad = lambda th: g(th, REML)  # noqa: E731
     from .schur import single_threaded
 

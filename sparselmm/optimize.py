@@ -399,28 +399,59 @@ def _newton_point(
     return xn if np.all(np.isfinite(xn)) and np.any(xn != x) else None
 
 
+def _decrement(x: np.ndarray, g: np.ndarray, H: np.ndarray, lower: np.ndarray) -> float:
+    """The Newton decrement ``gᵀH⁻¹g / 2`` over the free parameters (inf where H is singular there)."""
+    free = _free(x, g, lower)
+    if not free.any():
+        return 0.0
+    try:
+        return float(0.5 * g[free] @ np.linalg.solve(H[np.ix_(free, free)], g[free]))
+    except np.linalg.LinAlgError:
+        return np.inf
+
+
 def _chord_step(
     fc: _Counted, x: np.ndarray, lower: np.ndarray, upper: np.ndarray, fbest: float, H: np.ndarray,
-    summary: OptSummary, grad: Callable[[np.ndarray], np.ndarray] | None = None,
-) -> tuple[np.ndarray, float]:
-    """A Newton step on a fresh gradient (analytic where given, else by finite differences)
-    and a given Hessian, kept if it helps."""
-    g = None
-    if grad is not None:  # x was the last point evaluated: the gradient finds its state in hand
-        g = np.asarray(grad(x), dtype=float)
-        if not np.all(np.isfinite(g)):
-            g = None
+    summary: OptSummary, grad: Callable[[np.ndarray], np.ndarray] | None = None, max_steps: int = 3,
+    tol: float = 1e-10,
+) -> tuple[np.ndarray, float, float | None]:
+    """A Newton step on a fresh gradient and a given Hessian, kept if it helps.
+
+    By finite differences (``m`` evaluations) one step is taken.  With the analytic
+    gradient a step costs one evaluation and one gradient, so steps are repeated (at
+    most ``max_steps``) while the decrement at the point, from its exact gradient, is
+    ``tol`` or more; the decrement at the point returned is returned with it (None by
+    finite differences).
+    """
+
+    def exact(x: np.ndarray) -> np.ndarray | None:  # x was the last point evaluated: its state is in hand
+        g = np.asarray(grad(x), dtype=float)  # type: ignore[misc]
+        return g if np.all(np.isfinite(g)) else None
+
+    g = exact(x) if grad is not None else None
     if g is None:
         g, _ = _fd_derivatives(fc, x, lower, fbest, hessian=H, upper=upper)
-    summary.gradient = g
-    xn = _newton_point(x, g, H, lower, upper)
-    fn = fc(xn) if xn is not None else np.inf
-    # the step comes from the gradient, which averages the objective's rounding noise over the
-    # stencil: trust it unless the objective rises beyond that noise
-    if fn <= fbest + 1e-11 * max(1.0, abs(fbest)):
+        max_steps = 1
+    for _ in range(max_steps):
+        summary.gradient = g
+        if max_steps > 1 and _decrement(x, g, H, lower) < tol:
+            break
+        xn = _newton_point(x, g, H, lower, upper)
+        fn = fc(xn) if xn is not None else np.inf
+        # the step comes from the gradient, which averages the objective's rounding noise over the
+        # stencil: trust it unless the objective rises beyond that noise
+        if not fn <= fbest + 1e-11 * max(1.0, abs(fbest)):
+            break
         x, fbest = xn, float(fn)
         summary.theta, summary.objective = x, fbest
-    return x, fbest
+        if max_steps == 1:
+            return x, fbest, None
+        gn = exact(x)
+        if gn is None:
+            return x, fbest, None
+        g = gn
+    summary.gradient = g
+    return x, fbest, (_decrement(x, g, H, lower) if max_steps > 1 else None)
 
 
 def _newton_finish(
@@ -463,8 +494,9 @@ def _newton_finish(
                 # what is left is of the order of the model's error, far below the warning level;
                 # one more step on a fresh gradient with the same Hessian (m + 1 evaluations)
                 # settles θ in flat directions
-                x, fbest = _chord_step(fc, x, lower, upper, fbest, H, summary, grad)
-                summary.newton_decrement = abs(dec - gain)
+                x, fbest, dec_end = _chord_step(fc, x, lower, upper, fbest, H, summary, grad)
+                # the decrement left: measured from the exact gradient, else the model's error
+                summary.newton_decrement = dec_end if dec_end is not None else abs(dec - gain)
                 summary.warnings = [m for m in msgs if not m.startswith("model may not have converged")]
                 break
             continue

@@ -214,8 +214,10 @@ def test_38_singular_fit_is_information_not_error():
 
 
 def test_39_real_non_convergence_is_flagged(ss):
-    with pytest.warns(slm.ConvergenceWarning, match="may not have converged"):
-        m = slm.lmer(F, ss, options={"maxfev": 12})
+    # BOBYQA stopped at its evaluation limit is flagged, as lme4 does (from the moment start,
+    # sleepstudy's search now stops by its tolerance within 12 evaluations: 6 is the limit here)
+    with pytest.warns(slm.ConvergenceWarning, match="may not have converged.*evaluation limit"):
+        m = slm.lmer(F, ss, options={"maxfev": 6})
     assert not m.converged
 
 
