@@ -82,7 +82,7 @@ def fit_design(
         optimizer = "bobyqa"
         auto_opts: dict = {}
         scale = d.theta_scale()
-        if len(d.theta_start) >= 2:
+        if len(d.theta_start) >= 2 and (check is True or (check == "auto" and len(d.theta_start) <= 20)):
             from .pls import Gradient
 
             g = Gradient(state)

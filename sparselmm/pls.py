@@ -434,9 +434,9 @@ class Gradient:
                 # dRX[r, c] = 2 Σ_ab (Q - P)[r, c, a, b] S⁻¹[b, a] with P[r, c] = Σ_j X_t[j, r]ᵀ V_t[j, c],
                 # Q[r, c] = Σ_j V_t[j, c]ᵀ W_t[j, r]: one product over (j, a),
                 # dRX[r, c] = 2 Σ_ja (W_t - X_t)[j, r, a] (V_t S⁻¹)[j, c, a]
-                VS = (V[lo:hi] @ Sinv).reshape(nl, k * p)
-                WX = (W[lo:hi] - cp.ZtX[lo:hi]).reshape(nl, k, p)
-                dRX = 2.0 * (WX.transpose(1, 0, 2).reshape(k, nl * p) @ VS.reshape(nl, k, p).transpose(0, 2, 1).reshape(nl * p, k))
+                VS = (V[lo:hi] @ Sinv).reshape(nl, k, p).transpose(0, 2, 1).reshape(nl * p, k)  # rows (j, a)
+                WX = (W[lo:hi] - cp.ZtX[lo:hi]).reshape(nl, k, p).transpose(1, 0, 2).reshape(k, nl * p)
+                dRX = 2.0 * (WX @ VS)
             for i, r, c in ent:
                 g = 2.0 * Gd[c, r]
                 if REML:

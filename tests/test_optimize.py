@@ -183,6 +183,8 @@ def test_auto_fit_on_one_factor_finishes_on_the_analytic_gradient():
     finally:
         pls.Gradient.cheap = cheap
     assert m.optsum.feval < ref.optsum.feval - 15
+    # the gradient at the check's point and at one step along each of the 6 axes, then at the last points
+    assert m.optsum.geval >= 7 and ref.optsum.geval == 0
     assert abs(m.objective - ref.objective) < 1e-10 * abs(ref.objective)
     np.testing.assert_allclose(m.theta, ref.theta, rtol=1e-5, atol=1e-6)
     assert m.optsum.newton_decrement < 1e-5 and not m.optsum.warnings
