@@ -68,6 +68,9 @@ def level_blocks(design: "Design") -> tuple[np.ndarray, np.ndarray]:
     blocks : numpy.ndarray
         ``(K, K, nlevels)``: ``blocks[a, b, j] = (ZᵀWZ)[perm[a, j], perm[b, j]]``.
     """
+    memo = getattr(design, "_level_blocks_memo", None)
+    if memo is not None and memo[0] is design.cross:  # computed for these cross-products already
+        return memo[1], memo[2]
     ks = [t.k for t in design.terms]
     nl = design.terms[0].nlevels
     perm = np.concatenate(
@@ -89,6 +92,8 @@ def level_blocks(design: "Design") -> tuple[np.ndarray, np.ndarray]:
         row, col, data = A.row, A.col, A.data
     blocks = np.zeros((K, K, nl))
     blocks[slot[row], slot[col], level[row]] = data
+    # the moment start and the gradient both ask (read-only there; BlockDiagState keeps its own reference)
+    design._level_blocks_memo = (design.cross, perm, blocks)  # type: ignore[attr-defined]
     return perm, blocks
 
 

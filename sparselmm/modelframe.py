@@ -311,6 +311,9 @@ class Design:
         from .pls import _term_entries
 
         cp = self.cross
+        memo = getattr(self, "_theta_scale_memo", None)
+        if memo is not None and memo[0] is cp:  # the moment start and the fit both ask
+            return memo[1].copy()
         lower = getattr(cp, "ZtZ_lower", None)
         dg = np.asarray((cp.ZtZ if lower is None else lower).diagonal(), dtype=float)
         scale = np.ones(len(self.theta_start))
@@ -322,7 +325,10 @@ class Design:
             # Z's rows are level-major: level j's k columns are rows lo + j·k ... lo + j·k + k - 1
             rms = np.sqrt(dg[lo:hi].reshape(-1, t.k).sum(axis=0) / n)
             scale[sl] = rms[[r for _, r, _ in entries]]
-        return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        self._theta_scale_memo = (cp, scale.copy())  # keyed by the cross-products (not ZᵀWZ: a Dask
+        # design builds its full ZᵀWZ only when asked)
+        return scale
 
     def _moment_start_intercepts(self, rr: float, Zr: np.ndarray) -> np.ndarray | None:
         cp = self.cross
