@@ -515,7 +515,9 @@ def _newton_finish(
                 # Hessian cost one evaluation and one gradient each: taken even where the model
                 # did not hold (TIMSS slopes from 0.14 above the optimum: 3 checks -> 1), and the
                 # Hessian is renewed by a new check only when they leave more than `tol`
-                x, fbest, dec_end = _chord_step(fc, x, lower, upper, fbest, H, summary, grad, max_steps=3 if held else 6)
+                x, fbest, dec_end = _chord_step(
+                    fc, x, lower, upper, fbest, H, summary, grad, max_steps=3 if held else 6
+                )
                 if not held and (dec_end is None or dec_end > tol):
                     continue
                 # the decrement left: measured from the exact gradient, else the model's error
@@ -613,9 +615,11 @@ def minimize_theta(
     if grad is not None:
         g_raw = grad
 
-        def grad(x: np.ndarray) -> np.ndarray:  # counted
+        def counted_grad(x: np.ndarray) -> np.ndarray:
             ngrad[0] += 1
             return g_raw(x)
+
+        grad = counted_grad
 
     fc = _Counted(f)
     fsearch = fc if search is None else _Counted(search)  # the derivative-free passes
