@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .pls import PLSState
+from .pls import PLSState, _entries
 
 if TYPE_CHECKING:  # pragma: no cover
     from .modelframe import Design
@@ -83,13 +83,7 @@ def level_blocks(design: "Design") -> tuple[np.ndarray, np.ndarray]:
     level = np.empty(design.q, dtype=np.int64)
     slot[perm] = np.arange(K)[:, None]
     level[perm] = np.arange(nl)[None, :]
-    A = design.cross.ZtZ
-    if A.format == "csc":  # its arrays as they are (tocoo builds a matrix object: ~0.1 ms)
-        row, data = A.indices, A.data
-        col = np.repeat(np.arange(A.shape[1]), np.diff(A.indptr))
-    else:
-        A = A.tocoo()
-        row, col, data = A.row, A.col, A.data
+    row, col, data = _entries(design.cross.ZtZ)
     blocks = np.zeros((K, K, nl))
     blocks[slot[row], slot[col], level[row]] = data
     # the moment start and the gradient both ask (read-only there; BlockDiagState keeps its own reference)

@@ -55,6 +55,23 @@ def objective_from_parts(ldL2: float, ldRX2: float, pwrss: float, n: int, p: int
     return ldL2 - ldW + n * (1.0 + LOG2PI + np.log(pwrss / n))
 
 
+def _entries(A: sp.spmatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(rows, columns, values)`` of the stored entries of a sparse matrix; a CSC matrix's own
+    arrays, columns expanded from its pointers (a COO copy costs ~0.1 ms of scipy's checks)."""
+    if A.format == "csc":
+        return A.indices, np.repeat(np.arange(A.shape[1]), np.diff(A.indptr)), A.data
+    A = A.tocoo()
+    return A.row, A.col, A.data
+
+
+def _symmetric_csr(A: sp.spmatrix) -> sp.csr_matrix:
+    """A symmetric matrix (``ZᵀWZ``) in CSR: a CSC matrix's arrays read as CSR are the same
+    matrix, so no copy is made."""
+    if A.format == "csc":
+        return sp.csr_matrix((A.data, A.indices, A.indptr), shape=A.shape)
+    return A.tocsr()
+
+
 class _BlockProduct:
     """Computes the entries of ``ΛᵀAΛ`` on a fixed pattern from per-term blocks.
 
@@ -66,16 +83,11 @@ class _BlockProduct:
     """
 
     def __init__(self, design: "Design") -> None:
-        A = design.cross.ZtZ
         Gp = design.Gp
         ks = np.array([t.k for t in design.terms])
         term_of = np.repeat(np.arange(len(ks)), np.diff(Gp))
-        if A.format == "csc":  # its arrays as they are (a COO copy costs ~0.1 ms of scipy's checks)
-            ri, vals = A.indices.astype(np.int64), A.data
-            ci = np.repeat(np.arange(A.shape[1], dtype=np.int64), np.diff(A.indptr))
-        else:
-            A = A.tocoo()
-            ri, ci, vals = A.row.astype(np.int64), A.col.astype(np.int64), A.data
+        ri, ci, vals = _entries(design.cross.ZtZ)
+        ri, ci = ri.astype(np.int64), ci.astype(np.int64)
         s, t = term_of[ri], term_of[ci]
         a, ia = np.divmod(ri - Gp[s], ks[s])
         b, jb = np.divmod(ci - Gp[t], ks[t])
@@ -380,9 +392,15 @@ class Gradient:
         self.available = all(e is not None for e in self.entries) and (
             d.q <= dense_limit or self.blockwise or self.levels is not None or (self.scalar and cheap_diag)
         )
-        Z = d.cross.ZtZ
-        # symmetric: its CSC arrays read as CSR are the same matrix (no copy)
-        self.A = sp.csr_matrix((Z.data, Z.indices, Z.indptr), shape=Z.shape) if Z.format == "csc" else Z.tocsr()
+        self._A: sp.csr_matrix | None = None
+
+    @property
+    def A(self) -> sp.csr_matrix:
+        """``ZᵀWZ`` in CSR, made on the first gradient (a Dask design's cross-products build
+        their full ``ZᵀWZ`` only when it is read: constructing a Gradient must not)."""
+        if self._A is None:
+            self._A = _symmetric_csr(self.state.design.cross.ZtZ)
+        return self._A
 
     @property
     def cheap(self) -> bool:

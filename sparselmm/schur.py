@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from .errors import ModelSpecError
-from .pls import PLSState
+from .pls import PLSState, _symmetric_csr
 
 if TYPE_CHECKING:  # pragma: no cover
     from .modelframe import Design
@@ -289,14 +289,9 @@ class SchurState(PLSState):
 
     def _setup_factor(self, mode: str, ordering_method: str) -> None:
         d = self.design
-        # ZᵀWZ is symmetric: its CSC arrays read as CSR are the same matrix (no copy); for the
-        # refinement of single-precision solves, M x = Λ(A(Λx)) + x
-        Z = d.cross.ZtZ
-        if Z.format == "csc":
-            self._A_sym = sp.csr_matrix((Z.data, Z.indices, Z.indptr), shape=Z.shape)
-        else:
-            self._A_sym = Z.tocsr()
-        A = self._A_sym
+        # ZᵀWZ in CSR without a copy; also for the refinement of single-precision solves,
+        # M x = Λ(A(Λx)) + x
+        A = self._A_sym = _symmetric_csr(d.cross.ZtZ)
         q1 = int(d.Gp[1])
         q2 = d.q - q1
         self.q1, self.q2 = q1, q2
