@@ -319,8 +319,8 @@ class Design:
         scale = np.ones(len(self.theta_start))
         n = float(max(cp.n, 1))
         for t, sl, lo, hi in zip(self.terms, self.theta_slices, self.Gp[:-1], self.Gp[1:]):
-            entries = _term_entries(t.structure)  # (θ index, row, column) for us and diag
-            if t.structure.name not in ("us", "diag") or entries is None:
+            entries = _term_entries(t.structure)  # (θ index, row, column); None but for us and diag
+            if entries is None:
                 continue
             # Z's rows are level-major: level j's k columns are rows lo + j·k ... lo + j·k + k - 1
             rms = np.sqrt(dg[lo:hi].reshape(-1, t.k).sum(axis=0) / n)

@@ -217,6 +217,13 @@ def _nlopt_bobyqa(f: _Counted, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, o
     return f"NLopt BOBYQA: {names.get(code, code)}"
 
 
+def _forward_steps(x: np.ndarray, upper: np.ndarray | None) -> np.ndarray:
+    """The finite-difference step of each entry, ``1e-4 · max(|x|, 0.1)``: forward, or backward
+    where a finite upper bound is within it."""
+    h = 1e-4 * np.maximum(np.abs(x), 0.1)
+    return h if upper is None else np.where(x + h > upper, -h, h)
+
+
 def _fd_derivatives(
     f: Callable[[np.ndarray], float],
     x: np.ndarray,
@@ -240,12 +247,10 @@ def _fd_derivatives(
     h = 1e-4 * np.maximum(np.abs(x), 0.1)
     if hessian is not None:
         g = np.zeros(m)
-        for i in range(m):
+        for i, hi in enumerate(_forward_steps(x, upper)):
             e = np.zeros(m)
-            # forward, or backward where a finite upper bound is within the step
-            s = -1.0 if upper is not None and x[i] + h[i] > upper[i] else 1.0
-            e[i] = s * h[i]
-            g[i] = s * (f(x + e) - f0) / h[i] - s * hessian[i, i] * h[i] / 2
+            e[i] = hi
+            g[i] = (f(x + e) - f0) / hi - hessian[i, i] * hi / 2
         return g, hessian
     # keep steps inside the bounds: shift the stencil up where x sits near its lower bound
     base = x.copy()
@@ -284,20 +289,18 @@ def _grad_derivatives(
     bound is within the step.  None when a gradient is not finite (the caller falls
     back to :func:`_fd_derivatives`)."""
     m = len(x)
-    h = 1e-4 * np.maximum(np.abs(x), 0.1)
     g = np.asarray(grad(x), dtype=float)
     if not np.all(np.isfinite(g)):
         return None
     H = np.zeros((m, m))
-    for i in range(m):
+    for i, hi in enumerate(_forward_steps(x, upper)):
         e = np.zeros(m)
-        s = -1.0 if upper is not None and x[i] + h[i] > upper[i] else 1.0
-        e[i] = s * h[i]
+        e[i] = hi
         f(x + e)
         gi = np.asarray(grad(x + e), dtype=float)
         if not np.all(np.isfinite(gi)):
             return None
-        H[:, i] = (gi - g) / e[i]
+        H[:, i] = (gi - g) / hi
     return g, 0.5 * (H + H.T)
 
 
