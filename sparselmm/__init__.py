@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import datasets
 from .errors import (
+    ArgumentError,
     ConvergenceError,
     ConvergenceWarning,
     DataError,
@@ -38,6 +39,7 @@ __all__ = [
     "DataError",
     "ModelSpecError",
     "ConvergenceError",
+    "ArgumentError",
     "SparseLMMWarning",
     "ConvergenceWarning",
     "RankDeficiencyWarning",

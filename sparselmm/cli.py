@@ -9,15 +9,18 @@
 datasets`` lists them).  Columns of strings stay strings, which sparselmm
 treats as factors; ``--factor COL`` makes a numeric column a factor too.
 Errors are reported as one line on standard error (the
-:class:`~sparselmm.SparseLMMError` message, no traceback) with exit status 1;
-usage errors exit with status 2.
+:class:`~sparselmm.SparseLMMError` message, no traceback; a message of several lines,
+such as a formula error's caret picture, joined into one) with exit status 1;
+usage errors (also a ``--sep`` that cannot separate fields) exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -32,6 +35,51 @@ PROG = "sparselmm"
 
 class _CLIError(Exception):
     """An error to report in one line."""
+
+
+def _separator(text: str) -> str:
+    """``--sep``: one character (taken literally), or a longer regular expression as pandas
+    reads it (``'\\s+'``, ``'; *'``); an ``argparse`` usage error otherwise."""
+    if text == "":
+        raise argparse.ArgumentTypeError("the field separator must not be empty (e.g. ',', ';' or '\\t')")
+    if text in ("\n", "\r", "\r\n"):
+        raise argparse.ArgumentTypeError(f"{text!r} ends lines; it cannot separate fields")
+    if len(text) > 1:
+        try:
+            re.compile(text)
+        except re.error as exc:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a valid regular expression (a separator longer than one character "
+                f"is one): {exc}"
+            ) from None
+    return text
+
+
+_CARET = re.compile(r"^( *)\^[\^~]* *$")  # a caret, or a caret underline (^^^, ^~~)
+
+
+def _one_line(message: str) -> str:
+    """A message of several lines as one line.
+
+    A formula error's picture (the formula on one line, a caret under the place at fault
+    on the next) becomes ``"message: formula (at position N: 'c')"``, ``N`` counted from 0
+    as in the formula's other messages; other lines are joined by ``"; "``.
+    """
+    lines = [ln.rstrip() for ln in str(message).splitlines()]
+    lines = [ln for ln in lines if ln.strip()]
+    if not lines:
+        return ""
+    if len(lines) >= 3 and _CARET.match(lines[-1]):
+        caret = lines[-1].index("^")
+        shown = lines[-2]
+        # the picture indents the formula and the caret alike (two spaces in sparselmm.formula)
+        indent = 2 if shown.startswith("  ") and caret >= 2 else 0
+        formula = shown[indent:]
+        pos = caret - indent
+        where = f"{formula[pos]!r}" if pos < len(formula) else "the end"
+        head = "; ".join(ln.strip() for ln in lines[:-2])
+        return f"{head}: {formula} (at position {pos}: {where})"
+    return "; ".join(ln.strip() for ln in lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["satterthwaite", "kenward-roger", "wald"],
         help="denominator df of the t-tests in the summary (default: satterthwaite)",
     )
-    f.add_argument("--sep", default=",", help="field separator of the CSV file (default: ',')")
+    f.add_argument(
+        "--sep",
+        default=",",
+        type=_separator,
+        help="field separator of the CSV file: one character, or a regular expression such as '\\s+' (default: ',')",
+    )
     f.add_argument(
         "--factor",
         action="append",
@@ -89,9 +142,10 @@ def _read_data(source: str, sep: str) -> pd.DataFrame:
     path = Path(source)
     if path.is_file():
         try:
-            return pd.read_csv(path, sep=sep)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise _CLIError(f"cannot read {source} as CSV: {exc}") from exc
+            # a separator of several characters is a regular expression, which only the python engine reads
+            return pd.read_csv(path, sep=sep, engine="python" if len(sep) > 1 else None)
+        except (ValueError, csv.Error, re.error, UnicodeDecodeError, OSError) as exc:  # pandas' are ValueErrors
+            raise _CLIError(f"cannot read {source} as CSV with --sep {sep!r}: {exc}") from exc
     if path.exists():
         raise _CLIError(f"{source} is not a file")
     if source in datasets.names():
@@ -166,7 +220,7 @@ def _fit(args: argparse.Namespace) -> int:
         m = lmer(args.formula, df, REML=not args.ml, verbose=args.verbose)
         text = None if args.json else m.summary(ddf=args.ddf)
     for w in caught:
-        print(f"{PROG}: warning: {w.message}", file=sys.stderr)
+        print(f"{PROG}: warning: {_one_line(str(w.message))}", file=sys.stderr)
     if args.json:
         print(json.dumps(estimates(m), indent=2))
     else:
@@ -216,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except (SparseLMMError, _CLIError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {_one_line(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

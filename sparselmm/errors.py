@@ -13,6 +13,7 @@ __all__ = [
     "DataError",
     "ModelSpecError",
     "ConvergenceError",
+    "ArgumentError",
     "SparseLMMWarning",
     "ConvergenceWarning",
     "RankDeficiencyWarning",
@@ -38,6 +39,11 @@ class ModelSpecError(SparseLMMError):
 
 class ConvergenceError(SparseLMMError):
     """The optimiser failed in a way that leaves no usable estimate."""
+
+
+class ArgumentError(SparseLMMError):
+    """An argument of a call (a flag, an option, a count, a level, a choice) has the wrong
+    type or value; the message names the argument and the value at fault."""
 
 
 class SparseLMMWarning(UserWarning):

@@ -20,7 +20,8 @@ from typing import Callable
 import numpy as np
 from scipy import optimize as sopt
 
-from .errors import ConvergenceError, SparseLMMError
+from . import validate
+from .errors import ArgumentError, ConvergenceError, SparseLMMError
 
 __all__ = ["OptSummary", "minimize_theta", "OPTIMIZERS", "check_convergence"]
 
@@ -128,7 +129,7 @@ def _run(
         if method == "bobyqa":
             return _nlopt_bobyqa(f, x0, lo, hi, options)
         if method == "cobyqa":
-            opts = {"initial_tr_radius": 0.2, "final_tr_radius": 1e-7, "maxfev": 100000}
+            opts = {**validate.COBYQA_DEFAULT_RADII, "maxfev": 100000}
             opts.update(options)
             res = sopt.minimize(f, x0, method="COBYQA", bounds=bounds, options=opts)
         elif method == "nelder_mead":
@@ -184,7 +185,7 @@ def _nlopt_bobyqa(f: _Counted, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, o
     try:
         import nlopt
     except ImportError:  # pragma: no cover - nlopt is a dependency, but keep working without it
-        return _run("cobyqa", f, x0, lo, hi, options)
+        return _run("cobyqa", f, x0, lo, hi, {k: v for k, v in options.items() if k == "maxfev"})
     n = len(x0)
     if n == 1:  # NLopt's BOBYQA needs two parameters at least: Brent's method on an interval
         return _brent(f, float(x0[0]), float(lo[0]), float(hi[0]))
@@ -196,7 +197,9 @@ def _nlopt_bobyqa(f: _Counted, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, o
     opt.set_ftol_abs(options.get("ftol_abs", 1e-8))
     if "ftol_rel" in options:
         opt.set_ftol_rel(options["ftol_rel"])
-    opt.set_maxeval(int(options.get("maxfev", options.get("maxeval", 100000))))
+    if "xtol_rel" in options:
+        opt.set_xtol_rel(options["xtol_rel"])
+    opt.set_maxeval(int(options.get("maxfev", 100000)))
     msgs = []
     # with polish: a second pass from the best point with a small initial step (BOBYQA's ftol
     # stop is sometimes premature on flat ridges; at a true optimum the pass costs ~2n+5 evaluations)
@@ -558,12 +561,14 @@ def minimize_theta(
         θ ↦ objective (``inf`` where it cannot be evaluated).
     start, lower, upper : numpy.ndarray
         Start and bounds of θ.
-    optimizer : {"bobyqa", "cobyqa", "nelder_mead", "lbfgsb"}
-        ``"bobyqa"`` (default): Powell's BOBYQA through NLopt, as lme4's
-        ``nloptwrap``; ``"cobyqa"``: scipy's COBYQA; ``"nelder_mead"``: scipy's
+    optimizer : {"bobyqa", "auto", "cobyqa", "nelder_mead", "lbfgsb"}
+        ``"bobyqa"`` (default; ``"auto"`` is the same here): Powell's BOBYQA through NLopt,
+        as lme4's ``nloptwrap``; ``"cobyqa"``: scipy's COBYQA; ``"nelder_mead"``: scipy's
         bounded Nelder–Mead; ``"lbfgsb"``: L-BFGS-B, with the analytic gradient when given.
     options : dict, optional
-        Passed to the scipy routine.
+        Settings of the optimizer, checked by :func:`sparselmm.validate.optimizer_options`
+        (the keys each optimizer reads; lme4's names such as ``maxfun`` accepted where they
+        mean the same).
     restart_edge : bool
         lme4's restart when a bounded parameter ends on its bound while the
         objective decreases into the interior.
@@ -594,16 +599,29 @@ def minimize_theta(
 
     Raises
     ------
+    ArgumentError
+        For an unknown optimizer, options it does not read or of the wrong type or range,
+        bounds or a start that are not real arrays of one length, a start outside the
+        bounds, a non-boolean ``restart_edge``, a ``check`` not True, False or ``"auto"``,
+        or a ``scale`` that is not one positive number per θ entry.  Nothing wrong reaches
+        scipy or NLopt.
     ConvergenceError
         If the objective cannot be evaluated at any point visited.
     """
-    start = np.asarray(start, dtype=float)
-    lower = np.asarray(lower, dtype=float)
-    upper = np.full_like(start, np.inf) if upper is None else np.asarray(upper, dtype=float)
+    optimizer = validate.choice(optimizer, "optimizer", OPTIMIZERS, fold=False)
+    if optimizer == "auto":
+        optimizer = "bobyqa"
+    options = validate.optimizer_options(optimizer, options)
+    check = validate.flag_or_auto(check, "check")
+    restart_edge = validate.flag(restart_edge, "restart_edge")
+    boundary_tol = validate.number(boundary_tol, "boundary_tol", minimum=0.0)
+    lower, upper = validate.theta_bounds(lower, upper)
+    start = validate.theta_start(start, len(lower), lower, upper)
     if scale is not None:
-        sc = np.asarray(scale, dtype=float)
-        if sc.shape != start.shape or not np.all(np.isfinite(sc) & (sc > 0)):
-            raise SparseLMMError("scale must hold one positive finite number per θ entry")
+        sc = validate.real_array(scale, "scale", length=len(start))
+        if not np.all(sc > 0):
+            i = int(np.flatnonzero(~(sc > 0))[0])
+            raise ArgumentError(f"scale must hold one positive number per θ entry; scale[{i}] is {sc[i]:g}")
         g0 = grad
         s0 = search
         summary = minimize_theta(
@@ -613,7 +631,6 @@ def minimize_theta(
             search=None if s0 is None else (lambda x: s0(x / sc)),
         )
         return _unscaled(summary, sc)
-    options = options or {}
     ngrad = [0]
     if grad is not None:
         g_raw = grad

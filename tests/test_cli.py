@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -167,3 +168,54 @@ def test_python_dash_m(sleep_csv):
 
     r = subprocess.run([sys.executable, "-m", "sparselmm", "datasets"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "sleepstudy" in r.stdout
+
+
+# ---- bad CSV options and multi-line messages: one line, no traceback -------------------------------
+@pytest.mark.parametrize("sep", ["", "((", "\n"])
+def test_bad_separator_is_a_usage_error(sep, sleep_csv, capsys):
+    assert main(["fit", str(sleep_csv), SLEEP, "--sep", sep]) == 2
+    err = capsys.readouterr().err
+    assert "argument --sep" in err and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("sparselmm fit: error: argument --sep: ")
+
+
+def test_regex_separator_reads_without_a_parser_warning(tmp_path, capsys):
+    df = slm.datasets.load("sleepstudy")
+    path = tmp_path / "semi.csv"
+    path.write_text("\n".join(" ; ".join(map(str, row)) for row in [df.columns, *df.itertuples(index=False)]) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pandas' "falling back to the 'python' engine" was a ParserWarning
+        assert main(["fit", str(path), SLEEP, "--sep", r"\s*;\s*", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["nobs"] == 180 and doc["fixef"]["Days"] == pytest.approx(10.467286, rel=1e-5)
+
+
+def test_formula_error_with_a_caret_is_one_line_keeping_the_position(capsys):
+    assert main(["fit", "sleepstudy", "Reaction ~ Days + (Days | Subject"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "^" not in err
+    assert err == (
+        "sparselmm: error: unbalanced parentheses: '(' is never closed: "
+        "Reaction ~ Days + (Days | Subject (at position 18: '(')\n"
+    )
+    assert main(["fit", "sleepstudy", "Reaction Days"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith("Reaction Days (at position 13: the end)\n")
+
+
+def test_parser_error_message_is_one_line(tmp_path, capsys):
+    path = tmp_path / "ragged.csv"
+    path.write_text("a,b\n1,2\n3,4,5\n")
+    assert main(["fit", str(path), "a ~ 1 + (1 | b)"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("sparselmm: error: cannot read")
+    assert "--sep ','" in err and "Expected 2 fields in line 3" in err
+
+
+def test_one_line_joins_other_messages():
+    from sparselmm.cli import _one_line
+
+    assert _one_line("first\n  second\n\nthird\n") == "first; second; third"
+    assert _one_line("msg\n  y ~ x +\n        ^") == "msg: y ~ x + (at position 6: '+')"
+    assert _one_line("msg\n  y ~ x +\n         ^") == "msg: y ~ x + (at position 7: the end)"
+    assert _one_line("single") == "single"
