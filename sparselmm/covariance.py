@@ -108,6 +108,9 @@ class CovStructure(Protocol):
     def corr(self, par: np.ndarray) -> np.ndarray:
         """The implied correlation matrix (``k × k``)."""
 
+    def scales_with_block(self) -> np.ndarray:
+        """Which parameters are multiplied by ``f`` when ``T`` is (``T(par') = f T(par)``, ``f > 0``)."""
+
 
 # ----------------------------------------------------------------------------------------
 # shared machinery
@@ -150,6 +153,11 @@ class _Structure:
         R[~np.isfinite(R)] = np.nan
         np.fill_diagonal(R, 1.0)
         return R
+
+    def scales_with_block(self) -> np.ndarray:
+        """Which parameters are multiplied by ``f`` when the block ``T`` is: all of them for the
+        linear structures (``us``, ``diag``: θ holds entries of ``T``)."""
+        return np.ones(self.n_par, dtype=bool)  # type: ignore[attr-defined]
 
     def clip(self, par: np.ndarray) -> np.ndarray:
         """``par`` moved onto the box ``[lower, upper]``."""
@@ -418,6 +426,10 @@ class _Scaled(_Structure):
     def par_names(self) -> list[str]:
         sd = ["sd"] if self.hom else [f"sd({c})" for c in self.columns]
         return sd + self._cor_names()
+
+    def scales_with_block(self) -> np.ndarray:
+        """The standard deviations scale with ``T``; the correlation parameters do not."""
+        return np.arange(self.n_par) < self.n_sd
 
     def sd_params(self, par: np.ndarray) -> np.ndarray:
         """The ``k`` standard deviations relative to σ (the SD parameters, repeated when homogeneous)."""

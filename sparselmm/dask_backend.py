@@ -55,14 +55,17 @@ from .errors import (
     FormulaError,
     ModelSpecError,
     RankDeficiencyWarning,
-    ScaleWarning,
     SparseLMMError,
 )
 from .formula import ParsedFormula, parse_formula
+from . import validate
+from .conditioning import Conditioning, fit_columns
 from .modelframe import (
     CrossProducts,
     Design,
+    _check_scale,
     _check_term_columns,
+    column_groups,
     _model_matrix,
     _needed_variables,
     _response,
@@ -175,7 +178,8 @@ def _scan_partition(part: pd.DataFrame, spec: _ScanSpec) -> _Scan:
     frame = part[spec.columns]
     na = frame.isna()
     out.na_counts = {c: int(v) for c, v in na.sum().items() if v}
-    frame = frame.loc[~na.any(axis=1).to_numpy()]
+    complete = ~na.any(axis=1).to_numpy()
+    frame = frame.loc[complete]
     out.n_complete = len(frame)
     for c in spec.factor_columns:
         col = frame[c]
@@ -188,7 +192,9 @@ def _scan_partition(part: pd.DataFrame, spec: _ScanSpec) -> _Scan:
             out.cat_orders[c] = list(col.cat.categories)
     for fs in spec.interactions:
         out.combos[fs] = frame[list(fs)].drop_duplicates()
-    out.sample = frame.head(spec.sample_rows)
+    extra = [c for c in (spec.weights, spec.offset) if c is not None and c not in spec.columns]
+    # the sample keeps weights and offset too: the conditioning of y and w is fitted on it
+    out.sample = part.loc[complete, spec.columns + extra].head(spec.sample_rows) if extra else frame.head(spec.sample_rows)
     return out
 
 
@@ -287,6 +293,7 @@ class _Partial:
     xM2: np.ndarray
     xbinary: np.ndarray
     grams: list[np.ndarray]
+    Xgram: np.ndarray | None = None  # unweighted X'ᵀX' (the rank test's), None when unweighted: XtX
 
 
 def _combine_partials(parts: Sequence[_Partial]) -> _Partial:
@@ -319,6 +326,7 @@ def _combine_partials(parts: Sequence[_Partial]) -> _Partial:
             xM2=M2,
             xbinary=a.xbinary & b.xbinary,
             grams=[ga + gb for ga, gb in zip(a.grams, b.grams)],
+            Xgram=None if a.Xgram is None else a.Xgram + b.Xgram,
         )
     return acc
 
@@ -367,6 +375,8 @@ class PartitionBuilder:
     q: int
     weights: str | None = None
     offset: str | None = None
+    conditioning: Conditioning | None = None
+    keep: np.ndarray | None = None  # the fixed-effects columns the cross-products use (None: all)
 
     @property
     def p_full(self) -> int:
@@ -472,9 +482,11 @@ class PartitionBuilder:
         """The partition's block-lower ``[Z X y]ᵀW[Z X y]`` and the statistics of the global checks."""
         frame, w, off = self.frame(part)
         n = len(frame)
-        p = self.p_full
+        p = self.p_full if self.keep is None else len(self.keep)
         y = self.response_values(frame) if n else np.zeros(0)
-        X = self.fixed_matrix(frame) if n else np.zeros((0, p))
+        X = self.fixed_matrix(frame) if n else np.zeros((0, self.p_full))
+        if self.keep is not None:
+            X = X[:, self.keep]
         codes = [self.codes(t, frame) for t in self.terms]
         Xts = [self.term_matrix(t, frame) if n else np.zeros((0, t.k)) for t in self.terms]
         for t, c in zip(self.terms, codes):
@@ -483,6 +495,13 @@ class PartitionBuilder:
                     f"internal error: a level of {':'.join(t.factors)!r} was not seen by the scan of the data"
                 )
         yadj = y if off is None else y - off
+        # the engine's units (sparselmm.conditioning), fitted on the scan's sample
+        cond = self.conditioning
+        xbinary = np.array([bool(np.all((X[:, j] == 0) | (X[:, j] == 1))) for j in range(p)], dtype=bool)
+        if cond is not None:
+            yadj = cond.y(yadj, X)
+            X = cond.X(X)
+            w = cond.w(w)
         ww = np.ones(n) if w is None else w
         ZtZ = _ztz_block_lower(self.terms, codes, Xts, ww, self.q)
         ZtX = np.zeros((self.q, p))
@@ -514,8 +533,9 @@ class PartitionBuilder:
             ymax=float(y.max()) if n else -np.inf,
             xmean=xmean,
             xM2=xM2,
-            xbinary=np.array([bool(np.all((X[:, j] == 0) | (X[:, j] == 1))) for j in range(p)], dtype=bool),
+            xbinary=xbinary,
             grams=[Xt.T @ Xt for Xt in Xts],
+            Xgram=None if w is None else X.T @ X,
         )
 
     # ----- after the fit ----------------------------------------------------------------
@@ -722,26 +742,6 @@ def independent_columns_gram(G: np.ndarray, tol: float = 1e-7) -> np.ndarray:
             R = Rn
             keep.append(j)
     return np.array(keep, dtype=np.int64)
-
-
-def _warn_scale(sds: np.ndarray, binary: np.ndarray, names: list[str], tol: float = 1e3) -> None:
-    """lme4's ``checkScaleX`` from column SDs (see :func:`sparselmm.modelframe._check_scale`)."""
-    cont = [j for j in range(len(names)) if not binary[j]]
-    if not cont:
-        return
-    s_all = sds[cont]
-    s = s_all[s_all > 0]
-    if not len(s):
-        return
-    if np.log(s.max()) - np.log(s.min()) > np.log(tol) or np.any(np.abs(np.log(s)) > np.log(tol)):
-        bad = [names[j] for j, v in zip(cont, s_all) if v > 0 and abs(np.log(v)) > np.log(tol)]
-        warnings.warn(
-            "some predictor variables are on very different scales"
-            + (f" ({', '.join(bad)})" if bad else "")
-            + ": consider rescaling; the fit is computed in the original scale",
-            ScaleWarning,
-            stacklevel=4,
-        )
 
 
 # ----------------------------------------------------------------------------------------
@@ -986,9 +986,23 @@ def dask_design(
     for c in fixed_factor:
         sample[c] = _factorize(sample[c], *levels[c])
 
-    # ---- model specs and the term layout, on the sample --------------------------------------
-    _response(pf.response, sample, resp_vars)  # a non-numeric response fails here
-    _, X_names_full, fixed_spec = _model_matrix(pf.fixed, sample, "the fixed-effects matrix")
+    # ---- model specs, the term layout and the conditioning, on the sample ----------------------
+    y_sample = _response(pf.response, sample, resp_vars)  # a non-numeric response fails here
+    X_sample, X_names_full, fixed_spec = _model_matrix(pf.fixed, sample, "the fixed-effects matrix")
+    groups = column_groups(fixed_spec, X_sample.shape[1])
+    w_sample = None if weights is None else sample[weights].to_numpy(dtype=float)
+    if offset is not None:
+        y_sample = y_sample - sample[offset].to_numpy(dtype=float)
+
+    def conditioning(keep: np.ndarray | None) -> Conditioning:
+        Xs, gs, names = X_sample, groups, X_names_full
+        if keep is not None:
+            pos = {int(j): i for i, j in enumerate(keep)}
+            Xs, names = X_sample[:, keep], [X_names_full[j] for j in keep]
+            gs = [[pos[j] for j in g] for g in groups if all(j in pos for j in g)]
+        return fit_columns(Xs, gs, names).with_response(y_sample, Xs, w_sample)
+
+    cond = conditioning(None)
     terms: list[RandomTerm] = []
     specs: dict[int, Any] = {}
     combos: dict[tuple[str, ...], tuple[np.ndarray, tuple[int, ...]]] = {}
@@ -1002,12 +1016,12 @@ def dask_design(
             _check_term_columns(b, Xs[:, :1], cols[:1], sample)  # '||' on a factor
         if len(b.factors) == 1:
             kind, cats = levels[b.factors[0]]
-            labels = grouping_factor(pd.DataFrame({b.factors[0]: pd.Categorical(cats, categories=cats)}), b.factors)[1]
+            _, labels, categories = grouping_factor(pd.DataFrame({b.factors[0]: pd.Categorical(cats, categories=cats)}), b.factors)
         else:
             cf = scan.combos[b.factors].copy()
             for f in b.factors:
                 cf[f] = _factorize(cf[f], *levels[f])
-            _, labels = grouping_factor(cf, b.factors)
+            _, labels, categories = grouping_factor(cf, b.factors)
             sizes = tuple(len(levels[f][1]) for f in b.factors)
             comb = np.zeros(len(cf), dtype=np.int64)
             for f, size in zip(b.factors, sizes):
@@ -1015,7 +1029,7 @@ def dask_design(
             combos[b.factors] = (np.unique(comb), sizes)
         term = RandomTerm(
             bar=b, group=b.group, levels=labels, codes=np.zeros(0, dtype=np.int64), columns=cols,
-            Xt=np.zeros((0, len(cols))), spec=tspec,
+            Xt=np.zeros((0, len(cols))), spec=tspec, categories=categories,
         )
         specs[id(term)] = tspec
         terms.append(term)
@@ -1044,15 +1058,20 @@ def dask_design(
         q=q,
         weights=weights,
         offset=offset,
+        conditioning=cond,
     )
 
     # ---- pass 2: the cross-products ------------------------------------------------------------
-    builder_d = delayed(builder, pure=True)
-    total: _Partial = _tree(
-        [delayed(PartitionBuilder.cross)(builder_d, p) for p in source.to_delayed()], _combine_partials, split_every
-    ).compute()
-    if total.n != n:
-        raise SparseLMMError(f"internal error: the scan counted {n} complete rows, the cross-products {total.n}")
+    def cross_products(builder: PartitionBuilder) -> _Partial:
+        builder_d = delayed(builder, pure=True)
+        total: _Partial = _tree(
+            [delayed(PartitionBuilder.cross)(builder_d, p) for p in source.to_delayed()], _combine_partials, split_every
+        ).compute()
+        if total.n != n:
+            raise SparseLMMError(f"internal error: the scan counted {n} complete rows, the cross-products {total.n}")
+        return total
+
+    total = cross_products(builder)
 
     # ---- global checks --------------------------------------------------------------------------
     if total.ymax - total.ymin == 0:
@@ -1066,7 +1085,8 @@ def dask_design(
                     f"the columns of term {t.bar.text!r} are collinear: {', '.join(bad)} is a combination of the "
                     "other columns; remove it from the term"
                 )
-    keep = independent_columns_gram(total.XtX)
+    # the rank test on the conditioned columns, unweighted (as modelframe._condition_fixed)
+    keep = independent_columns_gram(total.XtX if total.Xgram is None else total.Xgram)
     dropped = [X_names_full[j] for j in range(len(X_names_full)) if j not in set(keep.tolist())]
     if dropped:
         warnings.warn(
@@ -1075,9 +1095,16 @@ def dask_design(
             stacklevel=3,
         )
     X_names = [X_names_full[j] for j in keep]
-    if n >= 2:
-        sds = np.sqrt(total.xM2[keep] / (n - 1))
-        _warn_scale(sds, total.xbinary[keep], X_names)
+    sds = cond.x_scale[keep] * np.sqrt(total.xM2[keep] / (n - 1)) if n >= 2 else np.full(len(keep), np.nan)
+    _check_scale(sds, X_names, total.xbinary[keep], stacklevel=4)
+    if dropped:
+        if all(int(j) in set(keep.tolist()) for j in cond.const):
+            cond = cond.restrict(keep)  # X'[:, keep] is the conditioning of the kept columns
+        else:  # a column of the constant's dummies dropped: condition the kept columns afresh
+            builder.keep, builder.conditioning = keep, conditioning(keep)
+            cond = builder.conditioning
+            total = cross_products(builder)
+            keep = np.arange(len(keep))
 
     # ---- the symmetric ZᵀWZ and the θ template ------------------------------------------------------
     block_of = np.concatenate(
@@ -1097,6 +1124,7 @@ def dask_design(
     Lam, lam_slices = build_lambda(terms, Gp)
     theta_start, lower, upper, slices, lind = theta_template(terms)
     factor_levels = {c: [str(v) for v in levels[c][1]] for c in fixed_factor}
+    factor_categories = {c: levels[c][1] for c in fixed_factor}
     for c in group_vars:
         if levels[c][0] == "category" and c not in factor_levels:
             factor_levels[c] = [str(v) for v in levels[c][1]]
@@ -1123,8 +1151,11 @@ def dask_design(
         Lambda_pattern=Lam,
         Lambda_slices=lam_slices,
         fixed_spec=fixed_spec,
-        fixed_keep=keep,
+        fixed_keep=keep if builder.keep is None else builder.keep,
         factor_levels=factor_levels,
+        factor_categories=factor_categories,
+        conditioning=cond,
+        offset_name=offset,
         source=source,
         builder=builder,
         n_rows=int(scan.n_rows),
@@ -1291,7 +1322,8 @@ class DaskLinearMixedModel(LinearMixedModel):
             raise DataError(f"residual type must be 'response' or 'pearson', got {type!r}")
         return self._lazy(type, self._b)
 
-    def predict(self, newdata: Any = None, re_form: Any = None, allow_new_levels: bool = False) -> Any:
+    def predict(self, newdata: Any = None, re_form: Any = None, allow_new_levels: bool = False,
+                offset: Any = None) -> Any:
         """Predictions ``Xβ̂ (+ Zb̂)`` (lme4's ``predict.merMod``).
 
         Parameters
@@ -1316,7 +1348,7 @@ class DaskLinearMixedModel(LinearMixedModel):
             return self._lazy("predicted", b)
         if _is_dask_dataframe(newdata):
             return self._lazy("predicted", b, data=newdata, newdata=True, allow_new_levels=allow_new_levels)
-        return super().predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels)
+        return super().predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels, offset=offset)
 
     def simulate(self, nsim: int = 1, seed: int | None = None) -> pd.DataFrame:
         """Not available for a Dask fit (it would hold ``nsim`` × n values in memory)."""
@@ -1333,5 +1365,5 @@ class DaskLinearMixedModel(LinearMixedModel):
         """
         if new_y is not None:
             raise SparseLMMError("refit(new_y) is not available for a model fitted from a Dask DataFrame")
-        reml = self.REML if REML is None else REML
+        reml = self.REML if REML is None else validate.flag(REML, "REML")
         return fit_dask_design(self.design, reml, optimizer=self.optsum.optimizer, start=self.theta, check=False)

@@ -10,8 +10,11 @@ terms, expanding lme4's shorthands on the way:
 * ``cs(0 + f | g)``, ``ar1(...)``, ... -> a bar term with a covariance structure
   (glmmTMB's spelling; see :mod:`sparselmm.covariance`).
 
-Errors are :class:`~sparselmm.errors.FormulaError` and show the formula with a
-caret under the offending place.
+Characters inside back-quotes (`` `x-y` ``, a column name) and inside quoted
+strings are never operators. Errors are :class:`~sparselmm.errors.FormulaError`
+and show the formula with a caret under the offending place. What the pieces
+may contain (functions, operators, names) is checked by
+:mod:`sparselmm.vocabulary` against the data's columns.
 """
 
 from __future__ import annotations
@@ -19,15 +22,77 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
+from typing import Iterator, NamedTuple
 
 from .errors import FormulaError
 
-__all__ = ["BarTerm", "ParsedFormula", "parse_formula", "STRUCTURES"]
+__all__ = ["BarTerm", "Fragment", "ParsedFormula", "parse_formula", "STRUCTURES"]
 
 #: covariance structure wrappers accepted around a bar term (glmmTMB's names)
 STRUCTURES = ("us", "diag", "homdiag", "cs", "homcs", "ar1", "toep", "homtoep")
 
-_NAME = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*|`[^`]+`")
+_BARE_NAME = re.compile(r"(?:[^\W\d]|\.)[\w.]*")  # an R name: letters, digits, "." and "_"
+
+
+class Fragment(NamedTuple):
+    """A piece of the formula as written, for the vocabulary check and its caret.
+
+    Attributes
+    ----------
+    role : str
+        ``"response"``, ``"fixed"`` (one top-level term of the fixed part) or
+        ``"bar"`` (a bar term's left side, before ``||`` is expanded).
+    text : str
+        The piece, verbatim.
+    start : int
+        Where it starts in the formula.
+    """
+
+    role: str
+    text: str
+    start: int
+
+
+def _quoted_spans(text: str) -> Iterator[tuple[int, int]]:
+    """(opening, closing) positions of each back-quoted name and quoted string in ``text``;
+    ``closing == len(text)`` when it is never closed. Strings may escape their quote with
+    a backslash; back-quoted names may not."""
+    i, n = 0, len(text)
+    while i < n:
+        q = text[i]
+        if q in "`'\"":
+            j = i + 1
+            while j < n and text[j] != q:
+                j += 2 if q != "`" and text[j] == "\\" else 1
+            yield i, min(j, n)
+            i = j + 1
+        else:
+            i += 1
+
+
+def _mask(text: str) -> str:
+    """``text`` with the characters inside back-quotes and quoted strings replaced by ``_``.
+
+    The delimiters stay and so does the length, so a position found in the mask
+    is the same position in ``text``: scanning the mask for operators, parentheses
+    and bars never looks inside a name or a string.
+    """
+    if "`" not in text and "'" not in text and '"' not in text:
+        return text
+    out = list(text)
+    for i, j in _quoted_spans(text):
+        out[i + 1 : j] = "_" * (j - i - 1)
+    return "".join(out)
+
+
+def _check_quotes(formula: str) -> None:
+    """Refuse an unclosed back-quote or string, and an empty back-quoted name."""
+    for i, j in _quoted_spans(formula):
+        if j == len(formula):
+            what = "back-quoted name" if formula[i] == "`" else "string"
+            raise _caret(formula, i, f"unclosed {what}: {formula[i]} is never closed")
+        if formula[i] == "`" and j == i + 1:
+            raise _caret(formula, i, "empty back-quoted name ``")
 
 
 @dataclass(frozen=True)
@@ -72,12 +137,16 @@ class ParsedFormula:
         The fixed-effects right-hand side in R syntax (``"1"`` when only bar terms were given).
     bars : tuple of BarTerm
         The random-effects terms in the order written, after expansion.
+    fragments : tuple of Fragment
+        The response, each term of the fixed part and each bar term's left
+        side as written, with their positions in ``formula``.
     """
 
     formula: str
     response: str
     fixed: str
     bars: tuple[BarTerm, ...] = field(default_factory=tuple)
+    fragments: tuple[Fragment, ...] = field(default=(), compare=False, repr=False)
 
 
 def _caret(formula: str, pos: int, msg: str) -> FormulaError:
@@ -85,8 +154,9 @@ def _caret(formula: str, pos: int, msg: str) -> FormulaError:
 
 
 def _check_parens(formula: str) -> None:
+    _check_quotes(formula)
     stack: list[int] = []
-    for i, ch in enumerate(formula):
+    for i, ch in enumerate(_mask(formula)):
         if ch == "(":
             stack.append(i)
         elif ch == ")":
@@ -101,14 +171,15 @@ def _split_top(text: str, offset: int) -> list[tuple[str, str, int]]:
     """Split ``text`` at top-level ``+`` and ``-``: (sign, piece, start position)."""
     pieces: list[tuple[str, str, int]] = []
     depth, start, sign = 0, 0, "+"
-    for i, ch in enumerate(text):
+    masked = _mask(text)
+    for i, ch in enumerate(masked):
         if ch in "([":
             depth += 1
         elif ch in ")]":
             depth -= 1
         elif depth == 0 and ch in "+-":
             # a '-' right after '~', '(' or an operator is part of the piece (unary minus)
-            prev = text[:i].rstrip()
+            prev = masked[:i].rstrip()
             if ch == "-" and prev and prev[-1] in "*/:^,":
                 continue
             pieces.append((sign, text[start:i], offset + start))
@@ -126,7 +197,9 @@ def _split_top(text: str, offset: int) -> list[tuple[str, str, int]]:
 
 
 def _top_level_index(text: str, token: str) -> int:
-    """Index of the first top-level occurrence of ``token`` in ``text``, or -1."""
+    """Index of the first top-level occurrence of ``token`` in ``text`` (outside
+    parentheses, back-quotes and strings), or -1."""
+    text = _mask(text)
     depth = 0
     i = 0
     while i < len(text):
@@ -143,13 +216,13 @@ def _top_level_index(text: str, token: str) -> int:
 
 def _bar_piece(piece: str) -> tuple[str, str] | None:
     """If ``piece`` is a bar term ``(…|…)`` or ``struct(…|…)``, return (structure, inside)."""
-    m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)?\s*\((.*)\)", piece, flags=re.S)
+    m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)?\s*\((.*)\)", _mask(piece), flags=re.S)
     if not m:
         return None
-    inner = m.group(2)
+    inner = piece[m.start(2) : m.end(2)]
     # the outer parentheses must enclose the whole piece
     depth = 0
-    for ch in inner:
+    for ch in m.group(2):
         depth += ch == "("
         depth -= ch == ")"
         if depth < 0:
@@ -159,39 +232,70 @@ def _bar_piece(piece: str) -> tuple[str, str] | None:
     return (m.group(1) or "", inner)
 
 
+def _split_outside(text: str, sep: str, start: int) -> list[tuple[str, int]]:
+    """Split ``text`` at each ``sep`` outside back-quotes and strings: (stripped piece, its position),
+    positions counted from ``start``."""
+    out, begin = [], 0
+    masked = _mask(text)
+    for i in [i for i, ch in enumerate(masked) if ch == sep] + [len(text)]:
+        piece = text[begin:i]
+        out.append((piece.strip(), start + begin + len(piece) - len(piece.lstrip())))
+        begin = i + 1
+    return out
+
+
 def _grouping_factors(formula: str, expr: str, pos: int) -> list[tuple[str, ...]]:
-    """Expand a grouping expression: ``g``, ``a:b``, ``a/b`` (-> ``a``, ``b:a``), ``a/b/c``."""
-    expr = expr.strip()
-    if not expr:
+    """Expand a grouping expression: ``g``, ``a:b``, ``a/b`` (-> ``a``, ``b:a``), ``a/b/c``;
+    a back-quoted name (`` `my group` ``) is one column, whatever it holds."""
+    if not expr.strip():
         raise _caret(formula, pos, "bar term without a grouping factor after '|'")
-    parts = [p.strip() for p in expr.split("/")]
     out: list[tuple[str, ...]] = []
     outer: tuple[str, ...] = ()
-    for p in parts:
-        names = tuple(n.strip().strip("`") for n in p.split(":"))
-        for n in names:
-            if not n or not _NAME.fullmatch(n) and not _NAME.fullmatch(f"`{n}`"):
-                raise _caret(
-                    formula,
-                    pos,
-                    f"grouping factor {expr!r} must be a column name, an interaction a:b or a nesting a/b;"
-                    " compute other expressions as a column of the data first",
-                )
-            if re.search(r"[()+*^\-\s]", n):
-                raise _caret(formula, pos, f"grouping factor {expr!r} is an expression; make it a column first")
-        outer = names + outer if outer else names
+    for p, p_at in _split_outside(expr, "/", pos):
+        names: list[str] = []
+        for n, at in _split_outside(p, ":", p_at):
+            if len(n) > 2 and n[0] == n[-1] == "`" and "`" not in n[1:-1]:
+                names.append(n[1:-1])
+                continue
+            if not _BARE_NAME.fullmatch(n):
+                if n and not re.search(r"[()`'\"]", n) and re.search(r"[+*^\-\s]", n):
+                    msg = (
+                        f"grouping factor {expr.strip()!r} is an expression; make it a column first"
+                        f" (a column whose name has such characters is written in back-quotes: `{n}`)"
+                    )
+                else:
+                    msg = (
+                        f"grouping factor {expr.strip()!r} must be a column name, an interaction a:b or a"
+                        " nesting a/b; compute other expressions as a column of the data first"
+                    )
+                raise _caret(formula, at, msg)
+            names.append(n)
+        outer = tuple(names) + outer if outer else tuple(names)
         out.append(outer)
     return out[::-1]  # lme4's expandSlash puts the innermost term first: (1|b:a) + (1|a)
 
 
-def _expand_double_vert(lhs: str) -> list[str]:
-    """lme4's ``expandDoubleVert``: ``1 + x + z`` -> ``["1", "0 + x", "0 + z"]``."""
+def _expand_double_vert(lhs: str, formula: str = "", pos: int = 0) -> list[str]:
+    """lme4's ``expandDoubleVert``: ``1 + x + z`` -> ``["1", "0 + x", "0 + z"]``.
+
+    The terms are formulaic's expansion of ``lhs`` (``x*z`` -> ``x``, ``z``, ``x:z``);
+    a name that formulaic looked up is back-quoted again when it is not a plain name.
+    Whatever formulaic raises becomes a FormulaError, with a caret at ``pos`` in ``formula``.
+    """
     from formulaic import Formula  # local: formulaic is slow to import
 
+    def factor(f: object) -> str:
+        expr = str(getattr(f, "expr"))
+        lookup = str(getattr(getattr(f, "eval_method"), "value", "")) == "lookup"
+        return f"`{expr}`" if lookup and not _BARE_NAME.fullmatch(expr) else expr
+
     try:
-        terms = [str(t) for t in Formula(lhs)]
-    except Exception as exc:  # formulaic's own parse errors
-        raise FormulaError(f"cannot parse the left side {lhs!r} of a '||' term: {exc}") from exc
+        terms = [":".join(factor(f) for f in t.factors) for t in Formula(lhs)]
+    except Exception as exc:  # formulaic's own parse errors, whatever their class
+        # its first line, without the coloured picture of the place that follows it
+        why = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().split("\n")[0] or type(exc).__name__
+        msg = f"cannot read the left side {lhs!r} of a '||' term: {why}"
+        raise (_caret(formula, pos, msg) if formula else FormulaError(msg)) from None
     out = ["1"] if "1" in terms else []
     out += [f"0 + {t}" for t in terms if t != "1"]
     return out
@@ -212,9 +316,19 @@ def parse_formula(formula: str) -> ParsedFormula:
     Raises
     ------
     FormulaError
-        For unbalanced parentheses, a missing ``~`` or response, a bar term
-        without a left side or a grouping factor, a grouping factor that is
-        an expression, or a random term that is subtracted or multiplied.
+        For unbalanced parentheses, an unclosed back-quote or string, a
+        missing ``~`` or response, a ``~`` or ``|`` inside the response or a bar
+        term's left side, a bar term without a left side or a grouping factor,
+        a grouping factor that is an expression, a random term that is
+        subtracted or multiplied, or a ``||`` left side that formulaic cannot
+        expand.
+
+    Notes
+    -----
+    Only the structure is read here; what the pieces may contain (functions,
+    operators, names) is checked against the data by
+    :func:`sparselmm.vocabulary.needed_variables`, using the positions kept in
+    :attr:`ParsedFormula.fragments`.
     """
     if not isinstance(formula, str):
         raise FormulaError(f"the formula must be a string like 'y ~ x + (1 | g)', got {type(formula).__name__}")
@@ -226,31 +340,46 @@ def _parse_formula(formula: str) -> ParsedFormula:
     """:func:`parse_formula` of a string, remembered (the result is immutable; a refit or a
     benchmark parses the same formula again, ~0.4 ms each)."""
     _check_parens(formula)
+    masked = _mask(formula)
     tilde = _top_level_index(formula, "~")
     if tilde < 0:
+        if "~" in masked:
+            raise _caret(
+                formula, masked.index("~"), "the '~' between the response and the predictors cannot be inside parentheses"
+            )
         raise _caret(formula, len(formula), "a formula needs '~' between the response and the predictors")
     response = formula[:tilde].strip()
     if not response:
         raise _caret(formula, tilde, "the formula has no response left of '~'")
+    for bad in ("~", "|"):
+        if bad in masked[:tilde]:
+            raise _caret(
+                formula,
+                masked.index(bad),
+                f"the response cannot contain '{bad}'"
+                + ("; a column whose name has a '|' is written in back-quotes: `y|z`" if bad == "|" else ""),
+            )
     rhs = formula[tilde + 1 :]
     if _top_level_index(rhs, "~") >= 0:
         raise _caret(formula, tilde + 1 + _top_level_index(rhs, "~"), "a formula has one '~'")
     if not rhs.strip():
         raise _caret(formula, len(formula), "the formula has no right-hand side after '~'")
 
+    fragments = [Fragment("response", response, len(formula[:tilde]) - len(formula[:tilde].lstrip()))]
     fixed_parts: list[str] = []
     bars: list[BarTerm] = []
     for sign, piece, pos in _split_top(rhs, tilde + 1):
         bp = _bar_piece(piece)
         if bp is None:
-            if "|" in piece:
-                where = pos + piece.index("|")
-                raise _caret(
-                    formula,
-                    where,
-                    "a bar term must be a whole term in its own parentheses, like '(1 | g)', joined to the rest by '+'",
-                )
+            mpiece = _mask(piece)
+            for bad, msg in (
+                ("|", "a bar term must be a whole term in its own parentheses, like '(1 | g)', joined to the rest by '+'"),
+                ("~", "a formula has one '~'"),
+            ):
+                if bad in mpiece:
+                    raise _caret(formula, pos + mpiece.index(bad), msg)
             fixed_parts.append(("- " if sign == "-" else "+ ") + piece)
+            fragments.append(Fragment("fixed", piece, pos))
             continue
         struct, inner = bp
         if sign == "-":
@@ -268,10 +397,21 @@ def _parse_formula(formula: str) -> ParsedFormula:
         inner_pos = pos + piece.index("(") + 1
         if not lhs:
             raise _caret(formula, inner_pos, "bar term without a left side: write (1 | g) for a random intercept")
+        lhs_pos = inner_pos + len(inner[:bar_at]) - len(inner[:bar_at].lstrip())
+        mlhs = _mask(lhs)
+        for bad in ("~", "|"):
+            if bad in mlhs:
+                raise _caret(
+                    formula,
+                    lhs_pos + mlhs.index(bad),
+                    f"the left side of a bar term cannot contain '{bad}'"
+                    + ("; a column whose name has a '|' is written in back-quotes: `y|z`" if bad == "|" else ""),
+                )
         if _top_level_index(grp, "|") >= 0:
             raise _caret(formula, inner_pos + bar_at, "a bar term has one '|' (or one '||')")
-        groups = _grouping_factors(formula, grp, inner_pos + bar_at + 1)
-        lhss = _expand_double_vert(lhs) if double >= 0 else [lhs]
+        groups = _grouping_factors(formula, grp, inner_pos + bar_at + (2 if double >= 0 else 1))
+        lhss = _expand_double_vert(lhs, formula, lhs_pos) if double >= 0 else [lhs]
+        fragments.append(Fragment("bar", lhs, lhs_pos))
         structure = struct or "us"
         for factors in groups:
             for one in lhss:
@@ -283,4 +423,4 @@ def _parse_formula(formula: str) -> ParsedFormula:
         fixed = "1"
     elif fixed.startswith("- "):
         fixed = "1 " + fixed
-    return ParsedFormula(formula=formula, response=response, fixed=fixed, bars=tuple(bars))
+    return ParsedFormula(formula=formula, response=response, fixed=fixed, bars=tuple(bars), fragments=tuple(fragments))

@@ -20,7 +20,8 @@ import pandas as pd
 from scipy import optimize as sopt
 from scipy import stats
 
-from .errors import DataError, ModelSpecError, SparseLMMError, SparseLMMWarning
+from . import validate
+from .errors import ArgumentError, DataError, ModelSpecError, SparseLMMError, SparseLMMWarning
 from .modelframe import CrossProducts
 from .pls import LOG2PI
 
@@ -37,6 +38,13 @@ __all__ = [
     "varpar_names",
 ]
 
+
+#: the denominator-df methods of coef_table and summary, by the names users write
+DDF = {
+    "satterthwaite": "satterthwaite", "satt": "satterthwaite",
+    "kenward-roger": "kenward-roger", "kr": "kenward-roger", "kenward-rogers": "kenward-roger",
+    "wald": "wald", "z": "wald", "normal": "wald",
+}
 
 # ----------------------------------------------------------------------------------------
 # the deviance in (θ, σ), lmerTest's devfun_vp
@@ -56,6 +64,14 @@ def _dev_vp(state: Any, varpar: np.ndarray, REML: bool) -> float:
     if REML:
         dev += state.ldRX2 - p * (LOG2PI + np.log(s2))
     return float(dev)
+
+
+def _dev_vp_model(m: "LinearMixedModel", state: Any, varpar: np.ndarray, REML: bool) -> float:
+    """:func:`_dev_vp` at lme4's (θ, σ) for a model's design, on lme4's scale (the state
+    computes in the design's internal units, sparselmm.conditioning)."""
+    d = m.design
+    vp = np.concatenate([d.internal_theta(varpar[:-1]), [varpar[-1] / d.cond.sigma_factor]])
+    return _dev_vp(state, vp, REML) + d.objective_offset(REML)
 
 
 def _richardson(f: Any, x: np.ndarray, hess: bool, d: float = 0.1, r: int = 4) -> np.ndarray:
@@ -109,30 +125,25 @@ def _aux_state(m: "LinearMixedModel") -> Any:
     return st
 
 
-def satterthwaite(m: "LinearMixedModel") -> tuple[np.ndarray, list[np.ndarray]]:
-    """lmerTest's ingredients: ``A`` = asymptotic covariance of ``(θ, σ)`` and the Jacobian of Var(β̂).
-
-    ``A = 2 H⁻¹`` with ``H`` the Hessian of the deviance in ``(θ, σ)``
-    (REML deviance for REML fits); ``J_i = ∂(σ² (R_XᵀR_X)⁻¹)/∂varpar_i``.
-
-    Returns
-    -------
-    A : numpy.ndarray
-    jac : list of numpy.ndarray
-        One p × p matrix per variance parameter.
-    """
+def _satterthwaite_internal(m: "LinearMixedModel") -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """:func:`satterthwaite`'s ingredients in the design's internal units (sparselmm.conditioning),
+    with ``Var(β̂')``: ``(A', J'_i, C')``.  The derivatives are taken there, where θ and σ are of
+    natural size whatever the data's units (numDeriv's steps are relative, but absolute below
+    1.8e-5, where weights scaled by 1e10 put lme4's θ); the df of a contrast ``L`` on β is that
+    of ``L J`` on β' (invariant under the reparametrisation)."""
     cached = getattr(m, "_satt", None)
     if cached is not None:
         return cached
     st = _aux_state(m)
-    vp = np.concatenate([m.theta, [m.sigma]])
+    d = m.design
+    vp = np.concatenate([d.internal_theta(m.theta), [m.sigma / d.cond.sigma_factor]])
     H = _richardson(lambda v: _dev_vp(st, v, m.REML), vp, hess=True)
     H = 0.5 * (H + H.T)
     try:
         A = 2.0 * np.linalg.inv(H)
     except np.linalg.LinAlgError:
         A = 2.0 * np.linalg.pinv(H)
-    p = m.design.p
+    p = d.p
 
     def covbeta(v: np.ndarray) -> np.ndarray:
         if not st.update(v[:-1]):
@@ -141,16 +152,39 @@ def satterthwaite(m: "LinearMixedModel") -> tuple[np.ndarray, list[np.ndarray]]:
 
     J = _richardson(covbeta, vp, hess=False)  # (p*p, m)
     jac = [J[:, i].reshape(p, p) for i in range(J.shape[1])]
-    st.update(m.theta)
-    m._satt = (A, jac)
-    return A, jac
+    st.update(vp[:-1])
+    C = vp[-1] ** 2 * st.unscaled_vcov()
+    m._satt = (A, jac, C)
+    return m._satt
+
+
+def satterthwaite(m: "LinearMixedModel") -> tuple[np.ndarray, list[np.ndarray]]:
+    """lmerTest's ingredients: ``A`` = asymptotic covariance of ``(θ, σ)`` and the Jacobian of Var(β̂).
+
+    ``A = 2 H⁻¹`` with ``H`` the Hessian of the deviance in ``(θ, σ)``
+    (REML deviance for REML fits); ``J_i = ∂(σ² (R_XᵀR_X)⁻¹)/∂varpar_i``.  Computed in the
+    design's internal units and mapped to lme4's (``varpar' = D varpar``, ``β − c_y a = Jβ'``):
+    ``A = D⁻¹A'D⁻¹``, ``J_i = J J'_i Jᵀ D_i``.
+
+    Returns
+    -------
+    A : numpy.ndarray
+    jac : list of numpy.ndarray
+        One p × p matrix per variance parameter.
+    """
+    A, jac, _ = _satterthwaite_internal(m)
+    d = m.design
+    F = d.theta_factor()
+    D = np.concatenate([np.ones(len(m.theta)) if F is None else F, [1.0 / d.cond.sigma_factor]])
+    Jm = d.cond.J
+    return A / np.outer(D, D), [Jm @ Ji @ Jm.T * Di for Ji, Di in zip(jac, D)]
 
 
 def satterthwaite_df(m: "LinearMixedModel", L: np.ndarray) -> float:
-    """Satterthwaite df of the contrast ``L β`` (one row): ``2 (LCLᵀ)² / (gᵀ A g)``, ``g_i = L J_i Lᵀ``."""
-    A, jac = satterthwaite(m)
-    C = m.vcov.to_numpy()
-    L = np.asarray(L, dtype=float).ravel()
+    """Satterthwaite df of the contrast ``L β`` (one row): ``2 (LCLᵀ)² / (gᵀ A g)``, ``g_i = L J_i Lᵀ``
+    (computed for ``L J`` on the internal β', sparselmm.conditioning)."""
+    A, jac, C = _satterthwaite_internal(m)
+    L = np.asarray(L, dtype=float).ravel() @ m.design.cond.J
     var = L @ C @ L
     g = np.array([L @ J @ L for J in jac])
     denom = g @ A @ g
@@ -173,25 +207,22 @@ def coef_table(m: "LinearMixedModel", ddf: str = "satterthwaite") -> pd.DataFram
         ``Estimate, Std. Error, df, t value, Pr(>|t|)`` (or ``z value, Pr(>|z|)`` for ``"wald"``).
     """
     est = m.fixef.to_numpy()
-    key = ddf.lower().replace("_", "-")
-    if key in ("wald", "z", "normal"):
+    key = validate.choice(ddf, "ddf", DDF)
+    if key == "wald":
         se = m.se.to_numpy()
         z = est / se
         return pd.DataFrame(
             {"Estimate": est, "Std. Error": se, "z value": z, "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z))},
             index=m.fixef.index,
         )
-    if key in ("satterthwaite", "satt"):
+    if key == "satterthwaite":
         se = m.se.to_numpy()
         p = len(est)
         df = np.array([satterthwaite_df(m, np.eye(p)[j]) for j in range(p)])
-    elif key in ("kenward-roger", "kr", "kenward-rogers"):
-        from .kenward_roger import kenward_roger
+    else:  # "kenward-roger"
+        from .kenward_roger import kenward_roger_se_df
 
-        vadj, df = kenward_roger(m)
-        se = np.sqrt(np.diag(vadj))
-    else:
-        raise SparseLMMError(f"ddf must be 'satterthwaite', 'kenward-roger' or 'wald', got {ddf!r}")
+        se, df = kenward_roger_se_df(m)
     t = est / se
     return pd.DataFrame(
         {"Estimate": est, "Std. Error": se, "df": df, "t value": t, "Pr(>|t|)": 2 * stats.t.sf(np.abs(t), df)},
@@ -225,6 +256,11 @@ def anova(*models: "LinearMixedModel", names: Sequence[str] | None = None, refit
         Columns ``npar, AIC, BIC, logLik, deviance, Chisq, Df, Pr(>Chisq)``;
         ``attrs["refitted_ML"]`` tells whether a refit happened.
     """
+    from .model import LinearMixedModel
+
+    for i, mi in enumerate(models, 1):
+        validate.instance(mi, f"anova's argument {i}", LinearMixedModel, "a fitted LinearMixedModel")
+    refit = validate.flag(refit, "refit")
     if len(models) < 2:
         raise ModelSpecError("anova needs at least two models to compare")
     names = list(names) if names is not None else [f"model{i + 1}" for i in range(len(models))]
@@ -236,6 +272,8 @@ def anova(*models: "LinearMixedModel", names: Sequence[str] | None = None, refit
             f"models were not all fitted to the same number of observations ({sorted(ns)}); "
             "likelihood-ratio tests need the same data"
         )
+    for i, mi in enumerate(models[1:], 2):
+        _check_same_data(models[0], mi, names[0], names[i - 1])
     refitted = False
     if refit and any(m.REML for m in models):
         warnings.warn("refitting model(s) with ML (instead of REML)", SparseLMMWarning, stacklevel=2)
@@ -262,6 +300,52 @@ def anova(*models: "LinearMixedModel", names: Sequence[str] | None = None, refit
     out["Df"] = out["Df"].astype("Int64")
     out.attrs["refitted_ML"] = refitted
     return out
+
+
+def _check_same_data(a: "LinearMixedModel", b: "LinearMixedModel", na: str, nb: str) -> None:
+    """Refuse to compare models that were not fitted to the same response and data.
+
+    In memory: the same rows (by index label), the same response values, the same prior
+    weights, and the same values of every grouping factor and fixed-effect column the two
+    share by name.  From Dask: the same data (the collection's name), response and weights.
+    """
+    da, db = a.design, b.design
+    dask_a, dask_b = hasattr(da, "source"), hasattr(db, "source")
+    what = f"{na} and {nb}"
+    if dask_a or dask_b:
+        if not (dask_a and dask_b):
+            raise ModelSpecError(f"{what}: one was fitted from a Dask DataFrame, the other in memory; fit both the same way")
+        same = (getattr(da.source, "_name", None) == getattr(db.source, "_name", None)
+                and da.formula.response.replace(" ", "") == db.formula.response.replace(" ", "")
+                and da.builder.weights == db.builder.weights)
+        if not same:
+            raise ModelSpecError(f"{what} were not fitted to the same data, response and weights")
+        return
+    ia, ib = da.row_index, db.row_index
+    if ia.equals(ib):
+        pos = np.arange(len(ib))
+    else:
+        pos = ib.get_indexer(ia) if not (ia.has_duplicates or ib.has_duplicates) else np.full(len(ia), -1)
+        if (pos < 0).any():
+            raise ModelSpecError(f"{what} were not fitted to the same rows of data (their row labels differ)")
+    if not np.array_equal(da.y, db.y[pos]):
+        raise ModelSpecError(
+            f"{what} have different responses ({da.formula.response!r} and {db.formula.response!r}, or the same "
+            "column with other values); likelihood-ratio tests compare models of one response"
+        )
+    wa, wb = da.weights, db.weights
+    if (wa is None) != (wb is None) or (wa is not None and not np.array_equal(wa, wb[pos])):
+        raise ModelSpecError(f"{what} have different prior weights; their likelihoods cannot be compared")
+    ga = {t.group: t for t in da.terms}
+    for t in db.terms:
+        s = ga.get(t.group)
+        if s is not None and not np.array_equal(np.asarray(s.levels)[s.codes], np.asarray(t.levels)[t.codes][pos]):
+            raise ModelSpecError(f"{what} have different values of grouping factor {t.group!r}")
+    xb = {nm: j for j, nm in enumerate(db.X_names)}
+    for j, nm in enumerate(da.X_names):
+        k = xb.get(nm)
+        if k is not None and not np.array_equal(da.X[:, j], db.X[pos, k]):
+            raise ModelSpecError(f"{what} have different values of the fixed-effect column {nm!r}")
 
 
 # ----------------------------------------------------------------------------------------
@@ -346,7 +430,7 @@ def _dev_sdcor(st: Any, mm: "LinearMixedModel", vec: np.ndarray) -> float:
     th = _theta_from_sdcor(mm, vec[:-1], sigma)
     if th is None:
         return np.inf
-    return _dev_vp(st, np.concatenate([th, [sigma]]), REML=False)
+    return _dev_vp_model(mm, st, np.concatenate([th, [sigma]]), REML=False)
 
 
 def _sdcor_bounds(mm: "LinearMixedModel") -> list[tuple[float, float]]:
@@ -381,15 +465,21 @@ def _profile_intervals(m: "LinearMixedModel", level: float) -> pd.DataFrame:
             return f(np.zeros(0)), x0
         lo = np.array([bounds[i][0] if bounds[i][0] is not None else -np.inf for i in free])
         hi = np.array([bounds[i][1] if bounds[i][1] is not None else np.inf for i in free])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            best = sopt.minimize(
-                f,
-                np.clip(x0[free], lo, hi),
-                method="Nelder-Mead",
-                bounds=sopt.Bounds(lo, hi),
-                options={"xatol": 1e-10, "fatol": 1e-10, "maxfev": 20000, "adaptive": len(free) > 4},
-            )
+        best = None
+        # from the last point's optimum and from the estimate: the lower of the two (on a singular
+        # fit a warm start alone can stay on a boundary face, and the profile then jumps)
+        for start in (x0, vec0):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = sopt.minimize(
+                    f,
+                    np.clip(start[free], lo, hi),
+                    method="Nelder-Mead",
+                    bounds=sopt.Bounds(lo, hi),
+                    options={"xatol": 1e-10, "fatol": 1e-10, "maxfev": 20000, "adaptive": len(free) > 4},
+                )
+            if best is None or r.fun < best.fun:
+                best = r
         full = x0.copy()
         full[free] = best.x
         full[j] = v
@@ -405,33 +495,13 @@ def _profile_intervals(m: "LinearMixedModel", level: float) -> pd.DataFrame:
 
         return zeta
 
+    unreached: list[str] = []
     for j, name in enumerate(names):
         lo_b, hi_b = bounds[j]
-        z = zeta_fn(j)
         v0 = vec0[j]
         scale = max(abs(v0), 1e-2)
-        ends = []
-        for direction, target in ((-1, -cut), (1, cut)):
-            step = 0.1 if hi_b == 1.0 else 0.25 * scale  # correlations live in [-1, 1]
-            prev = v0
-            found = None
-            for _ in range(60):
-                v = prev + direction * step
-                if lo_b is not None and v <= lo_b:
-                    v = lo_b
-                if hi_b is not None and v >= hi_b:
-                    v = hi_b
-                zv = z(v)
-                if (zv - target) * direction >= 0:
-                    found = sopt.brentq(lambda s: z(s) - target, min(prev, v), max(prev, v), xtol=1e-10)
-                    break
-                if v in (lo_b, hi_b):  # ζ never reaches the cut-off before the bound: the bound is the limit
-                    found = v
-                    break
-                prev = v
-                step *= 1.6
-            ends.append(found if found is not None else np.nan)
-        rows[name] = ends
+        step = 0.1 if hi_b == 1.0 else 0.25 * scale  # correlations live in [-1, 1]
+        rows[name] = _profile_ends(zeta_fn(j), v0, cut, step, 1.6, lo_b, hi_b, 60, 1e-10, name, unreached)
     # fixed effects: profile the deviance over θ with β_j fixed
     d = mm.design
     for j, name in enumerate(d.X_names):
@@ -441,41 +511,99 @@ def _profile_intervals(m: "LinearMixedModel", level: float) -> pd.DataFrame:
             dv = _fixed_profile_dev(mm, j, v)
             return float(np.sign(v - bhat) * np.sqrt(max(dv - dev0, 0.0)))
 
-        ends = []
-        for direction, target in ((-1, -cut), (1, cut)):
-            a = bhat
-            b = bhat + direction * cut * se
-            for _ in range(30):
-                if (zb(b) - target) * direction >= 0:
-                    break
-                a, b = b, b + direction * cut * se * 0.5
-            ends.append(sopt.brentq(lambda s: zb(s) - target, min(a, b), max(a, b), xtol=1e-10 * max(1, abs(bhat))))
-        rows[name] = ends
+        rows[name] = _profile_ends(zb, bhat, cut, cut * se, 1.0, None, None, 30,
+                                   1e-10 * max(1.0, abs(bhat)), name, unreached)
+    if unreached:
+        warnings.warn(
+            f"the profile of {', '.join(unreached)} does not reach the confidence level's cut-off within its "
+            "search range: that end of the interval is reported as NaN",
+            SparseLMMWarning,
+            stacklevel=3,
+        )
     pct = [f"{100 * (1 - level) / 2:.1f} %", f"{100 * (1 + level) / 2:.1f} %"]
     return pd.DataFrame.from_dict(rows, orient="index", columns=pct)
 
 
+def _profile_ends(
+    zeta: Any, v0: float, cut: float, step: float, grow: float, lo: float | None, hi: float | None,
+    max_steps: int, xtol: float, name: str, unreached: list[str],
+) -> list[float]:
+    """Where the profile ``ζ`` crosses ``∓cut`` below and above ``v0``.
+
+    Steps out from ``v0`` (``step``, growing by ``grow``) until ``ζ`` passes the cut-off, then
+    finds the crossing by Brent's method on the bracket.  ``ζ`` is memoised: each value comes
+    from an optimisation, and the bracket must see the values that chose it.  A bound reached
+    first is the end; a cut-off never reached gives NaN (and ``name`` in ``unreached``).
+    """
+    memo: dict[float, float] = {float(v0): 0.0}
+
+    def z(v: float) -> float:
+        v = float(v)
+        if v not in memo:
+            memo[v] = zeta(v)
+        return memo[v]
+
+    ends = []
+    for direction, target in ((-1, -cut), (1, cut)):
+        prev, h, found = float(v0), step, np.nan
+        for _ in range(max_steps):
+            v = prev + direction * h
+            if lo is not None and v <= lo:
+                v = lo
+            if hi is not None and v >= hi:
+                v = hi
+            if (z(v) - target) * direction >= 0:
+                a, b = min(prev, v), max(prev, v)
+                found = float(sopt.brentq(lambda t: z(t) - target, a, b, xtol=xtol))
+                break
+            if v in (lo, hi):  # ζ never reaches the cut-off before the bound: the bound is the limit
+                found = float(v)
+                break
+            prev = v
+            h *= grow
+        else:
+            unreached.append(name)
+        ends.append(found)
+    return ends
+
+
 def _fixed_profile_dev(mm: "LinearMixedModel", j: int, value: float) -> float:
-    """ML deviance minimised over θ with β_j held at ``value``."""
+    """ML deviance minimised over θ with β_j held at ``value`` (lme4's scale).
+
+    In the engine's units ``β = c_y a + J β'`` (sparselmm.conditioning), so ``β_j = value`` is
+    the linear constraint ``ℓᵀβ' = v`` with ``ℓ = J_j·`` and ``v = value − c_y a_j``.  With
+    ``β' = ℓ v/|ℓ|² + N γ`` (N: an orthonormal basis of ℓ's complement) the constrained model
+    is the design with columns ``X'N`` and offset ``X'ℓ v/|ℓ|²``, whose cross-products follow
+    from the design's (nothing touches the n rows).
+    """
     from .optimize import minimize_theta
 
     d = mm.design
-    keep = [i for i in range(d.p) if i != j]
+    cond = d.cond
+    ell = cond.J[j]
+    v = float(value - cond.y_center * cond.a[j])
+    nrm2 = float(ell @ ell)
+    b0 = ell * (v / nrm2)  # the particular solution
+    N = np.linalg.svd(ell[None, :])[2][1:].T  # (p, p-1), orthonormal, ℓᵀN = 0
     cp = d.cross
-    xj = cp.ZtX[:, j]
+    XtXb0 = cp.XtX @ b0
+    Zb0 = cp.ZtX @ b0
     cross = CrossProducts(
         ZtZ=cp.ZtZ,
-        ZtX=cp.ZtX[:, keep],
-        Zty=cp.Zty - xj * value,
-        XtX=cp.XtX[np.ix_(keep, keep)],
-        Xty=cp.Xty[keep] - cp.XtX[keep, j] * value,
-        yty=cp.yty - 2 * value * cp.Xty[j] + value**2 * cp.XtX[j, j],
+        ZtX=cp.ZtX @ N,
+        Zty=cp.Zty - Zb0,
+        XtX=N.T @ cp.XtX @ N,
+        Xty=N.T @ (cp.Xty - XtXb0),
+        yty=float(cp.yty - 2.0 * b0 @ cp.Xty + b0 @ XtXb0),
         n=cp.n,
         ldW=cp.ldW,
     )
+    keep = [i for i in range(d.p) if i != j]
     d2 = replace(d, X=d.X[:, keep], X_names=[d.X_names[i] for i in keep], cross=cross)
     st = d2.pls()
-    f = lambda th: st.objective(th, REML=False)  # noqa: E731
+    off = d.objective_offset(False)  # 2n log s_y: the same with one column fewer
+    to_int = d.internal_theta
+    f = lambda th: st.objective(to_int(th), REML=False) + off  # noqa: E731
     opt = minimize_theta(f, mm.theta, d.lower, d.upper, optimizer="nelder_mead", check=False, restart_edge=False)
     return opt.objective
 
@@ -507,10 +635,11 @@ def confint(
     pandas.DataFrame
         Rows ``.sig01, ..., .sigma`` then the fixed effects; columns ``"2.5 %"``, ``"97.5 %"``.
     """
-    if not 0 < level < 1:
-        raise DataError(f"level must be between 0 and 1, got {level}")
+    method = validate.choice(method, "method", {"profile": "profile", "wald": "wald", "boot": "boot", "bootstrap": "boot"})
+    level = validate.probability(level, "level")
+    nsim = validate.count(nsim, "nsim")
+    seed = validate.seed(seed)
     pct = [f"{100 * (1 - level) / 2:.1f} %", f"{100 * (1 + level) / 2:.1f} %"]
-    method = method.lower()
     if method == "wald":
         z = stats.norm.ppf((1 + level) / 2)
         fe, se = m.fixef, m.se
@@ -519,7 +648,7 @@ def confint(
         return pd.concat([vp, fx])
     if method == "profile":
         return _profile_intervals(m, level)
-    if method in ("boot", "bootstrap"):
+    if method == "boot":
         sims = simulate(m, nsim=nsim, seed=seed)
         rows = []
         for c in sims.columns:
@@ -531,7 +660,7 @@ def confint(
         lo = np.quantile(arr, (1 - level) / 2, axis=0)
         hi = np.quantile(arr, (1 + level) / 2, axis=0)
         return pd.DataFrame({pct[0]: lo, pct[1]: hi}, index=varpar_names(m) + list(m.fixef.index))
-    raise SparseLMMError(f"method must be 'profile', 'wald' or 'boot', got {method!r}")
+    raise SparseLMMError(f"internal error: confint method {method!r}")  # pragma: no cover - checked above
 
 
 # ----------------------------------------------------------------------------------------
@@ -560,8 +689,12 @@ def predict(
     newdata: pd.DataFrame | None = None,
     re_form: Any = None,
     allow_new_levels: bool = False,
+    offset: Any = None,
 ) -> pd.Series:
-    """Predictions ``Xβ̂ (+ Zb̂)`` for new data (lme4's ``predict.merMod``).
+    """Predictions ``Xβ̂ (+ Zb̂) (+ offset)`` for new data (lme4's ``predict.merMod``).
+
+    Factor levels and grouping levels of ``newdata`` are matched to the fit's by value,
+    whatever the dtype (a float, boolean or datetime grouping column finds its levels).
 
     Parameters
     ----------
@@ -572,15 +705,25 @@ def predict(
         ``None``/``"all"`` include every random effect (lme4's ``re.form=NULL``);
         ``"NA"``/``"~0"`` give population-level predictions (``re.form=NA``).
     allow_new_levels : bool
-        Levels not seen in the fit contribute 0 (the population value) instead of raising.
+        Levels not seen in the fit (and missing grouping values) contribute 0 (the
+        population value) instead of raising, as lme4's ``allow.new.levels``.
+    offset : array-like or str, optional
+        The offset of ``newdata``'s rows (an array or Series aligned on its index, or a
+        column name).  Default: a fit whose offset was a column reads that column of
+        ``newdata``; a fit whose offset was an array needs this argument.
 
     Returns
     -------
     pandas.Series
     """
+    from .terms import level_codes, level_labels
+
     d = m.design
     no_re = _no_re(re_form)
+    allow_new_levels = validate.flag(allow_new_levels, "allow_new_levels")
     if newdata is None:
+        if offset is not None:
+            raise ArgumentError("offset= goes with newdata; the data of the fit use the fit's own offset")
         eta = d.X @ m.fixef.to_numpy()
         if d.offset is not None:
             eta = eta + d.offset
@@ -589,34 +732,57 @@ def predict(
         return pd.Series(eta, index=d.row_index, name="predicted")
     if not isinstance(newdata, pd.DataFrame):
         raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
-    nd = newdata.copy()
-    for c, levels in d.factor_levels.items():
-        if c in nd.columns:
-            vals = nd[c].astype(str)
-            if c in _group_columns(d):
-                nd[c] = vals
-                continue
-            codes = pd.Index(levels).get_indexer(vals)
+    nd = newdata.copy(deep=False)
+    groups = _group_columns(d)
+    for c, cats in d.factor_categories.items():
+        if c in nd.columns and c not in groups:
+            codes = level_codes(nd[c], cats, c)
+            if (codes == -2).any():
+                rows = list(nd.index[codes == -2][:5])
+                raise DataError(f"newdata column {c!r} has missing values (rows {rows}); a prediction needs every level")
             if (codes < 0).any():
-                bad = sorted(set(vals[codes < 0]))[:5]
-                raise DataError(f"newdata column {c!r} has level(s) {bad} that the fit did not see (levels: {list(levels)[:10]})")
-            nd[c] = pd.Categorical.from_codes(codes, categories=levels)
+                bad = sorted({str(v) for v in nd[c][codes < 0]})[:5]
+                raise DataError(
+                    f"newdata column {c!r} has level(s) {bad} that the fit did not see "
+                    f"(levels: {d.factor_levels.get(c, list(map(str, cats)))[:10]})"
+                )
+            nd[c] = pd.Categorical.from_codes(codes, categories=cats)
     try:
-        Xn = np.asarray(d.fixed_spec.get_model_matrix(nd, na_action="raise").to_numpy(dtype=float))
+        with np.errstate(all="ignore"):
+            Xn = np.asarray(d.fixed_spec.get_model_matrix(nd, na_action="raise").to_numpy(dtype=float))
+    except SparseLMMError:
+        raise
     except Exception as exc:
         raise DataError(f"cannot build the fixed-effects matrix for newdata: {exc}") from exc
     Xn = Xn[:, d.fixed_keep]
     eta = Xn @ m.fixef.to_numpy()
+    off = _newdata_offset(d, nd, offset)
+    if off is not None:
+        eta = eta + off
     if not no_re:
         for t, eff in zip(d.terms, m._term_effects()):
             missing = [f for f in t.bar.factors if f not in nd.columns]
             if missing:
                 raise DataError(f"newdata lacks grouping column(s) {missing} of term {t.bar.text!r}")
-            labels = nd[list(t.bar.factors)].astype(str).agg(":".join, axis=1)
-            pos = t.levels.get_indexer(labels)
+            codes = [level_codes(nd[f], cats, f) for f, cats in zip(t.bar.factors, t.categories)]
+            if len(codes) == 1:
+                pos = codes[0].copy()
+            else:  # an interaction a:b: the fit's label of each row's combination
+                names = [level_labels(cats) for cats in t.categories]
+                labels = [":".join(nm[c] for nm, c in zip(names, row)) if min(row) >= 0 else None
+                          for row in zip(*codes)]
+                pos = t.levels.get_indexer(pd.Index(labels, dtype=object))
+                pos[np.any(np.array(codes) == -2, axis=0)] = -2
             new = pos < 0
             if new.any() and not allow_new_levels:
-                bad = sorted(set(labels[new]))[:5]
+                na = pos == -2
+                if na.any():
+                    rows = list(nd.index[na][:5])
+                    raise DataError(
+                        f"newdata has missing values in grouping factor {t.group!r} (rows {rows}); use "
+                        "allow_new_levels=True to predict them at the population level"
+                    )
+                bad = sorted({":".join(str(nd[f].iloc[i]) for f in t.bar.factors) for i in np.flatnonzero(new)[:50]})[:5]
                 raise DataError(
                     f"new level(s) {bad} of grouping factor {t.group!r} not seen in the fit; "
                     "use allow_new_levels=True to predict them at the population level"
@@ -624,11 +790,37 @@ def predict(
             if t.spec is None:
                 Zn = np.ones((len(nd), 1))
             else:
-                Zn = np.asarray(t.spec.get_model_matrix(nd, na_action="raise").to_numpy(dtype=float))
+                try:
+                    with np.errstate(all="ignore"):
+                        Zn = np.asarray(t.spec.get_model_matrix(nd, na_action="raise").to_numpy(dtype=float))
+                except SparseLMMError:
+                    raise
+                except Exception as exc:
+                    raise DataError(f"cannot build the columns of term {t.bar.text!r} for newdata: {exc}") from exc
             B = eff.to_numpy()
             contrib = np.einsum("ij,ij->i", Zn, B[np.where(new, 0, pos)])
             eta = eta + np.where(new, 0.0, contrib)
     return pd.Series(eta, index=newdata.index, name="predicted")
+
+
+def _newdata_offset(d: Any, nd: pd.DataFrame, offset: Any) -> np.ndarray | None:
+    """The offset of new data: the ``offset`` argument (aligned on ``nd``'s index), else the fit's
+    offset column read from ``nd``; a fit with an array offset needs the argument."""
+    from .modelframe import vector_argument
+
+    if offset is not None:
+        return vector_argument(offset, nd, "offset")
+    name = getattr(d, "offset_name", None)
+    if name is not None:
+        if name not in nd.columns:
+            raise DataError(f"newdata lacks the offset column {name!r} of the fit; add it or pass offset=")
+        return vector_argument(name, nd, "offset")
+    if d.offset is not None:
+        raise DataError(
+            "the model was fitted with an offset given as an array: pass offset= (one value per row of "
+            "newdata) to predict for new data"
+        )
+    return None
 
 
 def _group_columns(d: Any) -> set[str]:
@@ -652,7 +844,8 @@ def simulate(m: "LinearMixedModel", nsim: int = 1, seed: int | None = None) -> p
     pandas.DataFrame
         n × nsim, columns ``sim_1, ...``.
     """
-    rng = np.random.default_rng(seed)
+    nsim = validate.count(nsim, "nsim")
+    rng = np.random.default_rng(validate.seed(seed))
     d = m.design
     st = _aux_state(m)
     n, q = d.n, d.q

@@ -110,6 +110,7 @@ __all__ = [
     "kr_adjustment",
     "kr_adjustment_at",
     "kenward_roger",
+    "kenward_roger_se_df",
     "kenward_roger_contrast",
     "kenward_roger_test",
 ]
@@ -145,6 +146,8 @@ class KRAdjustment:
     W: np.ndarray
     par_names: list[str]
     condition: float
+    internal: "KRAdjustment | None" = None  # the same in the design's internal units, with
+    J: np.ndarray | None = None  # the map β − c_y a = J β' (the df of L on β are those of L J on β')
 
 
 # ----------------------------------------------------------------------------------------
@@ -337,7 +340,7 @@ def kr_adjustment(m: "LinearMixedModel", *, refit: bool = False) -> KRAdjustment
     m = _reml_model(m, refit)
     if m.design.p == 0:
         raise ModelSpecError("the model has no fixed effects: there is nothing to adjust")
-    return _vcov_adj_core(m.design, m.theta, m.sigma**2, m.vcov.to_numpy())
+    return kr_adjustment_at(m.design, m.theta)
 
 
 def kr_adjustment_at(d: "Design", theta: np.ndarray) -> KRAdjustment:
@@ -361,15 +364,45 @@ def kr_adjustment_at(d: "Design", theta: np.ndarray) -> KRAdjustment:
     if d.p == 0:
         raise ModelSpecError("the model has no fixed effects: there is nothing to adjust")
     st = d.pls()
-    if not st.update(theta):
+    th = d.internal_theta(theta)
+    if not st.update(th):
         raise ModelSpecError("the PLS problem cannot be solved at the given theta")
     sigma2 = st.pwrss / (d.n - d.p)
-    return _vcov_adj_core(d, theta, sigma2, sigma2 * st.unscaled_vcov())
+    return _external(d, _vcov_adj_core(d, th, sigma2, sigma2 * st.unscaled_vcov()))
+
+
+def _external(d: "Design", adj: KRAdjustment) -> KRAdjustment:
+    """An adjustment computed in the design's internal units (sparselmm.conditioning) in lme4's.
+
+    With ``β − c_y a = J β'`` and the variance parameters ``γ_i = k_i γ'_i`` (``k = s_y²`` for the
+    terms' covariance entries, ``s_y² c_w`` for σ²): ``Φ = JΦ'Jᵀ``, ``Φ_A = JΦ'_AJᵀ``,
+    ``P_i = J⁻ᵀP'_iJ⁻¹ / k_i`` (``P_i = ∂(XᵀΣ⁻¹X)/∂γ_i``) and ``W_ij = k_i k_j W'_ij``; the df and
+    F scalings of every contrast are unchanged by the map.
+    """
+    c = d.cond
+    if c.identity:
+        return adj
+    J = c.J
+    Ji = np.linalg.inv(J)
+    k = np.full(len(adj.P), c.y_scale**2)
+    k[-1] *= c.w_scale
+    return KRAdjustment(
+        vcov=J @ adj.vcov @ J.T,
+        vcov_adj=J @ adj.vcov_adj @ J.T,
+        P=[Ji.T @ Pi @ Ji / ki for Pi, ki in zip(adj.P, k)],
+        W=adj.W * np.outer(k, k),
+        par_names=adj.par_names,
+        condition=adj.condition,
+        internal=adj,
+        J=J,
+    )
 
 
 def _kr_ddf(adj: KRAdjustment, L: np.ndarray) -> tuple[float, float, float, float]:
     """pbkrtest's ``.KR_adjust``: (ddf, F scaling, A1, A2) for contrast rows ``L``."""
     L = np.atleast_2d(np.asarray(L, dtype=float))
+    if adj.internal is not None:  # well-conditioned units (a timestamp covariate's J is not)
+        L, adj = L @ adj.J, adj.internal
     Phi, P, W = adj.vcov, adj.P, adj.W
     ql = int(np.linalg.matrix_rank(L))
     Theta = L.T @ np.linalg.solve(L @ Phi @ L.T, L)
@@ -440,6 +473,25 @@ def kenward_roger(m: "LinearMixedModel", *, refit: bool = False) -> tuple[np.nda
     p = adj.vcov.shape[0]
     df = np.array([_kr_ddf(adj, np.eye(p)[j : j + 1])[0] for j in range(p)])
     return adj.vcov_adj.copy(), df
+
+
+def kenward_roger_se_df(m: "LinearMixedModel", *, refit: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Kenward–Roger standard errors ``sqrt(diag(Φ_A))`` and per-coefficient df (lmerTest's
+    ``summary(m, ddf = "Kenward-Roger")`` columns), from one adjustment.
+
+    The standard errors come from the design's internal units, so they are right where a
+    variance is not a double (a coefficient of a column scaled by 1e200).
+
+    Returns
+    -------
+    se, df : numpy.ndarray
+    """
+    adj = kr_adjustment(m, refit=refit)
+    p = adj.vcov.shape[0]
+    df = np.array([_kr_ddf(adj, np.eye(p)[j : j + 1])[0] for j in range(p)])
+    if adj.internal is None:
+        return np.sqrt(np.diag(adj.vcov_adj)), df
+    return _reml_model(m, refit).design.cond.sd(adj.internal.vcov_adj), df
 
 
 def kenward_roger_contrast(m: "LinearMixedModel", L: np.ndarray, *, refit: bool = False) -> tuple[float, float]:

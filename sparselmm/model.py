@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import validate
 from .errors import ConvergenceWarning, DataError, SparseLMMError
 from .modelframe import CrossProducts, Design, design
 from .optimize import OptSummary, minimize_theta
@@ -65,12 +66,18 @@ def fit_design(
     -------
     LinearMixedModel
     """
+    REML, optimizer, options, check, verbose = _checked_settings(REML, optimizer, options, check, verbose)
     state = d.pls()
-    f = _progress(lambda th: state.objective(th, REML=REML), verbose)
+    # the search runs on lme4's θ and objective; the state computes in the design's internal
+    # units (sparselmm.conditioning): θ' = F θ, objective = internal + offset
+    off = d.objective_offset(REML)
+    F = d.theta_factor()
+    to_int = d.internal_theta
+    f = _progress(lambda th: state.objective(to_int(th), REML=REML) + off, verbose)
     grad = None
     scale = None
     search = None
-    theta0 = d.theta_start if start is None else np.asarray(start, dtype=float)
+    theta0 = d.theta_start if start is None else validate.theta_start(start, len(d.theta_start), d.lower, d.upper)
     if optimizer == "auto":
         # BOBYQA (lme4's default), finished by the Newton steps of the convergence check.  Where
         # the design has a moment start it starts near the optimum: a small first step and a stop
@@ -91,7 +98,7 @@ def fit_design(
             # gradients (TIMSS slopes: 27 -> 6), and the last steps are repeated on exact gradients;
             # measured in docs/performance.md
             if g.cheap:
-                grad = lambda th: g(th, REML)  # noqa: E731
+                grad = _external_gradient(g, to_int, F, REML)
         if start is None:
             theta0 = d.moment_start()
             if not np.array_equal(theta0, d.theta_start):
@@ -106,13 +113,13 @@ def fit_design(
         if getattr(state, "searches_in_single_precision", False):
             # a large dense Schur block: BOBYQA's passes factor it in single precision (the check
             # and the Newton finish in double); InstEval's search evaluations 29 -> 22 ms
-            search = _progress(lambda th: state.search_objective(th, REML=REML), verbose)
+            search = _progress(lambda th: state.search_objective(to_int(th), REML=REML) + off, verbose)
     if optimizer == "lbfgsb":
         from .pls import Gradient
 
         g = Gradient(state)
         if g.available:
-            grad = lambda th: g(th, REML)  # noqa: E731
+            grad = _external_gradient(g, to_int, F, REML)
     from .schur import single_threaded
 
     with single_threaded():  # BLAS threads only where a large dense step asks for them
@@ -132,6 +139,25 @@ def fit_design(
     for msg in opt.warnings:
         warnings.warn(msg, ConvergenceWarning, stacklevel=3)
     return m
+
+
+def _checked_settings(REML: Any, optimizer: Any, options: Any, check: Any, verbose: Any) -> tuple:
+    """The fit's settings checked (sparselmm.validate): booleans that are booleans, a known
+    optimizer, options it reads with values of the right type and range."""
+    from .optimize import OPTIMIZERS
+
+    REML = validate.flag(REML, "REML")
+    verbose = validate.flag(verbose, "verbose")
+    check = validate.flag_or_auto(check, "check")
+    optimizer = validate.choice(optimizer, "optimizer", OPTIMIZERS, fold=False)
+    return REML, optimizer, validate.optimizer_options(optimizer, options), check, verbose
+
+
+def _external_gradient(g: Any, to_int: Any, F: np.ndarray | None, REML: bool) -> Any:
+    """The gradient in lme4's θ of the objective whose engine gradient is ``g``: ``F·∇f'(Fθ)``."""
+    if F is None:
+        return lambda th: g(to_int(th), REML)
+    return lambda th: g(to_int(th), REML) * F
 
 
 def _progress(f: Any, verbose: bool) -> Any:
@@ -224,6 +250,7 @@ def lmer(
     >>> round(m.objective, 3)
     1743.628
     """
+    REML, optimizer, options, check, verbose = _checked_settings(REML, optimizer, options, check, verbose)
     if type(data).__module__.startswith("dask"):
         from .dask_backend import lmer_dask
 
@@ -260,10 +287,13 @@ class LinearMixedModel:
         self.REML = bool(REML)
         self.optsum = optsum
         self._state = state if state is not None else design.pls()
-        if not self._state.update(optsum.theta):
+        self._theta_int = design.internal_theta(optsum.theta)
+        if not self._state.update(self._theta_int):
             raise SparseLMMError("the objective cannot be evaluated at the optimum found")
         st = self._state
-        self._beta = st.beta.copy()
+        # the state's pieces are in the design's internal units (sparselmm.conditioning); the
+        # accessors below report lme4's
+        self._beta = design.cond.beta(st.beta)
         self._u = st.u.copy()
         self._pwrss = st.pwrss
         self._ldL2, self._ldRX2 = st.ldL2, st.ldRX2
@@ -284,7 +314,8 @@ class LinearMixedModel:
     def objective(self) -> float:
         """REML criterion (REML fit) or deviance (ML fit) at the optimum, lme4's scale."""
         d = self.design
-        return objective_from_parts(self._ldL2, self._ldRX2, self._pwrss, d.n, d.p, self.REML, d.cross.ldW)
+        return (objective_from_parts(self._ldL2, self._ldRX2, self._pwrss, d.n, d.p, self.REML, d.cross.ldW)
+                + d.objective_offset(self.REML))
 
     @property
     def nobs(self) -> int:
@@ -300,7 +331,7 @@ class LinearMixedModel:
     def sigma(self) -> float:
         """Residual standard deviation."""
         d = self.design
-        return float(np.sqrt(self._pwrss / (d.n - d.p if self.REML else d.n)))
+        return float(d.cond.sigma_factor * np.sqrt(self._pwrss / (d.n - d.p if self.REML else d.n)))
 
     @property
     def vcov(self) -> pd.DataFrame:
@@ -310,18 +341,25 @@ class LinearMixedModel:
 
     @cached_property
     def _unscaled_vcov(self) -> np.ndarray:
+        """``Var(β̂) / σ²``, mapped from the engine's ``(R_X'ᵀR_X')⁻¹`` (sparselmm.conditioning)."""
         import scipy.linalg as sla
 
-        p = self.design.p
-        if p == 0:
+        d = self.design
+        if d.p == 0:
             return np.zeros((0, 0))
-        Rinv = sla.solve_triangular(self._RX, np.eye(p), lower=False)
-        return Rinv @ Rinv.T
+        Rinv = sla.solve_triangular(self._RX, np.eye(d.p), lower=False)
+        return d.cond.vcov(Rinv @ Rinv.T) / d.cond.sigma_factor**2
 
     @property
     def se(self) -> pd.Series:
-        """Standard errors of β̂."""
-        return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.design.X_names, name="Std. Error")
+        """Standard errors of β̂ (from the engine's units: right where a variance would under- or
+        overflow, e.g. the coefficient of a column scaled by 1e200)."""
+        import scipy.linalg as sla
+
+        d = self.design
+        Rinv = sla.solve_triangular(self._RX, np.eye(d.p), lower=False) if d.p else np.zeros((0, 0))
+        sd = d.cond.sd(Rinv @ Rinv.T) * (self.sigma / d.cond.sigma_factor)
+        return pd.Series(sd, index=d.X_names, name="Std. Error")
 
     @property
     def npar(self) -> int:
@@ -375,8 +413,9 @@ class LinearMixedModel:
 
     @cached_property
     def _b(self) -> np.ndarray:
-        self._state.update(self.theta)
-        return self._state.lambda_times(self.theta, self._u)
+        """The conditional modes ``b = Λu`` in the response's units (``s_y b'``)."""
+        self._state.update(self._theta_int)
+        return self.design.cond.y_scale * self._state.lambda_times(self._theta_int, self._u)
 
     def _term_effects(self) -> list[pd.DataFrame]:
         out = []
@@ -409,7 +448,7 @@ class LinearMixedModel:
         """Per term, the (nlevels, k, k) blocks of ``σ² Λ M⁻¹ Λᵀ`` (lme4's ``condVar``)."""
         d = self.design
         st = self._state
-        st.update(self.theta)
+        st.update(self._theta_int)  # M is the same matrix in both units
         if all(t.k == 1 for t in d.terms):  # scalar terms: diag(M⁻¹) is all that is needed
             md = st.minv_diag()
             minv_blocks = [md[lo:hi].reshape(-1, 1, 1) for lo, hi in zip(d.Gp[:-1], d.Gp[1:])]
@@ -582,16 +621,22 @@ class LinearMixedModel:
             Fit criterion; default: as this model.
         """
         d = self.design
+        reml = self.REML if REML is None else validate.flag(REML, "REML")
         if new_y is not None:
-            y = np.asarray(new_y, dtype=float).ravel()
+            if isinstance(new_y, (pd.Series, pd.DataFrame)):  # matched to the rows of the fit by label
+                from .modelframe import vector_argument
+
+                y = vector_argument(new_y, pd.DataFrame(index=d.row_index), "new_y")
+            else:
+                y = validate.real_array(new_y, "new_y", finite=False, flatten=True)
             if len(y) != d.n:
                 raise DataError(f"new response has length {len(y)}, the model has {d.n} observations")
             if not np.all(np.isfinite(y)):
                 raise DataError("new response has missing or infinite values")
             y_adj = y if d.offset is None else y - d.offset
-            cross = CrossProducts.from_arrays(d.Zt, d.X, y_adj, d.weights)
-            d = replace(d, y=y, cross=cross)
-        reml = self.REML if REML is None else REML
+            cond = d.cond.with_response(y_adj, d.X, d.weights)
+            cross = CrossProducts.from_arrays(d.Zt, cond.X(d.X), cond.y(y_adj, d.X), cond.w(d.weights))
+            d = replace(d, y=y, cross=cross, conditioning=cond)
         return fit_design(d, reml, optimizer=self.optsum.optimizer, start=self.theta, check=False)
 
     # ----- inference (sparselmm.inference) ---------------------------------------------
@@ -608,12 +653,13 @@ class LinearMixedModel:
         return confint(self, method=method, level=level, **kwargs)
 
     def predict(
-        self, newdata: pd.DataFrame | None = None, re_form: Any = None, allow_new_levels: bool = False
+        self, newdata: pd.DataFrame | None = None, re_form: Any = None, allow_new_levels: bool = False,
+        offset: Any = None,
     ) -> pd.Series:
         """Predictions for new data (see :func:`sparselmm.inference.predict`)."""
         from .inference import predict
 
-        return predict(self, newdata, re_form=re_form, allow_new_levels=allow_new_levels)
+        return predict(self, newdata, re_form=re_form, allow_new_levels=allow_new_levels, offset=offset)
 
     def simulate(self, nsim: int = 1, seed: int | None = None) -> pd.DataFrame:
         """Simulated responses (see :func:`sparselmm.inference.simulate`)."""
@@ -625,8 +671,9 @@ class LinearMixedModel:
     def summary(self, ddf: str = "satterthwaite") -> str:
         """lme4's ``summary()`` text (see :mod:`sparselmm.display`)."""
         from .display import summary_text
+        from .inference import DDF
 
-        return summary_text(self, ddf=ddf)
+        return summary_text(self, ddf=validate.choice(ddf, "ddf", DDF))
 
     def __repr__(self) -> str:
         from .display import short_text

@@ -9,7 +9,6 @@ evaluation of the objective reuses.
 
 from __future__ import annotations
 
-import difflib
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -21,15 +20,20 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from .errors import DataError, FormulaError, ModelSpecError, RankDeficiencyWarning, ScaleWarning
+from .conditioning import Conditioning, fit_columns
 from .formula import ParsedFormula, parse_formula
 from .terms import RandomTerm, as_factor, build_lambda, build_zt, category_strings, check_terms, grouping_factor, order_terms, theta_template
+from .vocabulary import CONSTANTS as _NOT_COLUMNS  # noqa: F401  (kept importable from here)
+from .vocabulary import NAME_TOKEN as _NAME_TOKEN  # noqa: F401  (kept importable from here)
+from .vocabulary import ClosedSpec, _suggest, namespace, translate
+from .vocabulary import needed_variables as _needed_variables
+from .vocabulary import to_formulaic  # noqa: F401  (kept importable from here)
+from .vocabulary import variables as _variables
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pls import PLSState
 
 __all__ = ["Design", "design", "CrossProducts"]
-
-_NAME_TOKEN = re.compile(r"`[^`]*`|[A-Za-z_.][A-Za-z0-9_.]*")
 
 
 @dataclass
@@ -126,6 +130,14 @@ class Design:
         ``[Z X y]ᵀ W [Z X y]`` pieces.
     row_index : pandas.Index
         Index labels (of the data passed in) of the rows used.
+    factor_levels, factor_categories : dict
+        Per factor column of the fixed part (and categorical columns used otherwise): its
+        levels as R prints them, and as values (new data are matched by value).
+    offset_name : str or None
+        The offset's column, when it was given as one (predictions read it from new data).
+    conditioning : Conditioning
+        The map between the data's units (``y``, ``X``, ``weights``, θ as lme4 reports it) and
+        the engine's (``cross`` and every PLS state): see :mod:`sparselmm.conditioning`.
     """
 
     formula: ParsedFormula
@@ -151,6 +163,36 @@ class Design:
     fixed_spec: Any = None
     fixed_keep: np.ndarray | None = None
     factor_levels: dict[str, list[str]] = field(default_factory=dict)
+    factor_categories: dict[str, pd.Index] = field(default_factory=dict)
+    conditioning: Conditioning | None = None
+    offset_name: str | None = None
+
+    # ----- units: the data's (lme4's) and the engine's -----------------------------------
+    @property
+    def cond(self) -> Conditioning:
+        """The conditioning (identity for a design built without one)."""
+        c = self.conditioning
+        if c is None:
+            c = Conditioning(const=np.zeros(0, dtype=np.int64), x_center=np.zeros(self.p), x_scale=np.ones(self.p))
+        return c
+
+    def theta_factor(self) -> np.ndarray | None:
+        """Per entry of θ, the factor that takes it to the engine's units (``θ' = F θ``), or None
+        when the units agree (no weights, or weights whose geometric mean is near 1)."""
+        f = self.cond.theta_factor
+        if f == 1.0:
+            return None
+        return np.where(np.concatenate([t.structure.scales_with_block() for t in self.terms]), f, 1.0)
+
+    def internal_theta(self, theta: np.ndarray) -> np.ndarray:
+        """θ (lme4's units) in the engine's units, what every PLS state of this design takes."""
+        theta = np.asarray(theta, dtype=float)
+        F = self.theta_factor()
+        return theta if F is None else theta * F
+
+    def objective_offset(self, REML: bool) -> float:
+        """What lme4's objective adds to the engine's (see :meth:`Conditioning.objective_offset`)."""
+        return self.cond.objective_offset(REML, self.n)
 
     # ----- lme4 names ---------------------------------------------------------
     @property
@@ -287,9 +329,10 @@ class Design:
         if th is None or not np.all(np.isfinite(th)):
             return self.theta_start.copy()
         diag = self.lower == 0
-        sc = self.theta_scale()[diag]
+        sc = self._theta_scale_internal()[diag]
         th[diag] = np.clip(th[diag] * sc, 0.05, 10.0) / sc
-        return th
+        F = self.theta_factor()  # the moments are in the engine's units: θ in lme4's
+        return th if F is None else th / F
 
     def theta_scale(self) -> np.ndarray:
         """A natural unit for each entry of θ: the root mean square of its row's model column.
@@ -306,8 +349,15 @@ class Design:
         Returns
         -------
         numpy.ndarray
-            Positive, one per θ entry.
+            Positive, one per θ entry (θ in lme4's units: ``scale · θ`` is the same number for
+            the engine's θ and its own scale).
         """
+        F = self.theta_factor()
+        s = self._theta_scale_internal()
+        return s if F is None else s * F
+
+    def _theta_scale_internal(self) -> np.ndarray:
+        """:meth:`theta_scale` for θ in the engine's units (from the conditioned ``ZᵀW'Z``)."""
         from .pls import _term_entries
 
         cp = self.cross
@@ -397,67 +447,12 @@ class Design:
             ``f(theta) -> float`` on lme4's scale; ``inf`` where the factorisation fails.
         """
         state = self.pls()
-        return lambda theta: state.objective(np.asarray(theta, dtype=float), REML=REML)
+        off = self.objective_offset(REML)
+        return lambda theta: state.objective(self.internal_theta(theta), REML=REML) + off
 
 
 # ----------------------------------------------------------------------------------------
 # helpers
-
-
-def _suggest(name: str, columns: list[str]) -> str:
-    close = difflib.get_close_matches(name, columns, n=3, cutoff=0.6)
-    if not close:
-        lower = {c.lower(): c for c in columns}
-        if name.lower() in lower:
-            close = [lower[name.lower()]]
-    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-
-
-def _needs_quoting(name: str) -> bool:
-    return not name.isidentifier()
-
-
-def to_formulaic(text: str, columns: set[str]) -> str:
-    """Translate an R formula fragment to formulaic's dialect.
-
-    ``^`` inside a function call (``I(x^2)``, ``log(x^2)``) is R's power and
-    becomes ``**``; column names that are not Python identifiers
-    (``ground.beef``) are back-quoted.
-    """
-    out = []
-    stack: list[bool] = []  # True for a call's parentheses
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        m = _NAME_TOKEN.match(text, i)
-        if m and (ch.isalpha() or ch in "_.`"):
-            tok = m.group(0)
-            j = m.end()
-            while j < len(text) and text[j] == " ":
-                j += 1
-            is_call = j < len(text) and text[j] == "("
-            if not is_call and tok in columns and _needs_quoting(tok) and not tok.startswith("`"):
-                tok = f"`{tok}`"
-            out.append(tok)
-            i = m.end()
-            if is_call:
-                out.append(text[m.end() : j])
-                out.append("(")
-                stack.append(True)
-                i = j + 1
-            continue
-        if ch == "(":
-            stack.append(False)
-        elif ch == ")":
-            if stack:
-                stack.pop()
-        elif ch == "^" and any(stack):
-            out.append("**")
-            i += 1
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
 
 
 def _split_colon(name: str) -> list[str]:
@@ -555,28 +550,26 @@ def _independent_columns(X: np.ndarray, tol: float = 1e-7, gram: np.ndarray | No
     return np.array(keep, dtype=np.int64)
 
 
-def _check_scale(X: np.ndarray, names: list[str], tol: float = 1e3) -> None:
-    """lme4's ``checkScaleX``: warn when continuous columns' SDs differ by more than ``tol``."""
-    if X.shape[0] < 2:
-        return
-    binary = ((X == 0.0) | (X == 1.0)).all(axis=0)
-    cont = np.flatnonzero(~binary).tolist()
+def _check_scale(sds: np.ndarray, names: list[str], binary: np.ndarray, tol: float = 1e3, stacklevel: int = 3) -> None:
+    """lme4's ``checkScaleX``: warn when continuous columns' SDs differ by more than ``tol``
+    or one is outside ``[1/tol, tol]`` (``sds``, NaN when not computable; ``binary`` columns are skipped)."""
+    cont = [j for j in range(len(names)) if not binary[j] and np.isfinite(sds[j])]
     if not cont:
         return
-    sds_all = X[:, cont].std(axis=0, ddof=1)
-    sds = sds_all[sds_all > 0]
-    if not len(sds):
+    sds_all = sds[cont]
+    s = sds_all[sds_all > 0]
+    if not len(s):
         return
-    logsd = np.abs(np.log(sds))
-    spread = np.log(sds.max()) - np.log(sds.min())
+    logsd = np.abs(np.log(s))
+    spread = np.log(s.max()) - np.log(s.min())
     if spread > np.log(tol) or np.any(logsd > np.log(tol)):
-        bad = [names[j] for j, s in zip(cont, sds_all) if s > 0 and abs(np.log(s)) > np.log(tol)]
+        bad = [names[j] for j, v in zip(cont, sds_all) if v > 0 and abs(np.log(v)) > np.log(tol)]
         warnings.warn(
             "some predictor variables are on very different scales"
             + (f" ({', '.join(bad)})" if bad else "")
             + ": consider rescaling; the fit is computed in the original scale",
             ScaleWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 
@@ -610,48 +603,91 @@ def _check_term_columns(bar: Any, Xt: np.ndarray, cols: list[str], frame: pd.Dat
             )
 
 
-def _vector_arg(value: Any, data: pd.DataFrame, what: str) -> np.ndarray | None:
+def vector_argument(value: Any, data: pd.DataFrame, what: str) -> np.ndarray | None:
+    """A per-row argument (weights, an offset) as a float array in the rows of ``data``.
+
+    A column name reads that column; a pandas Series is matched to the rows by index label
+    (any order; labels ``data`` lacks are ignored, rows whose label the Series lacks are an
+    error); anything else is taken in the data's row order.  Missing values stay NaN (the
+    caller drops their rows); complex numbers and non-numbers are refused.
+
+    Raises
+    ------
+    DataError
+        Naming ``what`` and what is wrong.
+    """
     if value is None:
         return None
     if isinstance(value, str):
         if value not in data.columns:
             raise DataError(f"{what} column {value!r} is not in the data{_suggest(value, list(map(str, data.columns)))}")
         value = data[value]
-    try:
-        arr = np.asarray(value, dtype=float).ravel()
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{what} must be numeric: {exc}") from exc
+    if isinstance(value, pd.DataFrame):
+        if value.shape[1] != 1:
+            raise DataError(f"{what} must be one column, got a DataFrame with {value.shape[1]} columns")
+        value = value.iloc[:, 0]
+    if isinstance(value, pd.Series):
+        value = aligned(value, data.index, what)
+    arr = _real_values(value, what)
+    if arr.ndim != 1:
+        raise DataError(f"{what} must be one value per row, got an array of shape {arr.shape}")
     if len(arr) != len(data):
         raise DataError(f"{what} has length {len(arr)} but the data have {len(data)} rows")
     return arr
 
 
-_NOT_COLUMNS = {"np", "numpy", "pi", "True", "False", "None", "e"}
+def aligned(s: pd.Series, index: pd.Index, what: str) -> pd.Series:
+    """The Series ``s`` matched to ``index`` by label (lme4's vectors are positional; a pandas
+    Series in another order is re-ordered, never taken by position)."""
+    if s.index.equals(index):
+        return s
+    if s.index.has_duplicates or index.has_duplicates:
+        raise DataError(
+            f"{what} is a pandas Series whose index differs from the data's, and one of the two has duplicated "
+            "labels, so its values cannot be matched to rows; pass a numpy array in the data's row order"
+        )
+    lacking = index.difference(s.index, sort=False)
+    if len(lacking):
+        raise DataError(
+            f"{what} is a pandas Series whose index lacks {len(lacking)} of the data's {len(index)} row labels "
+            f"(e.g. {list(lacking[:3])}); its values are matched to the rows by index label"
+        )
+    return s.reindex(index)
 
 
-def _variables(text: str) -> list[str]:
-    """Names a formula fragment uses as variables: name tokens that are not calls or numbers."""
-    text = re.sub(r"'[^']*'|\"[^\"]*\"", "", text)  # quoted strings hold no variables
-    out = []
-    for m in _NAME_TOKEN.finditer(text):
-        tok = m.group(0)
-        rest = text[m.end() :].lstrip()
-        if rest.startswith("(") or re.fullmatch(r"\.?[0-9][0-9.]*", tok):
-            continue
-        tok = tok.strip("`")
-        if tok not in _NOT_COLUMNS and tok not in out:
-            out.append(tok)
-    return out
+def _real_values(value: Any, what: str) -> np.ndarray:
+    """``value`` as a float array; complex numbers, strings and other non-numbers refused."""
+    if isinstance(value, pd.Series) and not isinstance(value.dtype, np.dtype):  # nullable and arrow dtypes
+        value = value.astype(object).where(value.notna(), np.nan)
+    arr = np.asarray(value)
+    if arr.dtype.kind == "c" or (arr.dtype == object and any(isinstance(v, complex) for v in arr.ravel())):
+        raise DataError(f"{what} holds complex numbers; it must be real (take .real or abs() first)")
+    if arr.dtype == object:
+        try:
+            arr = pd.to_numeric(pd.Series(arr.ravel()), errors="raise").to_numpy(dtype=float).reshape(arr.shape)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{what} must be numeric: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"{what} must be numeric, got values of dtype {arr.dtype}")
+    return arr.astype(float)
 
 
-def _needed_variables(pf: ParsedFormula, columns: list[str]) -> tuple[list[str], list[str], list[str]]:
-    """(response variables, fixed/term-column variables, grouping variables) named in the formula."""
-    resp = _variables(pf.response)
-    fixed = _variables(pf.fixed)
-    for b in pf.bars:
-        fixed += [v for v in _variables(b.lhs) if v not in fixed]
-    groups = [f for b in pf.bars for f in b.factors]
-    return resp, fixed, groups
+def _real_column(col: pd.Series, name: str) -> pd.Series:
+    """A used column as the design reads it: complex numbers refused (the imaginary part would be
+    lost); an object column holding only real numbers (and missing values) made numeric."""
+    dt = col.dtype
+    if isinstance(dt, np.dtype) and dt.kind == "c":
+        raise DataError(f"column {name!r} holds complex numbers; a linear mixed model needs real numbers")
+    if dt == object:
+        vals = col.dropna()
+        kinds = {type(v) for v in vals}
+        if any(issubclass(t, complex) and not issubclass(t, float) for t in kinds):
+            raise DataError(f"column {name!r} holds complex numbers; a linear mixed model needs real numbers")
+        if kinds and all(issubclass(t, (int, float, np.integer, np.floating)) and not issubclass(t, (bool, np.bool_))
+                         for t in kinds):
+            return pd.to_numeric(col, errors="coerce").astype(float)
+    return col
+
 
 
 class SimpleSpec:
@@ -681,6 +717,18 @@ class SimpleSpec:
     def _kept(self, c: str) -> list[str]:
         lv = self.levels[c]
         return list(lv) if c == self._full else list(lv[1:])
+
+    def groups(self) -> list[list[int]]:
+        """The columns of each term (the intercept; a factor's dummies together; a numeric column)."""
+        out, j = [], 0
+        if self.intercept:
+            out.append([0])
+            j = 1
+        for c in self.columns:
+            w = len(self._kept(c)) if c in self.levels else 1
+            out.append(list(range(j, j + w)))
+            j += w
+        return out
 
     def names(self) -> list[str]:
         out = ["(Intercept)"] if self.intercept else []
@@ -769,19 +817,25 @@ def _model_matrix(text: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray
 
 
 def _formulaic_matrix(text: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray, list[str], Any]:
-    """The model matrix of any fixed-effects formula, by formulaic, with R's column names."""
+    """The model matrix of any fixed-effects formula, by formulaic, with R's column names.
+
+    ``text`` is checked and translated by :func:`sparselmm.vocabulary.translate`; formulaic gets
+    the columns it uses (under an alias where Python would read the name otherwise) and the
+    closed vocabulary as its context, never this module's globals. The spec returned
+    (:class:`~sparselmm.vocabulary.ClosedSpec`) builds new data's matrix the same way.
+    """
     from formulaic import model_matrix
 
-    ftext = to_formulaic(text, set(map(str, frame.columns)))
-    if isinstance(frame, _Columns):
-        frame = frame.to_frame()
+    tr = translate(text, list(map(str, frame.columns)))
+    used = pd.DataFrame({tr.renames.get(c, c): frame[c] for c in tr.columns}, index=frame.index, copy=False)
     try:
         with np.errstate(all="ignore"):  # non-finite results are reported by _check_finite
-            mm = model_matrix(ftext, frame, na_action="raise", output="pandas")
-    except Exception as exc:
+            mm = model_matrix(tr.text, used, na_action="raise", output="pandas", context=namespace())
+            M = np.asarray(mm.to_numpy(dtype=float))
+    except Exception as exc:  # formulaic's errors, and values that are not numbers (I('a'))
         raise FormulaError(f"cannot build {what} from {text!r}: {exc}") from exc
-    names = r_names([str(c) for c in mm.columns], text)
-    return np.asarray(mm.to_numpy(dtype=float)), names, mm.model_spec
+    names = r_names([tr.r_spelling(str(c)) for c in mm.columns], text)
+    return M, names, ClosedSpec(mm.model_spec, tr.columns, tr.renames)
 
 
 # ----------------------------------------------------------------------------------------
@@ -884,34 +938,41 @@ def design(
     dups = sorted({c for c in columns if columns.count(c) > 1 and c in used})
     if dups:
         raise DataError(f"the data have duplicated column name(s) {dups}; rename them so the formula is unambiguous")
-    if len(data.columns) != len(columns):  # non-string column labels
+    if any(not isinstance(c, str) for c in data.columns):  # non-string column labels: by their str()
         data = data.set_axis(columns, axis=1)
 
-    w = _vector_arg(weights, data, "weights")
-    off = _vector_arg(offset, data, "offset")
-    if w is not None:
-        bad = ~np.isfinite(w) | (w <= 0)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"weights must be finite and positive; {int(bad.sum())} are not (first at row {i}: {w[i]})"
-            )
-    if off is not None and not np.all(np.isfinite(off)):
-        raise DataError("offset has missing or infinite values")
+    # weights and offset: arrays in the data's row order, Series aligned on its index; a missing
+    # value drops its row as a missing value in a used column does (lme4's model frame)
+    w = vector_argument(weights, data, "weights")
+    off = vector_argument(offset, data, "offset")
 
     # the model frame: the used columns as a mapping (a pandas lookup by label costs ~30 µs, and the
     # design looks each column up several times); a DataFrame only if formulaic needs one
-    frame = _Columns({c: data[c] for c in used}, data.index)
+    frame = _Columns({c: _real_column(data[c], c) for c in used}, data.index)
     # missing values: dropped and counted (or refused)
     missing = np.zeros(len(data), dtype=bool)
     for c in used:
         m = _missing(frame[c])
         if m is not None:
             missing |= m
+    for v in (w, off):
+        if v is not None:
+            missing |= np.isnan(v)
+    if w is not None:
+        bad = ~missing & (~np.isfinite(w) | (w <= 0))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"weights must be finite and positive; {int(bad.sum())} are not (first at row {i}: {w[i]})"
+            )
+    if off is not None and np.isinf(off[~missing]).any():
+        raise DataError("offset has infinite values")
     n_dropped = int(missing.sum())
     if n_dropped:
         if na_action == "fail":
-            cols = [c for c in used if frame[c].isna().any()]
+            cols = [c for c in used if frame[c].isna().any()] + [
+                what for what, v in (("weights", w), ("offset", off)) if v is not None and np.isnan(v).any()
+            ]
             raise DataError(f"missing values in column(s) {cols} ({n_dropped} rows) and na_action='fail'")
         keep = ~missing
         frame = frame.rows(keep)
@@ -943,27 +1004,17 @@ def design(
     if np.ptp(y) == 0:
         raise DataError(f"the response {pf.response!r} is constant ({float(y[0]):g} in every row); there is nothing to model")
 
-    # fixed effects
+    # fixed effects, and the units the engine computes in (sparselmm.conditioning): centred and
+    # scaled columns, so that the cross-products keep what the data carry
     X, X_names, fixed_spec = _model_matrix(pf.fixed, frame, "the fixed-effects matrix")
     _check_finite(X, X_names, "fixed-effects column")
-    XtX = X.T @ X
-    keep = _independent_columns(X, gram=XtX)
-    dropped = [X_names[j] for j in range(X.shape[1]) if j not in set(keep.tolist())]
-    if dropped:
-        warnings.warn(
-            f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} column(s): {', '.join(dropped)}",
-            RankDeficiencyWarning,
-            stacklevel=2,
-        )
-        X = X[:, keep]
-        X_names = [X_names[j] for j in keep]
-        XtX = XtX[np.ix_(keep, keep)]
-    _check_scale(X, X_names)
+    X, X_names, keep, dropped, cond, Xc = _condition_fixed(X, X_names, column_groups(fixed_spec, X.shape[1]))
+    _check_scale(column_sds(Xc, cond), X_names, binary_columns(Xc))
 
     # random effects
     terms: list[RandomTerm] = []
     for b in pf.bars:
-        codes, levels = grouping_factor(frame, b.factors)
+        codes, levels, categories = grouping_factor(frame, b.factors)
         if b.lhs.strip() == "1":
             # a read-only view of one 1.0: an intercept-only term holds no n-vector (8 MB per term at 1M rows)
             Xt, cols, spec = np.broadcast_to(np.float64(1.0), (n, 1)), ["(Intercept)"], None
@@ -973,7 +1024,8 @@ def design(
             raise ModelSpecError(f"term {b.text!r} has no columns")
         _check_finite(Xt, cols, f"column of term {b.text!r}:")
         _check_term_columns(b, Xt, cols, frame)
-        terms.append(RandomTerm(bar=b, group=b.group, levels=levels, codes=codes, columns=cols, Xt=Xt, spec=spec))
+        terms.append(RandomTerm(bar=b, group=b.group, levels=levels, codes=codes, columns=cols, Xt=Xt, spec=spec,
+                                categories=categories))
     if not terms:
         raise ModelSpecError(
             f"formula {formula!r} has no random-effects term like (1 | g); for a model without random effects "
@@ -986,12 +1038,14 @@ def design(
 
     theta_start, lower, upper, slices, lind = theta_template(terms)
     y_adj = y if off is None else y - off
-    cross = CrossProducts.from_arrays(Zt, X, y_adj, w, XtX=XtX)
+    cond = cond.with_response(y_adj, X, w)
+    cross = CrossProducts.from_arrays(Zt, Xc, cond.y(y_adj, X), cond.w(w), XtX=None if w is not None or cond.w_scale != 1 else Xc.T @ Xc)
     factor_levels = {
         c: category_strings(col.cat.categories)
         for c, col in frame.items()
         if isinstance(col.dtype, pd.CategoricalDtype)
     }
+    factor_categories = {c: frame[c].cat.categories for c in factor_levels}
     return Design(
         formula=pf,
         y=y,
@@ -1016,7 +1070,80 @@ def design(
         fixed_spec=fixed_spec,
         fixed_keep=keep,
         factor_levels=factor_levels,
+        factor_categories=factor_categories,
+        conditioning=cond,
+        offset_name=offset if isinstance(offset, str) else None,
     )
+
+
+def _condition_fixed(
+    X: np.ndarray, names: list[str], groups: list[list[int]]
+) -> tuple[np.ndarray, list[str], np.ndarray, list[str], Conditioning, np.ndarray]:
+    """Condition the fixed-effects columns and drop the rank-deficient ones (in that order).
+
+    The rank test runs on the conditioned columns ``X'``: a column is dropped when its
+    distance from the span of the columns before it is at most ``1e-7`` of its own size,
+    measured about its mean where the model spans the constant — so a shifted column (a
+    timestamp) is judged as the unshifted one, where R's ``qr()`` on the raw column would drop
+    ``x + 1e9`` for a spread below ~100.
+
+    Returns
+    -------
+    X, names, keep, dropped, conditioning, X'
+        The kept columns of X (data units), their names and indices, the names dropped, the
+        conditioning of the kept columns, and ``X'`` (internal units).
+    """
+    cond = fit_columns(X, groups, names)
+    Xc = cond.X(X)
+    keep = _independent_columns(Xc, gram=Xc.T @ Xc)
+    dropped = [names[j] for j in range(X.shape[1]) if j not in set(keep.tolist())]
+    if dropped:
+        warnings.warn(
+            f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} column(s): {', '.join(dropped)}",
+            RankDeficiencyWarning,
+            stacklevel=3,
+        )
+        X, names = X[:, keep], [names[j] for j in keep]
+        pos = {int(j): i for i, j in enumerate(keep)}
+        kept_groups = [[pos[j] for j in g] for g in groups if all(j in pos for j in g)]
+        cond = fit_columns(X, kept_groups, names)
+        Xc = cond.X(X)
+    return X, names, keep, dropped, cond, Xc
+
+
+def column_groups(spec: Any, p: int) -> list[list[int]]:
+    """The columns of each term of a fixed-effects spec (a factor's dummies together), in order.
+
+    Parameters
+    ----------
+    spec : SimpleSpec or formulaic.ModelSpec
+    p : int
+        Number of columns (one group each when the spec does not say).
+
+    Returns
+    -------
+    list of list of int
+    """
+    if isinstance(spec, SimpleSpec):
+        return spec.groups()
+    try:
+        return [list(map(int, ix)) for ix in spec.term_indices.values()]
+    except Exception:  # a spec without formulaic's term structure
+        return [[j] for j in range(p)]
+
+
+def binary_columns(X: np.ndarray) -> np.ndarray:
+    """Which columns hold only 0 and 1 (lme4's ``checkScaleX`` leaves them out)."""
+    return ((X == 0.0) | (X == 1.0)).all(axis=0) if X.shape[0] else np.ones(X.shape[1], dtype=bool)
+
+
+def column_sds(Xc: np.ndarray, cond: Conditioning) -> np.ndarray:
+    """Standard deviations of the columns of ``X`` from their conditioned values ``X' = (X − c)/s``:
+    ``sd(x) = s · sd(x')`` (no overflow for a column near 1e200); NaN with fewer than 2 rows."""
+    if Xc.shape[0] < 2:
+        return np.full(Xc.shape[1], np.nan)
+    # centred against the column itself, not the design's constant: lme4's sd()
+    return cond.x_scale * Xc.std(axis=0, ddof=1)
 
 
 def _response(text: str, frame: pd.DataFrame, resp_vars: list[str]) -> np.ndarray:

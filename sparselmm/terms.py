@@ -54,6 +54,7 @@ class RandomTerm:
     Xt: np.ndarray
     structure: CovStructure = field(init=False)
     spec: object = None  # formulaic ModelSpec of the term's columns, for new data
+    categories: tuple = ()  # per factor of the grouping, its levels as values (new data match by value)
 
     def __post_init__(self) -> None:
         self.structure = make_structure(self.bar.structure, len(self.columns), self.columns)
@@ -114,6 +115,12 @@ def as_factor(values: pd.Series, name: str) -> pd.Categorical:
         return cat.remove_unused_categories()
     if values.dtype == object:
         kinds = {type(v) for v in values.dropna()}
+        bad = [t for t in kinds if t.__hash__ is None]
+        if bad:
+            raise DataError(
+                f"column {name!r} holds {bad[0].__name__} values; a factor needs one label (a string or a "
+                "number) per row"
+            )
         if any(issubclass(t, str) for t in kinds) and any(issubclass(t, (int, float, np.number)) for t in kinds):
             raise DataError(
                 f"column {name!r} mixes strings and numbers as group codes; "
@@ -130,8 +137,8 @@ def as_factor(values: pd.Series, name: str) -> pd.Categorical:
     return cat.remove_unused_categories()
 
 
-def grouping_factor(data: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, pd.Index]:
-    """Codes and level labels of a grouping factor or an interaction ``a:b``.
+def grouping_factor(data: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, pd.Index, tuple]:
+    """Codes and level labels of a grouping factor or an interaction ``a:b``, and each factor's levels.
 
     Interaction levels are labelled ``"la:lb"`` and ordered with the first
     factor varying slowest, as R's ``a:b`` orders them; unused combinations are dropped.
@@ -147,13 +154,16 @@ def grouping_factor(data: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.nd
     -------
     codes : numpy.ndarray of int64
     levels : pandas.Index of str
+    categories : tuple of pandas.Index
+        Per factor, its used levels as values (what :func:`level_codes` matches new data against).
     """
     cats = [as_factor(data[f], f) for f in factors]
+    values = tuple(c.categories for c in cats)
     if len(cats) == 1:
         c = cats[0]
         if isinstance(c.categories.dtype, pd.StringDtype):  # string levels: the categories as they are
-            return np.asarray(c.codes, dtype=np.int64), pd.Index(c.categories, name=None)
-        return np.asarray(c.codes, dtype=np.int64), pd.Index(_level_strings(c))
+            return np.asarray(c.codes, dtype=np.int64), pd.Index(c.categories, name=None), values
+        return np.asarray(c.codes, dtype=np.int64), pd.Index(_level_strings(c)), values
     codes = np.zeros(len(data), dtype=np.int64)
     for c in cats:
         codes = codes * len(c.categories) + np.asarray(c.codes, dtype=np.int64)
@@ -167,7 +177,55 @@ def grouping_factor(data: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.nd
             parts.append(nm[u % size])
             u //= size
         labels.append(":".join(reversed(parts)))
-    return inverse.astype(np.int64), pd.Index(labels)
+    return inverse.astype(np.int64), pd.Index(labels), values
+
+
+def level_codes(values: pd.Series, categories: pd.Index, name: str) -> np.ndarray:
+    """Codes of new data's values among a fitted factor's levels, matched by value.
+
+    The values are converted as :func:`as_factor` converted the fit's (booleans become
+    ``"TRUE"``/``"FALSE"``, a categorical gives its values), then looked up among
+    ``categories`` by value — a float ``0.0`` finds the level ``0``, a datetime finds its
+    timestamp, whatever the dtype.  Values that still find nothing are tried by their
+    label (a string ``"308"`` finds the number 308, as R matches factor labels).
+
+    Parameters
+    ----------
+    values : pandas.Series
+        The new data's column (missing values allowed).
+    categories : pandas.Index
+        The fitted factor's levels as values.
+    name : str
+        Column name, for messages.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        The level of each row, ``-1`` for a value the fit did not see, ``-2`` for a missing one.
+    """
+    missing = values.isna().to_numpy()
+    if pd.api.types.is_bool_dtype(values.dtype) and not missing.any():
+        vals: pd.Index = pd.Index(np.where(values.to_numpy(dtype=bool), "TRUE", "FALSE"))
+    elif isinstance(values.dtype, pd.CategoricalDtype):
+        vals = pd.Index(values.astype(object).to_numpy())
+    else:
+        vals = pd.Index(values.to_numpy())
+    try:
+        codes = np.asarray(categories.get_indexer(vals), dtype=np.int64)
+    except (TypeError, ValueError):  # values the index cannot compare: none of them is a level
+        codes = np.full(len(vals), -1, dtype=np.int64)
+    todo = (codes < 0) & ~missing
+    if todo.any():
+        labels = pd.Index(_level_strings(pd.Categorical(categories, categories=categories)))
+        as_text = pd.Index([str(v) for v in vals[todo]])
+        codes[todo] = labels.get_indexer(as_text)
+    codes[missing] = -2
+    return codes
+
+
+def level_labels(categories: pd.Index) -> list[str]:
+    """The labels lme4 prints for a factor's levels (``"308"``, ``"TRUE"``, ``"a:b"`` parts)."""
+    return _level_strings(pd.Categorical(categories, categories=categories))
 
 
 def order_terms(terms: list[RandomTerm]) -> list[RandomTerm]:
@@ -194,6 +252,16 @@ def check_terms(terms: list[RandomTerm], n: int) -> None:
         observations (lme4's ``check.nobs.vs.nlev``), or a term with at least
         as many random effects as observations (``check.nobs.vs.nRE``).
     """
+    seen: dict[tuple, str] = {}
+    for t in terms:
+        for col in t.columns:
+            key = (t.group, col)
+            if key in seen:
+                raise ModelSpecError(
+                    f"random-effects column {col!r} of grouping factor {t.group!r} appears in {seen[key]!r} and "
+                    f"again in {t.bar.text!r}: the two variances cannot be told apart; write it once"
+                )
+            seen[key] = t.bar.text
     for t in terms:
         if t.nlevels < 2:
             raise ModelSpecError(

@@ -95,13 +95,32 @@ def test_sleepstudy_matches_pandas(sleep_fits):
     np.testing.assert_allclose(m1.se.to_numpy(), m0.se.to_numpy(), rtol=1e-6)
 
 
+def _data_units(d):
+    """The cross-products of a design back in the data's units: each design conditions its data
+    (sparselmm.conditioning; a Dask design from its scan's sample, an in-memory one from all rows),
+    X' = XT, y' = (y - c_y Xa)/s_y, w' = w/c_w, so ZᵀWX = c_w ZᵀW'X'T⁻¹ and y = s_y y' + c_y X'T⁻¹a."""
+    c, cp = d.cond, d.cross
+    Ti = np.linalg.inv(c.T)
+    ya = Ti @ c.a  # y = s_y y' + c_y X' ya
+    ZtX = c.w_scale * cp.ZtX @ Ti
+    XtX = c.w_scale * Ti.T @ cp.XtX @ Ti
+    Zty = c.w_scale * (c.y_scale * cp.Zty + c.y_center * cp.ZtX @ ya)
+    Xty = c.w_scale * Ti.T @ (c.y_scale * cp.Xty + c.y_center * cp.XtX @ ya)
+    yty = c.w_scale * (c.y_scale**2 * cp.yty + 2 * c.y_scale * c.y_center * cp.Xty @ ya
+                       + c.y_center**2 * ya @ cp.XtX @ ya)
+    return {"ZtX": ZtX, "Zty": Zty, "XtX": XtX, "Xty": Xty, "yty": yty}
+
+
 def test_cross_products_equal_in_memory(sleep_fits):
     m0, m1 = sleep_fits
     c0, c1 = m0.design.cross, m1.design.cross
     assert c1.n == c0.n
     np.testing.assert_allclose(c1.ZtZ.toarray(), c0.ZtZ.toarray(), rtol=1e-12)  # built from the block-lower part
+    e0, e1 = _data_units(m0.design), _data_units(m1.design)
     for name in ("ZtX", "Zty", "XtX", "Xty", "yty"):
-        np.testing.assert_allclose(getattr(c1, name), getattr(c0, name), rtol=1e-12)
+        np.testing.assert_allclose(e1[name], e0[name], rtol=1e-11)
+    # the Dask design conditions y and X from its scan's sample: the same kind of units
+    assert m1.design.cond.x_scale[1] == m0.design.cond.x_scale[1] and m1.design.cond.y_scale == m0.design.cond.y_scale
 
 
 def test_lazy_fitted_residuals_match(sleep_fits):
@@ -274,12 +293,16 @@ def test_lean_pls_states_equal_cholmod(cls, source):
     d0 = slm.design(CROSSED, df)
     d = d0 if source == "pandas" else dask_design(CROSSED, dd.from_pandas(df, npartitions=3))
     ref, st = PLSState(d0), cls(d)
+
+    def f(state, design, th, reml):  # lme4's objective from a state in its design's units
+        return state.objective(design.internal_theta(th), REML=reml) + design.objective_offset(reml)
+
     for th in ([1.0, 1.0], [0.7, 0.2], [0.05, 1.5], [0.0, 0.8]):
         th = np.array(th)
         for reml in (True, False):
-            assert abs(st.objective(th, REML=reml) - ref.objective(th, REML=reml)) <= 1e-9 * abs(ref.objective(th))
-        np.testing.assert_allclose(st.beta, ref.beta, rtol=1e-9)
-        np.testing.assert_allclose(st.u, ref.u, rtol=1e-7, atol=1e-10)
+            assert abs(f(st, d, th, reml) - f(ref, d0, th, reml)) <= 1e-9 * abs(f(ref, d0, th, reml))
+        np.testing.assert_allclose(d.cond.beta(st.beta), d0.cond.beta(ref.beta), rtol=1e-9)
+        np.testing.assert_allclose(d.cond.sigma_factor * st.u, d0.cond.sigma_factor * ref.u, rtol=1e-7, atol=1e-10)
 
 
 def test_dense_crossed_design_uses_dense_schur():

@@ -125,7 +125,14 @@ def test_21_negative_weights(ss):
 
 
 def test_22_nan_weights(ss):
-    raises(slm.DataError, "weights must be finite and positive", F, ss, weights=np.r_[np.nan, np.ones(179)])
+    # a missing weight drops its row, as lme4's model frame does (na.omit), and is counted; an
+    # infinite or non-positive one is refused; na_action="fail" names the weights
+    d = slm.design(F, ss, weights=np.r_[np.nan, np.ones(179)])
+    assert d.n == 179 and d.n_dropped == 1 and 0 not in d.row_index
+    raises(slm.DataError, "weights must be finite and positive", F, ss, weights=np.r_[np.inf, np.ones(179)])
+    raises(slm.DataError, "weights must be finite and positive", F, ss, weights=np.r_[0.0, np.ones(179)])
+    raises(slm.DataError, "missing values in column.*weights", F, ss, weights=np.r_[np.nan, np.ones(179)],
+           na_action="fail")
 
 
 def test_23_weights_column_missing(ss):
@@ -240,5 +247,5 @@ def test_42_refit_with_wrong_length():
 
 
 def test_43_confint_bad_level():
-    with pytest.raises(slm.DataError, match="level"):
+    with pytest.raises(slm.ArgumentError, match="level.*0.95"):
         fit("sleepstudy", F, True).confint(method="wald", level=95)

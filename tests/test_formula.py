@@ -134,3 +134,76 @@ def test_dotted_column_names():
     d = slm.design("Reaction ~ days.n + (days.n | Subject)", df)
     assert d.X_names == ["(Intercept)", "days.n"]
     assert d.cnms == [("Subject", ["(Intercept)", "days.n"])]
+
+
+# ---- back-quoted names, '~' and '|' in the wrong place ------------------------------------
+
+
+def test_backquoted_names_are_names_whatever_they_hold():
+    pf = parse_formula("`y|z` ~ `x-y` + `a(b` + (`u+v` | `my g`) + (1 | `g|h`:k) + (`x-y` || `a/b`)")
+    assert pf.response == "`y|z`"
+    assert pf.fixed == "`x-y` + `a(b`"
+    assert bars(pf.formula) == [
+        ("`u+v`", "my g"),
+        ("1", "g|h:k"),
+        ("1", "a/b"),
+        ("0 + `x-y`", "a/b"),
+    ]
+    assert [b.factors for b in parse_formula("y ~ x + (1 | `a`/`b c`)").bars] == [("b c", "a"), ("a",)]
+
+
+def test_strings_hold_no_operators():
+    pf = parse_formula("y ~ C(f, Treatment('|(')) + (1 | g)")
+    assert pf.fixed == "C(f, Treatment('|('))" and bars(pf.formula) == [("1", "g")]
+
+
+def test_fragments_keep_their_place_in_the_formula():
+    f = "log(y) ~ x + I(z^2) - 1 + (1 + x || g) + (0 + z | h)"
+    frags = parse_formula(f).fragments
+    assert [(fr.role, fr.text) for fr in frags] == [
+        ("response", "log(y)"),
+        ("fixed", "x"),
+        ("fixed", "I(z^2)"),
+        ("fixed", "1"),
+        ("bar", "1 + x"),
+        ("bar", "0 + z"),
+    ]
+    assert all(f[fr.start : fr.start + len(fr.text)] == fr.text for fr in frags)
+
+
+@pytest.mark.parametrize(
+    "formula, match, at",
+    [
+        ("y|z ~ x + (1 | g)", "the response cannot contain '[|]'; .* back-quotes: `y[|]z`", "|"),
+        ("(y | z) ~ x + (1 | g)", "the response cannot contain '[|]'", "|"),
+        ("log(y ~ 1) ~ x + (1 | g)", "the response cannot contain '~'", "~"),
+        ("y ~ (x ~ z | g)", "the left side of a bar term cannot contain '~'", "~ z"),
+        ("y ~ (x ~ 1 || g)", "the left side of a bar term cannot contain '~'", "~ 1"),
+        ("y ~ ((x | z) | g)", "the left side of a bar term cannot contain '[|]'", "| z"),
+        ("y ~ I(x ~ z) + (1 | g)", "a formula has one '~'", "~ z"),
+        ("log(y ~ x + (1 | g))", "cannot be inside parentheses", "~"),
+        ("y ~ `x + (1 | g)", "unclosed back-quoted name", "`"),
+        ("y ~ C(f, Treatment('b)) + (1 | g)", "unclosed string", "'"),
+        ("y ~ `` + (1 | g)", "empty back-quoted name", "`"),
+        ("y ~ (x ^ || g)", r"cannot read the left side 'x \^' of a '\|\|' term: Operator", "x ^"),
+        ("y ~ (1 | g + `h`)", "must be a column name|make it a column", "g +"),
+    ],
+)
+def test_tilde_and_bar_in_the_wrong_place_point_at_it(formula, match, at):
+    with pytest.raises(slm.FormulaError, match=match) as ei:
+        parse_formula(formula)
+    lines = str(ei.value).splitlines()
+    assert lines[-2] == f"  {formula}"
+    assert lines[-1].index("^") - 2 == formula.index(at)
+
+
+def test_tilde_in_a_bar_term_is_a_formula_error_not_a_traceback():
+    df = pd.DataFrame({"y": np.arange(12.0), "x": np.arange(12.0) % 5, "z": np.arange(12.0) % 3, "g": list("aabbccddeeff")})
+    for f in ("y ~ (x ~ z | g)", "y|z ~ x + (1 | g)", "y ~ ((x | z) | g)"):
+        with pytest.raises(slm.FormulaError):
+            slm.lmer(f, df)
+
+
+def test_parse_formula_is_remembered():
+    f = "y ~ `x-y` + (1 | `my g`)"
+    assert parse_formula(f) is parse_formula(f)

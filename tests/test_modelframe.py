@@ -42,11 +42,17 @@ def test_cross_products_are_those_of_z_x_y():
     d = slm.design("Reaction ~ Days + (Days | Subject)", load_data("sleepstudy"))
     Z = d.Zt.T.toarray()
     cp = d.cross
+    # in the engine's units: X' = X T (Days centred and scaled), y' = (y - c_y)/s_y
+    c = d.cond
+    X = d.X @ c.T
+    y = (d.y - c.y_center) / c.y_scale
+    np.testing.assert_allclose(X[:, 1], (d.X[:, 1] - d.X[:, 1].mean()) / c.x_scale[1], atol=1e-14)
+    assert c.x_scale[1] == 4.0 and c.y_scale == 64.0 and c.y_center == pytest.approx(d.y.mean(), rel=1e-15)
     np.testing.assert_allclose(cp.ZtZ.toarray(), Z.T @ Z)
-    np.testing.assert_allclose(cp.ZtX, Z.T @ d.X)
-    np.testing.assert_allclose(cp.Zty, Z.T @ d.y)
-    np.testing.assert_allclose(cp.XtX, d.X.T @ d.X)
-    assert cp.yty == pytest.approx(d.y @ d.y)
+    np.testing.assert_allclose(cp.ZtX, Z.T @ X, atol=1e-12)
+    np.testing.assert_allclose(cp.Zty, Z.T @ y, atol=1e-12)
+    np.testing.assert_allclose(cp.XtX, X.T @ X, atol=1e-12)
+    assert cp.yty == pytest.approx(y @ y)
 
 
 def test_insteval_zt_is_fast():
@@ -89,10 +95,13 @@ def test_weights_and_offset_enter_the_cross_products():
     off = np.linspace(-3, 3, len(ss))
     d = slm.design("Reaction ~ Days + (1 | Subject)", ss, weights=w, offset=off)
     Z = d.Zt.T.toarray()
-    y = ss["Reaction"].to_numpy() - off
-    np.testing.assert_allclose(d.cross.Zty, Z.T @ (w * y))
-    np.testing.assert_allclose(d.cross.XtX, d.X.T @ (w[:, None] * d.X))
-    assert d.cross.ldW == pytest.approx(np.log(w).sum())
+    c = d.cond  # the engine's units: X' = X T, y' = (y - off - c_y)/s_y, w' = w/c_w
+    y = (ss["Reaction"].to_numpy() - off - c.y_center) / c.y_scale
+    X = d.X @ c.T
+    wi = w / c.w_scale
+    np.testing.assert_allclose(d.cross.Zty, Z.T @ (wi * y), atol=1e-12)
+    np.testing.assert_allclose(d.cross.XtX, X.T @ (wi[:, None] * X), atol=1e-12)
+    assert d.cross.ldW == pytest.approx(np.log(wi).sum())
     d2 = slm.design("Reaction ~ Days + (1 | Subject)", ss.assign(w=w), weights="w")
     np.testing.assert_allclose(d2.weights, w)
 

@@ -101,7 +101,10 @@ def test_pls_solution_is_the_joint_least_squares_solution():
     ZL = d.Zt.T.toarray() @ d.Lambda(th).toarray()
     A = np.block([[ZL.T @ ZL + np.eye(d.q), ZL.T @ d.X], [d.X.T @ ZL, d.X.T @ d.X]])
     sol = np.linalg.solve(A, np.concatenate([ZL.T @ d.y, d.X.T @ d.y]))
-    np.testing.assert_allclose(st.u, sol[: d.q], rtol=1e-8, atol=1e-8)
-    np.testing.assert_allclose(st.beta, sol[d.q :], rtol=1e-10)
-    r = d.y - ZL @ st.u - d.X @ st.beta
-    assert st.pwrss == pytest.approx(r @ r + st.u @ st.u, rel=1e-10)
+    # the state solves in the design's internal units: β = c_y a + J β', u = s_y u'
+    c = d.cond
+    np.testing.assert_allclose(c.y_scale * st.u, sol[: d.q], rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(c.beta(st.beta), sol[d.q :], rtol=1e-10)
+    u, beta = sol[: d.q], sol[d.q :]
+    r = d.y - ZL @ u - d.X @ beta
+    assert c.y_scale**2 * st.pwrss == pytest.approx(r @ r + u @ u, rel=1e-10)

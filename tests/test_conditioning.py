@@ -1,0 +1,237 @@
+"""Numbers that survive real data: shifted and scaled responses, covariates and weights.
+
+The design conditions y, X and the weights before the cross-products are formed
+(sparselmm.conditioning); every reported quantity is mapped back.  Each test compares a fit on
+awkward data with the fit of the same values made tame — exact expectations, not tolerances of
+the optimiser: the shifted data reach the engine as the same numbers.
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import load_data
+from test_pls import dense_objective
+
+import sparselmm as slm
+from sparselmm.conditioning import Conditioning, fit_columns, pow2
+
+F = "Reaction ~ Days + (Days | Subject)"
+
+
+def _quiet_fit(formula, data, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no stray numpy warning
+        warnings.simplefilter("ignore", slm.ScaleWarning)
+        return slm.lmer(formula, data, **kw)
+
+
+def _same_fit(ma, mb, beta_shift=None, rtol=1e-9):
+    """The Done-when of issue #17: objective 1e-9 relative, θ 1e-7, β 1e-7 relative.
+
+    ``beta_shift(b)``: what the shift adds to the coefficients ``b`` of the shifted fit (the
+    intercept moves by ``c`` for a response shifted by ``c``, by ``-β_x c`` for a covariate)."""
+    assert abs(ma.objective - mb.objective) <= rtol * abs(mb.objective), (ma.objective, mb.objective)
+    np.testing.assert_allclose(ma.theta, mb.theta, rtol=1e-7, atol=1e-7)
+    ba = ma.fixef.to_numpy()
+    ba = ba - (0 if beta_shift is None else beta_shift(ba))
+    np.testing.assert_allclose(ba, mb.fixef.to_numpy(), rtol=1e-7)
+    assert ma.sigma == pytest.approx(mb.sigma, rel=1e-8)
+    assert not ma.optsum.warnings and not mb.optsum.warnings
+
+
+@pytest.mark.parametrize("REML", [True, False])
+@pytest.mark.parametrize("c", [1e6, 1e8, 1e10])
+def test_shifted_response_gives_the_same_fit(REML, c):
+    ss = load_data("sleepstudy")
+    a = ss.assign(Reaction=ss.Reaction + c)
+    b = ss.assign(Reaction=(ss.Reaction + c) - c)  # the same values shifted back: rounding of v + c not counted
+    ma, mb = _quiet_fit(F, a, REML=REML), _quiet_fit(F, b, REML=REML)
+    _same_fit(ma, mb, beta_shift=lambda b: np.array([c, 0.0]))
+    # fitted values and predictions carry the shift, to the rounding of values of size c (a few ulps)
+    ulp = 4 * np.spacing(c)
+    np.testing.assert_allclose(ma.fitted().to_numpy() - c, mb.fitted().to_numpy(), rtol=0, atol=ulp)
+    np.testing.assert_allclose(ma.predict(a.head(5)).to_numpy() - c, mb.predict(b.head(5)).to_numpy(), rtol=0, atol=ulp)
+    np.testing.assert_allclose(ma.residuals().to_numpy(), mb.residuals().to_numpy(), rtol=0, atol=ulp)
+
+
+@pytest.mark.parametrize("REML", [True, False])
+@pytest.mark.parametrize("c", [1e6, 1e9, 1.7e9])
+def test_shifted_covariate_gives_the_same_fit(REML, c):
+    # a timestamp-like covariate: shifting a column leaves the objective unchanged when there is an
+    # intercept (before: 1743.587 for c = 1e6, where the optimum is 1743.628)
+    ss = load_data("sleepstudy")
+    a = ss.assign(D=ss.Days + c)
+    b = ss.assign(D=(ss.Days + c) - c)
+    f = "Reaction ~ D + (Days | Subject)"
+    ma, mb = _quiet_fit(f, a, REML=REML), _quiet_fit(f, b, REML=REML)
+    _same_fit(ma, mb, beta_shift=lambda b: np.array([-b[1] * c, 0.0]))
+    assert ma.objective == pytest.approx(1743.628272 if REML else 1751.939344, abs=1e-6)
+    # inference carries over: the slope's standard error, Satterthwaite and Kenward-Roger df
+    if REML:
+        assert ma.se["D"] == pytest.approx(mb.se["D"], rel=1e-7)
+        assert ma.coef_table()["df"]["D"] == pytest.approx(mb.coef_table()["df"]["D"], rel=1e-6)
+        kr_a, kr_b = ma.coef_table("kenward-roger"), mb.coef_table("kenward-roger")
+        assert kr_a["df"]["D"] == pytest.approx(kr_b["df"]["D"], rel=1e-6)
+
+
+def test_shifted_response_and_covariate_in_a_small_ml_fit():
+    # Pastes, 60 rows, ML: before, a shift of 1e6 moved θ by 0.027 and 1e10 failed to converge
+    p = load_data("Pastes")
+    f = "strength ~ 1 + (1 | batch/cask)"
+    for c in (1e6, 1e10):
+        ma = _quiet_fit(f, p.assign(strength=p.strength + c), REML=False)
+        mb = _quiet_fit(f, p.assign(strength=(p.strength + c) - c), REML=False)
+        _same_fit(ma, mb, beta_shift=lambda b: np.array([c]))
+
+
+def test_objective_at_a_fixed_theta_on_shifted_data_is_the_dense_one():
+    """The mathematics, apart from any optimiser: lme4's objective at fixed θ (a 'probe')."""
+    ss = load_data("sleepstudy")
+    c = 1e8
+    d = slm.design("Reaction ~ D + (Days | Subject)", ss.assign(Reaction=ss.Reaction + c, D=ss.Days + 1e9))
+    d0 = slm.design("Reaction ~ D + (Days | Subject)",
+                    ss.assign(Reaction=(ss.Reaction + c) - c, D=(ss.Days + 1e9) - 1e9))
+    for th in (np.array([0.9, 0.02, 0.25]), np.array([1.5, -0.3, 0.1]), np.zeros(3)):
+        for REML in (True, False):
+            assert d.objective_function(REML)(th) == pytest.approx(dense_objective(d0, th, REML), rel=1e-12)
+
+
+@pytest.mark.parametrize("k", [1e200, 1e300, 1e-200])
+def test_huge_and_tiny_predictor_scales_are_fitted_not_dropped(k):
+    # before: the column was dropped as rank deficient and an intercept-only model fitted
+    ss = load_data("sleepstudy")
+    f = "Reaction ~ x + (Days | Subject)"
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        m = slm.lmer(f, ss.assign(x=ss.Days * k))
+    kinds = {type(w.message) for w in rec}
+    assert slm.ScaleWarning in kinds  # lme4 warns too
+    assert slm.RankDeficiencyWarning not in kinds and RuntimeWarning not in kinds
+    m0 = slm.lmer(f, ss.assign(x=ss.Days))
+    assert m.design.X_names == ["(Intercept)", "x"]
+    np.testing.assert_allclose(m.theta, m0.theta, rtol=1e-7)
+    np.testing.assert_allclose(m.fixef.to_numpy() * [1, k], m0.fixef.to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(m.se.to_numpy() * [1, k], m0.se.to_numpy(), rtol=1e-9)
+    # the REML criterion is not invariant to a column's scale (log det XᵀV⁻¹X): 2 log k more
+    assert m.objective == pytest.approx(m0.objective + 2 * np.log(k), rel=1e-12)
+
+
+@pytest.mark.parametrize("k", [1e300, 1e-300, 1e10])
+def test_scaled_weights_give_the_same_fixed_effects(k):
+    # before: wrong fixed effects with numpy overflow warnings
+    ss = load_data("sleepstudy")
+    w = np.linspace(0.5, 3.0, len(ss))
+    m0 = _quiet_fit(F, ss, weights=w)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        m = slm.lmer(F, ss, weights=w * k)
+    np.testing.assert_allclose(m.fixef.to_numpy(), m0.fixef.to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(m.vcov.to_numpy(), m0.vcov.to_numpy(), rtol=1e-7)
+    assert m.objective == pytest.approx(m0.objective, rel=1e-12)  # the model family is the same
+    # σ is the residual SD at unit weight: √k times larger; θ = σ_b/σ √k times smaller
+    assert m.sigma == pytest.approx(m0.sigma * np.sqrt(k), rel=1e-9)
+    np.testing.assert_allclose(m.theta * np.sqrt(k), m0.theta, rtol=1e-7)
+    vc, vc0 = m.varcorr(), m0.varcorr()
+    np.testing.assert_allclose(vc["vcov"].iloc[:3], vc0["vcov"].iloc[:3], rtol=1e-7)
+    assert m.coef_table()["df"].to_numpy() == pytest.approx(m0.coef_table()["df"].to_numpy(), rel=1e-5)
+
+
+def test_no_intercept_model_with_a_factor_is_centred_too():
+    # `0 + f + x`: the factor's dummies span the constant, so x is centred against them
+    ss = load_data("sleepstudy").copy()
+    ss["half"] = np.where(ss["Subject"].cat.codes < 9, "a", "b")
+    f = "Reaction ~ 0 + half + D + (1 | Subject)"
+    a, b = ss.assign(D=ss.Days + 1e9), ss.assign(D=(ss.Days + 1e9) - 1e9)
+    ma, mb = _quiet_fit(f, a), _quiet_fit(f, b)
+    assert list(ma.design.cond.const) == [0, 1]
+    _same_fit(ma, mb, beta_shift=lambda b: np.array([-b[2] * 1e9, -b[2] * 1e9, 0.0]))
+
+
+def test_refit_and_bootstrap_on_a_shifted_response():
+    ss = load_data("sleepstudy")
+    m = _quiet_fit(F, ss.assign(Reaction=ss.Reaction + 1e8))
+    m0 = _quiet_fit(F, ss.assign(Reaction=(ss.Reaction + 1e8) - 1e8))
+    r = m.refit(m.design.y - 1e8)  # the new response is conditioned afresh
+    assert r.objective == pytest.approx(m0.objective, rel=1e-10)
+    np.testing.assert_allclose(r.fixef.to_numpy(), m0.fixef.to_numpy(), rtol=1e-7)
+
+
+def test_profile_intervals_on_shifted_data():
+    ss = load_data("sleepstudy")
+    f = "Reaction ~ D + (1 | Subject)"
+    ma = _quiet_fit(f, ss.assign(Reaction=ss.Reaction + 1e8, D=ss.Days + 1e9))
+    mb = _quiet_fit(f, ss.assign(Reaction=(ss.Reaction + 1e8) - 1e8, D=(ss.Days + 1e9) - 1e9))
+    ca, cb = ma.confint(), mb.confint()
+    np.testing.assert_allclose(ca.loc[[".sig01", ".sigma", "D"]].to_numpy(),
+                               cb.loc[[".sig01", ".sigma", "D"]].to_numpy(), rtol=1e-6)
+
+
+# ---- the map itself -------------------------------------------------------------------------------
+
+
+def test_powers_of_two_are_exact():
+    v = np.array([3.0, 0.7, 1e-300, 1.7e308, 0.0, np.inf, -2.0])
+    p = pow2(v)
+    m, _ = np.frexp(p)
+    assert np.all(m == 0.5) and np.all(np.isfinite(p))  # powers of two (2^1023 for 1.7e308)
+    assert np.all(np.abs(np.log2(p[:3] / v[:3])) <= 0.5 + 1e-12) and p[3] == 2.0**1023
+    assert np.all(p[4:] == 1.0)
+
+
+def test_conditioning_is_a_reparametrisation():
+    rng = np.random.default_rng(1)
+    n = 50
+    X = np.column_stack([np.ones(n), rng.normal(size=n) * 1e-3 + 1.7e9, rng.integers(0, 2, n).astype(float),
+                         rng.normal(size=n) * 1e250])
+    c = fit_columns(X, [[0], [1], [2], [3]], ["(Intercept)", "t", "f", "z"]).with_response(
+        rng.normal(size=n) + 1e8, X, rng.uniform(1e100, 2e100, n))
+    Xc = c.X(X)
+    assert np.all(np.isfinite(Xc)) and np.abs(Xc[:, [1, 3]]).max() < 4
+    np.testing.assert_array_equal(Xc[:, [0, 2]], X[:, [0, 2]])  # the intercept and dummies untouched
+    np.testing.assert_allclose(Xc[:, 1], (X[:, 1] - X[:, 1].mean()) / c.x_scale[1], rtol=0, atol=1e-5)
+    # the same linear predictor in both units: Xβ = c_y Xa + s_y X'β'
+    b_int = np.array([0.3, -1.2, 0.7, 2.0])
+    np.testing.assert_allclose(X @ c.beta(b_int), c.y_center + c.y_scale * Xc @ b_int, rtol=1e-10)
+    assert c.w_scale == pytest.approx(1.5e100, rel=1.0) and np.sqrt(c.w_scale) == c.theta_factor
+    assert np.log2(c.w_scale) % 2 == 0  # a power of four: √c_w is exact
+
+
+def test_a_column_near_the_largest_float_does_not_overflow():
+    X = np.column_stack([np.ones(4), [1.7e308, -1.7e308, 1e308, 0.0]])
+    c = fit_columns(X, [[0], [1]], ["(Intercept)", "x"])
+    with np.errstate(all="raise"):
+        Xc = c.X(X)
+    assert np.all(np.isfinite(Xc))
+
+
+def test_identity_without_anything_to_condition():
+    X = np.column_stack([np.ones(3), [0.0, 1.0, 1.0]])
+    c = fit_columns(X, [[0], [1]], ["(Intercept)", "f"]).with_response(np.array([-1.0, 0.0, 1.0]), X, None)
+    assert c.identity and isinstance(c, Conditioning)
+
+
+# ---- the same through Dask ---------------------------------------------------------------------------
+
+
+def test_shifted_data_through_dask():
+    dd = pytest.importorskip("dask.dataframe")
+    ss = load_data("sleepstudy")
+    f = "Reaction ~ D + (Days | Subject)"
+    a = ss.assign(Reaction=ss.Reaction + 1e8, D=ss.Days + 1e9)
+    b = ss.assign(Reaction=(ss.Reaction + 1e8) - 1e8, D=(ss.Days + 1e9) - 1e9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        ma = slm.lmer(f, dd.from_pandas(a, npartitions=3))
+        with pytest.warns(slm.ScaleWarning, match="D"):  # as lme4, and as the in-memory design
+            mw = slm.lmer(f, dd.from_pandas(ss.assign(D=ss.Days * 1e200), npartitions=3))
+    mb = _quiet_fit(f, b)
+    _same_fit(ma, mb, beta_shift=lambda b: np.array([1e8 - b[1] * 1e9, 0.0]))
+    assert mw.fixef["D"] * 1e200 == pytest.approx(mb.fixef["D"], rel=1e-9)
+    # weights scaled by 1e300 through Dask
+    w = np.linspace(0.5, 3.0, len(ss))
+    m0 = _quiet_fit(F, ss.assign(w=w), weights="w")
+    m1 = slm.lmer(F, dd.from_pandas(ss.assign(w=w * 1e300), npartitions=3), weights="w")
+    np.testing.assert_allclose(m1.fixef.to_numpy(), m0.fixef.to_numpy(), rtol=1e-9)
+    assert m1.sigma == pytest.approx(m0.sigma * 1e150, rel=1e-9)
