@@ -1,41 +1,51 @@
 r"""The units the engine computes in: y, X and the weights conditioned before the cross-products.
 
 The cross-products ``[Z X y]ᵀW[Z X y]`` are formed once, so their precision is the fit's
-precision.  A response near 1e8, a timestamp covariate near 1.7e9 or a predictor multiplied
-by 1e200 would lose every digit in them (the Schur complement ``XᵀWX − BᵀM⁻¹B`` and the
-penalised residual sum of squares cancel what the offsets put in).  So the design first
-takes the data to internal units, a reparametrisation of the same model:
+precision.  A response near 1e8, a timestamp covariate near 1.7e9 (alone or in an
+interaction with a factor) or a predictor multiplied by 1e200 would lose every digit in them
+(the Schur complement ``XᵀWX − BᵀM⁻¹B`` and the penalised residual sum of squares cancel what
+the offsets put in).  So the design first takes the data to internal units, a
+reparametrisation of the same model:
 
 .. math::
 
-    X' &= (X - (Xa)\,cᵀ)\,S^{-1} = X T, \qquad T = (I - a cᵀ) S^{-1},\\
-    y' &= (y - c_y\,Xa) / s_y, \qquad w' = w / c_w,
+    X' &= (X - X G)\,S^{-1} = X T, \qquad T = (I - G) S^{-1},\\
+    y' &= (y - X γ_y) / s_y, \qquad w' = w / c_w.
 
-where ``a`` marks the columns whose sum is the constant column (the intercept, or the
-full dummy set of a factor in a model without one; ``Xa = 1`` on every row), ``c`` holds
-the means of the other non-binary columns (centred only when ``a`` exists: then ``X'``
-spans the same space as ``X``), ``S = diag(s)``, and ``s``, ``s_y``, ``c_w`` are powers of two
-(``c_w`` of four) near the columns' root mean square after centring, y's, and the weights'
-geometric mean.  Binary columns (dummies) are left as they are.
+* The **binary columns** (only 0 and 1: the intercept, factors' dummies) are left as they are.
+* Each other column ``x_j`` is replaced by its residual from the least-squares fit on the
+  binary columns **before it** (``G``'s column j: those coefficients), i.e. centred within
+  the cells they define — against the intercept for a plain covariate, within the levels of
+  a factor for its interaction with a covariate, within a no-intercept model's factor — then
+  divided by ``s_j``, a power of two near its root mean square.  ``G`` is strictly upper
+  triangular (a column only uses columns before it), so the span of every leading set of
+  columns is kept and the rank test sees the columns in R's order.
+* ``y`` is replaced by its residual on all binary columns (``γ_y``: any shift ``Xγ`` is a
+  reparametrisation of β), divided by ``s_y``, a power of two near its root mean square.
+* The weights are divided by ``c_w``, a power of four near their geometric mean.
 
-* **Exactness.**  Scaling by a power of two is exact, and a centre subtracted from values of
-  its own size is exact (Sterbenz): data shifted by a constant reach the engine as the same
-  numbers shifted by another constant, which the intercept absorbs.  The objective keeps
-  the precision of the centred data: about 1e-13 relative on sleepstudy whatever the shift
-  (measured in ``tests/test_conditioning.py``).
-* **The model maps back exactly.**  With ``y = X(c_y a + s_y T β') + Z (s_y b') + s_y e'``:
+With more than 64 binary columns before a column, only the first of them (the intercept, or
+nothing) is used: the fit stays a reparametrisation, just a less thorough one.
 
-  - ``β = c_y a + J β'`` with ``J = s_y T``; ``Var(β̂) = J Var(β̂') Jᵀ``;
-  - ``b = s_y b'``; ``σ = s_y √c_w σ'``;
-  - θ: ``Λ'Λ'ᵀ = c_w ΛΛᵀ``, so each standard-deviation-like parameter is ``√c_w`` times
-    larger inside (correlations unchanged; :meth:`Design.theta_factor` gives the factor
-    per entry of θ);
-  - the objective: ML deviance ``= dev' + 2n log s_y``; REML criterion
-    ``= crit' + 2(n − p) log s_y + 2 Σ_j log s_j`` (the Jacobian of ``y → y'``, and
-    ``det T = Π 1/s_j`` in ``log|R_X|²``); the weights' scale cancels.
+**Exactness.**  Scaling by a power of two is exact, and a centre subtracted from values of its
+own size is exact (Sterbenz); the centre is subtracted first, the within-cell corrections
+after.  Data shifted by a constant therefore reach the engine as the same numbers shifted by
+another constant, which the intercept absorbs: the objective keeps the precision of the
+centred data (sleepstudy with ``y + 1e8``: 4e-16 relative; ``Days + 1e9``: the same bits as
+``Days``; measured in ``tests/test_conditioning.py``).
 
-Only y, X and W are conditioned; the random-effects columns enter Z as they are (they
-set θ's meaning, which lme4's layout fixes).
+**The model maps back exactly.**  With ``y = X(γ_y + s_y T β') + Z (s_y b') + s_y e'``:
+
+* ``β = γ_y + J β'`` with ``J = s_y T``; ``Var(β̂) = J Var(β̂') Jᵀ``;
+* ``b = s_y b'``; ``σ = s_y √c_w σ'``;
+* θ: ``Λ'Λ'ᵀ = c_w ΛΛᵀ``, so each standard-deviation-like parameter is ``√c_w`` times larger
+  inside (correlations unchanged; :meth:`Design.theta_factor` gives the factor per entry);
+* the objective: ML deviance ``= dev' + 2n log s_y``; REML criterion
+  ``= crit' + 2(n − p) log s_y + 2 Σ_j log s_j`` (the Jacobian of ``y → y'``, and
+  ``det T = Π 1/s_j`` in ``log|R_X|²``); the weights' scale cancels.
+
+Only y, X and W are conditioned; the random-effects columns enter Z as they are (they set θ's
+meaning, which lme4's layout fixes).
 """
 
 from __future__ import annotations
@@ -80,13 +90,20 @@ def _pow4(v: float) -> float:
     return float(np.ldexp(1.0, 2 * k))
 
 
-def _centre_scale(x: np.ndarray, centre: bool) -> tuple[float, float]:
-    """(centre, power-of-two scale) of one column, without overflow or underflow."""
-    big = float(pow2(np.max(np.abs(x)))) if len(x) else 1.0
-    xs = x / big  # exact
-    c = float(np.mean(xs)) if centre else 0.0
-    r = float(np.sqrt(np.mean((xs - c) ** 2))) if len(x) else 0.0
-    return c * big, (float(pow2(r * big)) if r > 0 else 1.0)
+_MAX_CELLS = 64  # binary columns a column is centred against (least squares on their Gram)
+
+
+def _minus_fit(v: np.ndarray, X: np.ndarray, idx: np.ndarray, coef: np.ndarray, big: float) -> np.ndarray:
+    """``(v − X[:, idx] coef) / big`` in exact steps where they can be exact: the first column's
+    share (the intercept's: the centre) first, then the others' (within-cell corrections)."""
+    out = v / big
+    if not len(idx):
+        return out
+    c0 = coef[0] / big
+    out = out - c0 * X[:, idx[0]] if not np.all(X[:, idx[0]] == 1.0) else out - c0
+    if len(idx) > 1:
+        out = out - X[:, idx[1:]] @ (coef[1:] / big)
+    return out
 
 
 @dataclass(frozen=True)
@@ -95,79 +112,88 @@ class Conditioning:
 
     Attributes
     ----------
-    const : numpy.ndarray
-        Indices of the columns of X whose sum is the constant column (empty when there is
-        none; then nothing is centred).
-    x_center, x_scale : numpy.ndarray
-        ``c`` and ``s`` per column of X (0 and 1 for binary columns).
-    y_center, y_scale : float
-        ``c_y`` and ``s_y``.
-    w_scale : float
-        ``c_w`` (1 without weights).
+    binary : numpy.ndarray of bool
+        Which columns of X hold only 0 and 1 (left as they are).
+    G : numpy.ndarray
+        p × p, strictly upper triangular: column j holds the least-squares coefficients of
+        ``x_j`` on the binary columns before it (zero for binary columns).
+    x_scale : numpy.ndarray
+        ``s`` per column (1 for binary columns).
+    y_shift : numpy.ndarray
+        ``γ_y``: the coefficients of y on the binary columns (``y' = (y − Xγ_y)/s_y``).
+    y_scale, w_scale : float
+        ``s_y`` and ``c_w``.
     """
 
-    const: np.ndarray
-    x_center: np.ndarray
+    binary: np.ndarray
+    G: np.ndarray
     x_scale: np.ndarray
-    y_center: float = 0.0
+    y_shift: np.ndarray
     y_scale: float = 1.0
     w_scale: float = 1.0
 
-    # ----- to internal units -------------------------------------------------------------
-    def _ones(self, X: np.ndarray) -> np.ndarray | float:
-        """``Xa`` (the constant column as the design spans it); 1 where ``a`` is the intercept."""
-        if len(self.const) == 1 and self.const[0] == 0:
-            return 1.0
-        return X[:, self.const].sum(axis=1) if len(self.const) else 0.0
+    @classmethod
+    def identity(cls, p: int) -> "Conditioning":
+        """No conditioning of ``p`` columns."""
+        return cls(binary=np.ones(p, dtype=bool), G=np.zeros((p, p)), x_scale=np.ones(p), y_shift=np.zeros(p))
 
+    # ----- to internal units -------------------------------------------------------------
     def X(self, X: np.ndarray) -> np.ndarray:
-        """``X' = (X − (Xa)cᵀ) S⁻¹``, column by column in exact steps where they can be exact."""
+        """``X' = (X − XG) S⁻¹``, column by column in exact steps where they can be exact."""
         X = np.asarray(X, dtype=float)
         out = np.array(X, dtype=float, copy=True)
-        ones = self._ones(X)
-        for j in np.flatnonzero((self.x_center != 0) | (self.x_scale != 1)):
-            c, s = self.x_center[j], self.x_scale[j]
-            big = float(pow2(max(abs(c), float(np.max(np.abs(X[:, j]))) if len(X) else 0.0, s)))
-            # (x/big − c/big·Xa)·2^(log2 big − log2 s): powers of two are exact, the subtraction
-            # exact where the centre has the values' size, and nothing overflows near 1e308
-            out[:, j] = np.ldexp(X[:, j] / big - (c / big) * ones, _log2(big) - _log2(s))
+        for j in np.flatnonzero(~self.binary):
+            idx = np.flatnonzero(self.G[:, j])
+            s = self.x_scale[j]
+            big = float(pow2(max(float(np.max(np.abs(X[:, j]))) if len(X) else 0.0,
+                                 float(np.max(np.abs(self.G[idx, j]))) if len(idx) else 0.0, s)))
+            # powers of two are exact, and nothing overflows for columns near 1e308
+            out[:, j] = np.ldexp(_minus_fit(X[:, j], X, idx, self.G[idx, j], big), _log2(big) - _log2(s))
         return out
 
     def y(self, y: np.ndarray, X: np.ndarray) -> np.ndarray:
-        """``y' = (y − c_y Xa) / s_y``."""
+        """``y' = (y − Xγ_y) / s_y``."""
         y = np.asarray(y, dtype=float)
-        big = float(pow2(max(abs(self.y_center), float(np.max(np.abs(y))) if len(y) else 0.0, self.y_scale)))
-        return np.ldexp(y / big - (self.y_center / big) * self._ones(X), _log2(big) - _log2(self.y_scale))
+        idx = np.flatnonzero(self.y_shift)
+        big = float(pow2(max(float(np.max(np.abs(y))) if len(y) else 0.0,
+                             float(np.max(np.abs(self.y_shift))) if len(idx) else 0.0, self.y_scale)))
+        return np.ldexp(_minus_fit(y, np.asarray(X, dtype=float), idx, self.y_shift[idx], big),
+                        _log2(big) - _log2(self.y_scale))
 
     def w(self, w: np.ndarray | None) -> np.ndarray | None:
         """``w' = w / c_w``."""
         return None if w is None else np.asarray(w, dtype=float) / self.w_scale
 
     def with_response(self, y: np.ndarray, X: np.ndarray, weights: np.ndarray | None) -> "Conditioning":
-        """This conditioning with ``c_y``, ``s_y`` and ``c_w`` fitted to a response and weights.
+        """This conditioning with ``γ_y``, ``s_y`` and ``c_w`` fitted to a response and weights.
 
-        ``c_y`` is y's mean where the design spans the constant (else 0), ``s_y`` the power
-        of two nearest y's root mean square about it, ``c_w`` the power of four nearest the
-        weights' geometric mean.
+        ``γ_y``: least squares of y on the binary columns (the first one alone beyond 64);
+        ``s_y``: the power of two nearest the root mean square of ``y − Xγ_y``; ``c_w``: the
+        power of four nearest the weights' geometric mean.
         """
         y = np.asarray(y, dtype=float)
-        cy, sy = _centre_scale(y, len(self.const) > 0)
+        X = np.asarray(X, dtype=float)
+        cells = np.flatnonzero(self.binary)
+        if len(cells) > _MAX_CELLS:
+            cells = cells[:1]
+        shift = np.zeros(self.p)
+        big = float(pow2(float(np.max(np.abs(y))))) if len(y) else 1.0
+        if len(cells) and len(y):
+            shift[cells] = _cell_fit(X[:, cells], y / big) * big
+        r = _minus_fit(y, X, np.flatnonzero(shift), shift[shift != 0], big) if len(y) else y
+        rms = float(np.sqrt(np.mean(r**2))) * big if len(y) else 0.0
         cw = 1.0 if weights is None else _pow4(float(np.exp(np.mean(np.log(weights)))))
-        return replace(self, y_center=cy, y_scale=sy, w_scale=cw)
+        return replace(self, y_shift=shift, y_scale=float(pow2(rms)) if rms > 0 else 1.0, w_scale=cw)
 
-    def restrict(self, keep: np.ndarray) -> "Conditioning":
-        """The conditioning of the columns ``keep`` (after rank-deficient ones are dropped).
-
-        Valid as a reparametrisation when every column of ``const`` is kept (then ``Xa`` is
-        unchanged); otherwise the constant is not spanned any more and nothing is centred.
-        """
+    def restrict(self, keep: np.ndarray) -> "Conditioning | None":
+        """The conditioning of the columns ``keep`` (rank-deficient ones dropped), or None when a
+        kept column (or y) was centred against a dropped one (then condition the kept columns afresh)."""
         keep = np.asarray(keep, dtype=np.int64)
-        pos = {int(j): i for i, j in enumerate(keep)}
-        if all(int(j) in pos for j in self.const):
-            const = np.array([pos[int(j)] for j in self.const], dtype=np.int64)
-            return replace(self, const=const, x_center=self.x_center[keep], x_scale=self.x_scale[keep])
-        return replace(self, const=np.zeros(0, dtype=np.int64), x_center=np.zeros(len(keep)),
-                       x_scale=self.x_scale[keep], y_center=0.0)
+        drop = np.setdiff1d(np.arange(self.p), keep)
+        if np.any(self.G[np.ix_(drop, keep)]) or np.any(self.y_shift[drop]):
+            return None
+        return replace(self, binary=self.binary[keep], G=self.G[np.ix_(keep, keep)], x_scale=self.x_scale[keep],
+                       y_shift=self.y_shift[keep])
 
     # ----- back to the data's units ------------------------------------------------------------
     @property
@@ -176,30 +202,24 @@ class Conditioning:
         return len(self.x_scale)
 
     @property
-    def a(self) -> np.ndarray:
-        """The indicator vector ``a`` (``Xa`` is the constant column)."""
-        a = np.zeros(self.p)
-        a[self.const] = 1.0
-        return a
-
-    @property
     def T(self) -> np.ndarray:
-        """``T = (I − a cᵀ) S⁻¹`` (p × p): ``X' = X T``."""
-        return (np.eye(self.p) - np.outer(self.a, self.x_center)) / self.x_scale[None, :]
+        """``T = (I − G) S⁻¹`` (p × p): ``X' = X T``."""
+        return (np.eye(self.p) - self.G) / self.x_scale[None, :]
 
     @property
     def J(self) -> np.ndarray:
-        """``J = s_y T``: ``β − c_y a = J β'``."""
+        """``J = s_y T``: ``β − γ_y = J β'``."""
         return self.y_scale * self.T
 
     def beta(self, beta_int: np.ndarray) -> np.ndarray:
-        """``β = c_y a + J β'``."""
-        return self.y_center * self.a + self.J @ np.asarray(beta_int, dtype=float)
+        """``β = γ_y + J β'``."""
+        return self.y_shift + self.J @ np.asarray(beta_int, dtype=float)
 
     def beta_internal(self, beta: np.ndarray) -> np.ndarray:
-        """``β' = J⁻¹(β − c_y a)`` (the inverse of :meth:`beta`)."""
-        J = self.J
-        return np.linalg.solve(J, np.asarray(beta, dtype=float) - self.y_center * self.a) if self.p else np.zeros(0)
+        """``β' = J⁻¹(β − γ_y)`` (the inverse of :meth:`beta`)."""
+        if not self.p:
+            return np.zeros(0)
+        return np.linalg.solve(self.J, np.asarray(beta, dtype=float) - self.y_shift)
 
     def vcov(self, V_int: np.ndarray) -> np.ndarray:
         """``Var(β̂) = J Var(β̂') Jᵀ``."""
@@ -236,44 +256,47 @@ class Conditioning:
         return float(2.0 * n * np.log(self.y_scale))
 
     @property
-    def identity(self) -> bool:
+    def is_identity(self) -> bool:
         """Whether the internal units are the data's (nothing centred or scaled)."""
-        return (not np.any(self.x_center) and np.all(self.x_scale == 1) and self.y_center == 0
+        return (not np.any(self.G) and np.all(self.x_scale == 1) and not np.any(self.y_shift)
                 and self.y_scale == 1 and self.w_scale == 1)
 
 
-def fit_columns(X: np.ndarray, groups: Sequence[Sequence[int]], names: Sequence[str]) -> Conditioning:
+def _cell_fit(B: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Least-squares coefficients of ``v`` on the binary columns ``B`` (their Gram holds counts;
+    a rank-deficient set gets the minimum-norm solution, which is as good a centre)."""
+    G = B.T @ B
+    return np.linalg.lstsq(G, B.T @ v, rcond=None)[0]
+
+
+def fit_columns(X: np.ndarray, names: Sequence[str] = ()) -> Conditioning:
     """The conditioning of the fixed-effects columns, from rows of X (all of them, or a sample).
 
     Parameters
     ----------
     X : numpy.ndarray
         n × p fixed-effects matrix (finite).
-    groups : sequence of sequences of int
-        The columns of each term of the fixed part (a factor's dummies together), in order;
-        the first group of binary columns that sums to 1 on every row is the constant when
-        there is no intercept.
     names : sequence of str
-        Column names (``"(Intercept)"`` marks the intercept).
+        Column names (unused; kept for messages).
 
     Returns
     -------
     Conditioning
-        With ``c_y = 0, s_y = c_w = 1`` (see :meth:`Conditioning.with_response`).
+        With ``γ_y = 0, s_y = c_w = 1`` (see :meth:`Conditioning.with_response`).
     """
     X = np.asarray(X, dtype=float)
     n, p = X.shape
     binary = ((X == 0.0) | (X == 1.0)).all(axis=0) if n else np.ones(p, dtype=bool)
-    const: list[int] = []
-    if p and names[0] == "(Intercept)" and np.all(X[:, 0] == 1.0):
-        const = [0]
-    elif n:
-        for g in groups:
-            g = [int(j) for j in g]
-            if g and binary[g].all() and np.all(X[:, g].sum(axis=1) == 1.0):
-                const = g
-                break
-    center, scale = np.zeros(p), np.ones(p)
+    G, scale = np.zeros((p, p)), np.ones(p)
     for j in np.flatnonzero(~binary):
-        center[j], scale[j] = _centre_scale(X[:, j], bool(const))
-    return Conditioning(const=np.array(const, dtype=np.int64), x_center=center, x_scale=scale)
+        x = X[:, j]
+        big = float(pow2(np.max(np.abs(x)))) if n else 1.0
+        cells = np.flatnonzero(binary[:j])
+        if len(cells) > _MAX_CELLS:
+            cells = cells[:1]
+        if len(cells) and n:
+            G[cells, j] = _cell_fit(X[:, cells], x / big) * big
+        r = _minus_fit(x, X, np.flatnonzero(G[:, j]), G[G[:, j] != 0, j], big) if n else x
+        rms = float(np.sqrt(np.mean(r**2))) * big if n else 0.0
+        scale[j] = float(pow2(rms)) if rms > 0 else 1.0
+    return Conditioning(binary=binary, G=G, x_scale=scale, y_shift=np.zeros(p))

@@ -65,7 +65,6 @@ from .modelframe import (
     Design,
     _check_scale,
     _check_term_columns,
-    column_groups,
     _model_matrix,
     _needed_variables,
     _response,
@@ -989,18 +988,13 @@ def dask_design(
     # ---- model specs, the term layout and the conditioning, on the sample ----------------------
     y_sample = _response(pf.response, sample, resp_vars)  # a non-numeric response fails here
     X_sample, X_names_full, fixed_spec = _model_matrix(pf.fixed, sample, "the fixed-effects matrix")
-    groups = column_groups(fixed_spec, X_sample.shape[1])
     w_sample = None if weights is None else sample[weights].to_numpy(dtype=float)
     if offset is not None:
         y_sample = y_sample - sample[offset].to_numpy(dtype=float)
 
     def conditioning(keep: np.ndarray | None) -> Conditioning:
-        Xs, gs, names = X_sample, groups, X_names_full
-        if keep is not None:
-            pos = {int(j): i for i, j in enumerate(keep)}
-            Xs, names = X_sample[:, keep], [X_names_full[j] for j in keep]
-            gs = [[pos[j] for j in g] for g in groups if all(j in pos for j in g)]
-        return fit_columns(Xs, gs, names).with_response(y_sample, Xs, w_sample)
+        Xs = X_sample if keep is None else X_sample[:, keep]
+        return fit_columns(Xs).with_response(y_sample, Xs, w_sample)
 
     cond = conditioning(None)
     terms: list[RandomTerm] = []
@@ -1098,9 +1092,10 @@ def dask_design(
     sds = cond.x_scale[keep] * np.sqrt(total.xM2[keep] / (n - 1)) if n >= 2 else np.full(len(keep), np.nan)
     _check_scale(sds, X_names, total.xbinary[keep], stacklevel=4)
     if dropped:
-        if all(int(j) in set(keep.tolist()) for j in cond.const):
-            cond = cond.restrict(keep)  # X'[:, keep] is the conditioning of the kept columns
-        else:  # a column of the constant's dummies dropped: condition the kept columns afresh
+        kept = cond.restrict(keep)  # X'[:, keep] conditions the kept columns, unless one was
+        if kept is not None:  # centred against a dropped one
+            cond = kept
+        else:  # condition the kept columns afresh: a second pass
             builder.keep, builder.conditioning = keep, conditioning(keep)
             cond = builder.conditioning
             total = cross_products(builder)

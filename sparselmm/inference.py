@@ -570,8 +570,8 @@ def _profile_ends(
 def _fixed_profile_dev(mm: "LinearMixedModel", j: int, value: float) -> float:
     """ML deviance minimised over θ with β_j held at ``value`` (lme4's scale).
 
-    In the engine's units ``β = c_y a + J β'`` (sparselmm.conditioning), so ``β_j = value`` is
-    the linear constraint ``ℓᵀβ' = v`` with ``ℓ = J_j·`` and ``v = value − c_y a_j``.  With
+    In the engine's units ``β = γ_y + J β'`` (sparselmm.conditioning), so ``β_j = value`` is
+    the linear constraint ``ℓᵀβ' = v`` with ``ℓ = J_j·`` and ``v = value − γ_y,j``.  With
     ``β' = ℓ v/|ℓ|² + N γ`` (N: an orthonormal basis of ℓ's complement) the constrained model
     is the design with columns ``X'N`` and offset ``X'ℓ v/|ℓ|²``, whose cross-products follow
     from the design's (nothing touches the n rows).
@@ -581,7 +581,7 @@ def _fixed_profile_dev(mm: "LinearMixedModel", j: int, value: float) -> float:
     d = mm.design
     cond = d.cond
     ell = cond.J[j]
-    v = float(value - cond.y_center * cond.a[j])
+    v = float(value - cond.y_shift[j])
     nrm2 = float(ell @ ell)
     b0 = ell * (v / nrm2)  # the particular solution
     N = np.linalg.svd(ell[None, :])[2][1:].T  # (p, p-1), orthonormal, ℓᵀN = 0

@@ -380,7 +380,7 @@ def _external(d: "Design", adj: KRAdjustment) -> KRAdjustment:
     F scalings of every contrast are unchanged by the map.
     """
     c = d.cond
-    if c.identity:
+    if c.is_identity:
         return adj
     J = c.J
     Ji = np.linalg.inv(J)

@@ -173,7 +173,7 @@ class Design:
         """The conditioning (identity for a design built without one)."""
         c = self.conditioning
         if c is None:
-            c = Conditioning(const=np.zeros(0, dtype=np.int64), x_center=np.zeros(self.p), x_scale=np.ones(self.p))
+            c = Conditioning.identity(self.p)
         return c
 
     def theta_factor(self) -> np.ndarray | None:
@@ -718,18 +718,6 @@ class SimpleSpec:
         lv = self.levels[c]
         return list(lv) if c == self._full else list(lv[1:])
 
-    def groups(self) -> list[list[int]]:
-        """The columns of each term (the intercept; a factor's dummies together; a numeric column)."""
-        out, j = [], 0
-        if self.intercept:
-            out.append([0])
-            j = 1
-        for c in self.columns:
-            w = len(self._kept(c)) if c in self.levels else 1
-            out.append(list(range(j, j + w)))
-            j += w
-        return out
-
     def names(self) -> list[str]:
         out = ["(Intercept)"] if self.intercept else []
         for c in self.columns:
@@ -1008,7 +996,7 @@ def design(
     # scaled columns, so that the cross-products keep what the data carry
     X, X_names, fixed_spec = _model_matrix(pf.fixed, frame, "the fixed-effects matrix")
     _check_finite(X, X_names, "fixed-effects column")
-    X, X_names, keep, dropped, cond, Xc = _condition_fixed(X, X_names, column_groups(fixed_spec, X.shape[1]))
+    X, X_names, keep, dropped, cond, Xc = _condition_fixed(X, X_names)
     _check_scale(column_sds(Xc, cond), X_names, binary_columns(Xc))
 
     # random effects
@@ -1077,15 +1065,16 @@ def design(
 
 
 def _condition_fixed(
-    X: np.ndarray, names: list[str], groups: list[list[int]]
+    X: np.ndarray, names: list[str]
 ) -> tuple[np.ndarray, list[str], np.ndarray, list[str], Conditioning, np.ndarray]:
     """Condition the fixed-effects columns and drop the rank-deficient ones (in that order).
 
     The rank test runs on the conditioned columns ``X'``: a column is dropped when its
     distance from the span of the columns before it is at most ``1e-7`` of its own size,
-    measured about its mean where the model spans the constant — so a shifted column (a
-    timestamp) is judged as the unshifted one, where R's ``qr()`` on the raw column would drop
-    ``x + 1e9`` for a spread below ~100.
+    measured after centring against the binary columns before it (the intercept, earlier
+    factors) — so a shifted column (a timestamp, or its interaction with a factor) is judged as
+    the unshifted one, where R's ``qr()`` on the raw column would drop ``x + 1e9`` for a spread
+    below ~100.
 
     Returns
     -------
@@ -1093,7 +1082,7 @@ def _condition_fixed(
         The kept columns of X (data units), their names and indices, the names dropped, the
         conditioning of the kept columns, and ``X'`` (internal units).
     """
-    cond = fit_columns(X, groups, names)
+    cond = fit_columns(X, names)
     Xc = cond.X(X)
     keep = _independent_columns(Xc, gram=Xc.T @ Xc)
     dropped = [names[j] for j in range(X.shape[1]) if j not in set(keep.tolist())]
@@ -1104,32 +1093,9 @@ def _condition_fixed(
             stacklevel=3,
         )
         X, names = X[:, keep], [names[j] for j in keep]
-        pos = {int(j): i for i, j in enumerate(keep)}
-        kept_groups = [[pos[j] for j in g] for g in groups if all(j in pos for j in g)]
-        cond = fit_columns(X, kept_groups, names)
+        cond = fit_columns(X, names)
         Xc = cond.X(X)
     return X, names, keep, dropped, cond, Xc
-
-
-def column_groups(spec: Any, p: int) -> list[list[int]]:
-    """The columns of each term of a fixed-effects spec (a factor's dummies together), in order.
-
-    Parameters
-    ----------
-    spec : SimpleSpec or formulaic.ModelSpec
-    p : int
-        Number of columns (one group each when the spec does not say).
-
-    Returns
-    -------
-    list of list of int
-    """
-    if isinstance(spec, SimpleSpec):
-        return spec.groups()
-    try:
-        return [list(map(int, ix)) for ix in spec.term_indices.values()]
-    except Exception:  # a spec without formulaic's term structure
-        return [[j] for j in range(p)]
 
 
 def binary_columns(X: np.ndarray) -> np.ndarray:

@@ -98,16 +98,15 @@ def test_sleepstudy_matches_pandas(sleep_fits):
 def _data_units(d):
     """The cross-products of a design back in the data's units: each design conditions its data
     (sparselmm.conditioning; a Dask design from its scan's sample, an in-memory one from all rows),
-    X' = XT, y' = (y - c_y Xa)/s_y, w' = w/c_w, so ZᵀWX = c_w ZᵀW'X'T⁻¹ and y = s_y y' + c_y X'T⁻¹a."""
+    X' = XT, y' = (y - Xγ_y)/s_y, w' = w/c_w, so ZᵀWX = c_w ZᵀW'X'T⁻¹ and y = s_y y' + X'T⁻¹γ_y."""
     c, cp = d.cond, d.cross
     Ti = np.linalg.inv(c.T)
-    ya = Ti @ c.a  # y = s_y y' + c_y X' ya
+    ya = Ti @ c.y_shift  # y = s_y y' + X' ya
     ZtX = c.w_scale * cp.ZtX @ Ti
     XtX = c.w_scale * Ti.T @ cp.XtX @ Ti
-    Zty = c.w_scale * (c.y_scale * cp.Zty + c.y_center * cp.ZtX @ ya)
-    Xty = c.w_scale * Ti.T @ (c.y_scale * cp.Xty + c.y_center * cp.XtX @ ya)
-    yty = c.w_scale * (c.y_scale**2 * cp.yty + 2 * c.y_scale * c.y_center * cp.Xty @ ya
-                       + c.y_center**2 * ya @ cp.XtX @ ya)
+    Zty = c.w_scale * (c.y_scale * cp.Zty + cp.ZtX @ ya)
+    Xty = c.w_scale * Ti.T @ (c.y_scale * cp.Xty + cp.XtX @ ya)
+    yty = c.w_scale * (c.y_scale**2 * cp.yty + 2 * c.y_scale * cp.Xty @ ya + ya @ cp.XtX @ ya)
     return {"ZtX": ZtX, "Zty": Zty, "XtX": XtX, "Xty": Xty, "yty": yty}
 
 

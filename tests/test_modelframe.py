@@ -42,12 +42,12 @@ def test_cross_products_are_those_of_z_x_y():
     d = slm.design("Reaction ~ Days + (Days | Subject)", load_data("sleepstudy"))
     Z = d.Zt.T.toarray()
     cp = d.cross
-    # in the engine's units: X' = X T (Days centred and scaled), y' = (y - c_y)/s_y
+    # in the engine's units: X' = X T (Days centred and scaled), y' = (y - ȳ)/s_y
     c = d.cond
     X = d.X @ c.T
-    y = (d.y - c.y_center) / c.y_scale
+    y = (d.y - d.X @ c.y_shift) / c.y_scale
     np.testing.assert_allclose(X[:, 1], (d.X[:, 1] - d.X[:, 1].mean()) / c.x_scale[1], atol=1e-14)
-    assert c.x_scale[1] == 4.0 and c.y_scale == 64.0 and c.y_center == pytest.approx(d.y.mean(), rel=1e-15)
+    assert c.x_scale[1] == 4.0 and c.y_scale == 64.0 and c.y_shift[0] == pytest.approx(d.y.mean(), rel=1e-14)
     np.testing.assert_allclose(cp.ZtZ.toarray(), Z.T @ Z)
     np.testing.assert_allclose(cp.ZtX, Z.T @ X, atol=1e-12)
     np.testing.assert_allclose(cp.Zty, Z.T @ y, atol=1e-12)
@@ -95,8 +95,8 @@ def test_weights_and_offset_enter_the_cross_products():
     off = np.linspace(-3, 3, len(ss))
     d = slm.design("Reaction ~ Days + (1 | Subject)", ss, weights=w, offset=off)
     Z = d.Zt.T.toarray()
-    c = d.cond  # the engine's units: X' = X T, y' = (y - off - c_y)/s_y, w' = w/c_w
-    y = (ss["Reaction"].to_numpy() - off - c.y_center) / c.y_scale
+    c = d.cond  # the engine's units: X' = X T, y' = (y - off - Xγ_y)/s_y, w' = w/c_w
+    y = (ss["Reaction"].to_numpy() - off - d.X @ c.y_shift) / c.y_scale
     X = d.X @ c.T
     wi = w / c.w_scale
     np.testing.assert_allclose(d.cross.Zty, Z.T @ (wi * y), atol=1e-12)

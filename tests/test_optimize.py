@@ -102,8 +102,12 @@ def test_auto_search_in_scaled_units_reaches_the_unscaled_optimum():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = slm.lmer(f, df, REML=False, optimizer="bobyqa")  # lme4's search in θ's own units
-    assert m.objective <= ref.objective + 1e-7
-    np.testing.assert_allclose(m.theta, ref.theta, atol=2e-4)
+    # lme4's optimum (its fit warns: max|grad| 0.0026): reached, at a deviance no higher.  The
+    # search in θ's own units is not a reference for θ: on some machines (OPENBLAS_CORETYPE=Haswell)
+    # it stops 0.0034 above the optimum near a saddle, and says so
+    r = _ref("timss", "(grpCmath + grpChoursTV | idschool)", REML=False)
+    assert m.objective <= r["objective"] * (1 + 1e-10)
+    np.testing.assert_allclose(m.theta, r["theta"], atol=2e-4)
     assert m.optsum.feval < 0.5 * ref.optsum.feval
     # the summary is in θ's units: bounds as the design's, the gradient ~0 at the optimum
     np.testing.assert_array_equal(m.optsum.lower, slm.design(f, df).lower)
