@@ -64,6 +64,7 @@ from .modelframe import (
     CrossProducts,
     Design,
     _check_scale,
+    _real_values,
     _check_term_columns,
     _model_matrix,
     _needed_variables,
@@ -163,21 +164,41 @@ class _ScanSpec:
     weights: str | None
     offset: str | None
     sample_rows: int = 50
+    object_columns: tuple[str, ...] = ()  # object-dtype columns read as numbers: must not hold numbers
 
 
 def _scan_partition(part: pd.DataFrame, spec: _ScanSpec) -> _Scan:
     """Pass 1 on one partition: missing values, used levels, a few complete rows."""
     out = _Scan(n_rows=len(part))
-    if spec.weights is not None:
-        w = pd.to_numeric(part[spec.weights], errors="coerce").to_numpy(dtype=float)
-        out.bad_weights = int((~np.isfinite(w) | (w <= 0)).sum())
-    if spec.offset is not None:
-        o = pd.to_numeric(part[spec.offset], errors="coerce").to_numpy(dtype=float)
-        out.bad_offset = int((~np.isfinite(o)).sum())
+    complete = np.ones(len(part), dtype=bool)
+    out.na_counts = {}
+    # weights and offset: a missing value drops its row (as in memory); infinite ones, and
+    # weights that are not positive, are refused; non-numbers are refused
+    for what, col in (("weights", spec.weights), ("offset", spec.offset)):
+        if col is None:
+            continue
+        v = _real_values(part[col], f"{what} column {col!r}")
+        na = np.isnan(v)
+        complete &= ~na
+        if na.any():
+            out.na_counts[what] = int(na.sum())
+        bad = np.isinf(v) | ((v <= 0) & ~na if what == "weights" else np.zeros(len(v), dtype=bool))
+        if what == "weights":
+            out.bad_weights = int(bad.sum())
+        else:
+            out.bad_offset = int(bad.sum())
+    for c in spec.object_columns:
+        vals = part[c].dropna()
+        if len(vals) and all(isinstance(v, (int, float, complex, np.number)) and not isinstance(v, (bool, np.bool_))
+                             for v in vals):
+            raise DataError(
+                f"column {c!r} has object dtype but holds numbers; in a Dask DataFrame give it a numeric dtype "
+                f"first (ddf[{c!r}] = ddf[{c!r}].astype(float)), or strings if it is a factor"
+            )
     frame = part[spec.columns]
     na = frame.isna()
-    out.na_counts = {c: int(v) for c, v in na.sum().items() if v}
-    complete = ~na.any(axis=1).to_numpy()
+    out.na_counts.update({c: int(v) for c, v in na.sum().items() if v})
+    complete &= ~na.any(axis=1).to_numpy()
     frame = frame.loc[complete]
     out.n_complete = len(frame)
     for c in spec.factor_columns:
@@ -397,6 +418,10 @@ class PartitionBuilder:
         cols = [c for c in self.columns if c in part.columns] if newdata else self.columns
         frame = part[cols]
         keep = ~frame.isna().any(axis=1).to_numpy()
+        if self.weights is not None and not newdata:  # a missing weight or offset drops its row
+            keep &= part[self.weights].notna().to_numpy()
+        if self.offset is not None and self.offset in part.columns:
+            keep &= part[self.offset].notna().to_numpy()
         if not keep.all():
             frame = frame.loc[keep]
         frame = frame.copy()
@@ -412,9 +437,9 @@ class PartitionBuilder:
                 frame[c] = _factorize(frame[c], kind, cats)
         w = off = None
         if self.weights is not None and not newdata:
-            w = part[self.weights].to_numpy(dtype=float)[keep]
+            w = _real_values(part[self.weights], "weights")[keep]
         if self.offset is not None and self.offset in part.columns:
-            off = part[self.offset].to_numpy(dtype=float)[keep]
+            off = _real_values(part[self.offset], "offset")[keep]
         return frame, w, off
 
     def fixed_matrix(self, frame: pd.DataFrame) -> np.ndarray:
@@ -952,6 +977,9 @@ def dask_design(
         if v is not None and v not in columns:
             raise DataError(f"{what} column {v!r} is not in the data{_suggest(v, columns)}")
     dtypes = data.dtypes
+    for c in dict.fromkeys(used + [c for c in (weights, offset) if c is not None]):
+        if pd.api.types.is_complex_dtype(dtypes[c]):
+            raise DataError(f"column {c!r} holds complex numbers; a linear mixed model needs real numbers")
     fixed_factor = [
         c
         for c in dict.fromkeys(fixed_vars + resp_vars)
@@ -964,14 +992,15 @@ def dask_design(
     source = data[selected]
 
     # ---- pass 1: levels, missing values, a sample -------------------------------------------
-    spec = _ScanSpec(used, factor_columns, interactions, weights, offset)
+    objects = tuple(c for c in dict.fromkeys(fixed_vars + resp_vars) if dtypes[c] == object)
+    spec = _ScanSpec(used, factor_columns, interactions, weights, offset, object_columns=objects)
     parts = source.to_delayed()
     spec_d = delayed(spec, pure=True)
     scan: _Scan = _tree([delayed(_scan_partition)(p, spec_d) for p in parts], _combine_scans, split_every).compute()
     if scan.bad_weights:
         raise DataError(f"weights must be finite and positive; {scan.bad_weights} are not")
     if scan.bad_offset:
-        raise DataError("offset has missing or infinite values")
+        raise DataError(f"offset has {scan.bad_offset} infinite value(s)")
     n_dropped = scan.n_rows - scan.n_complete
     if n_dropped and na_action == "fail":
         raise DataError(

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import validate
-from .errors import ConvergenceWarning, DataError, SparseLMMError
+from .errors import ConvergenceWarning, DataError, ModelSpecError, SparseLMMError
 from .modelframe import CrossProducts, Design, design
 from .optimize import OptSummary, minimize_theta
 from .pls import PLSState, objective_from_parts
@@ -73,6 +73,7 @@ def fit_design(
     off = d.objective_offset(REML)
     F = d.theta_factor()
     to_int = d.internal_theta
+    _refuse_exact_fit(d, state, REML)
     f = _progress(lambda th: state.objective(to_int(th), REML=REML) + off, verbose)
     grad = None
     scale = None
@@ -139,6 +140,39 @@ def fit_design(
     for msg in opt.warnings:
         warnings.warn(msg, ConvergenceWarning, stacklevel=3)
     return m
+
+
+def _refuse_exact_fit(d: Design, state: PLSState, REML: bool, big: float = 1e6, tol: float = 1e-10) -> None:
+    """Refuse a model whose random effects and fixed effects reproduce the response exactly.
+
+    Then the residual variance is zero, the profiled objective has no minimum (it falls without
+    bound as θ grows), and an optimiser wanders until its evaluation limit — lme4 runs 82,000
+    evaluations on ``x ~ (poly(x, 2) || g) + (0 + f | i)`` and reports σ = 3e-4.  One evaluation
+    tells: at θ = ``big`` (in the units of :meth:`Design.theta_scale`) the penalised residual sum
+    of squares is that of y on ``[X Z]`` plus ``O(|b|²/big²)``; below ``tol`` of ``y'ᵀy'`` (the
+    response's variation about its cell means) the model fits the data exactly.
+
+    Raises
+    ------
+    ModelSpecError
+    """
+    th = np.where(d.lower == 0, big / d.theta_scale(), 0.0)
+    th = np.clip(th, d.lower, d.upper)
+    if not np.isfinite(state.objective(d.internal_theta(th), REML)) or d.cross.yty <= 0:
+        return  # the factor at this θ is not reliable: nothing to conclude
+    if state.pwrss <= tol * d.cross.yty:
+        from .vocabulary import variables
+
+        resp = set(variables(d.formula.response))
+        own = [t.bar.text for t in d.terms if resp & set(variables(t.bar.lhs))]
+        own += [nm for nm in d.X_names if nm != "(Intercept)" and resp & set(variables(nm))]
+        raise ModelSpecError(
+            f"the model reproduces the response {d.formula.response!r} exactly: the fixed and random effects leave no "
+            "residual variation, so the likelihood has no maximum (σ → 0)"
+            + (f"; the response is in the model's own term(s) {', '.join(dict.fromkeys(own))}" if own else
+               "; check that the response is not a function of the model's columns and that the grouping leaves "
+               "replicates within its levels")
+        )
 
 
 def _checked_settings(REML: Any, optimizer: Any, options: Any, check: Any, verbose: Any) -> tuple:

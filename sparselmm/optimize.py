@@ -704,7 +704,8 @@ def minimize_theta(
     run_check = check is True or (check == "auto" and len(x) <= 20)
     if run_check:
         x, fbest = _newton_finish(fc, x, lower, upper, fbest, summary, optimizer, options, grad=grad)
-    elif optimizer == "bobyqa" and len(x) > 1:
+    elif optimizer == "bobyqa" and len(x) > 1 and "maxeval reached" not in message:
+        # (a search stopped by the caller's evaluation limit is not continued past it)
         x, fbest = _polish(fc, x, lower, upper, fbest, summary, options)
     if "maxeval reached" in message or "aximum number of function evaluations" in message:
         summary.warnings.append(
