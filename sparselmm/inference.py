@@ -747,14 +747,7 @@ def predict(
                     f"(levels: {d.factor_levels.get(c, list(map(str, cats)))[:10]})"
                 )
             nd[c] = pd.Categorical.from_codes(codes, categories=cats)
-    try:
-        with np.errstate(all="ignore"):
-            Xn = np.asarray(d.fixed_spec.get_model_matrix(nd, na_action="raise").to_numpy(dtype=float))
-    except SparseLMMError:
-        raise
-    except Exception as exc:
-        raise DataError(f"cannot build the fixed-effects matrix for newdata: {exc}") from exc
-    Xn = Xn[:, d.fixed_keep]
+    Xn = _new_matrix(d.fixed_spec, nd, "the fixed-effects matrix")[:, d.fixed_keep]
     eta = Xn @ m.fixef.to_numpy()
     off = _newdata_offset(d, nd, offset)
     if off is not None:
@@ -787,20 +780,22 @@ def predict(
                     f"new level(s) {bad} of grouping factor {t.group!r} not seen in the fit; "
                     "use allow_new_levels=True to predict them at the population level"
                 )
-            if t.spec is None:
-                Zn = np.ones((len(nd), 1))
-            else:
-                try:
-                    with np.errstate(all="ignore"):
-                        Zn = np.asarray(t.spec.get_model_matrix(nd, na_action="raise").to_numpy(dtype=float))
-                except SparseLMMError:
-                    raise
-                except Exception as exc:
-                    raise DataError(f"cannot build the columns of term {t.bar.text!r} for newdata: {exc}") from exc
+            Zn = np.ones((len(nd), 1)) if t.spec is None else _new_matrix(t.spec, nd, f"the columns of term {t.bar.text!r}")
             B = eff.to_numpy()
             contrib = np.einsum("ij,ij->i", Zn, B[np.where(new, 0, pos)])
             eta = eta + np.where(new, 0.0, contrib)
     return pd.Series(eta, index=newdata.index, name="predicted")
+
+
+def _new_matrix(spec: Any, nd: pd.DataFrame, what: str) -> np.ndarray:
+    """A model matrix of new data from the fit's spec (formulaic's errors as a DataError)."""
+    try:
+        with np.errstate(all="ignore"):
+            return np.asarray(spec.get_model_matrix(nd, na_action="raise").to_numpy(dtype=float))
+    except SparseLMMError:
+        raise
+    except Exception as exc:
+        raise DataError(f"cannot build {what} for newdata: {exc}") from exc
 
 
 def _newdata_offset(d: Any, nd: pd.DataFrame, offset: Any) -> np.ndarray | None:
