@@ -91,6 +91,7 @@ def _pow4(v: float) -> float:
 
 
 _MAX_CELLS = 64  # binary columns a column is centred against (least squares on their Gram)
+FLAT_ULPS = 1000.0  # a centred column within this many units in the last place is constant to rounding
 
 
 def _minus_fit(v: np.ndarray, X: np.ndarray, idx: np.ndarray, coef: np.ndarray, big: float) -> np.ndarray:
@@ -131,6 +132,7 @@ class Conditioning:
     y_shift: np.ndarray
     y_scale: float = 1.0
     w_scale: float = 1.0
+    flat: np.ndarray | None = None  # columns constant to rounding within their cells (see fit_columns)
 
     @classmethod
     def identity(cls, p: int) -> "Conditioning":
@@ -193,7 +195,7 @@ class Conditioning:
         if np.any(self.G[np.ix_(drop, keep)]) or np.any(self.y_shift[drop]):
             return None
         return replace(self, binary=self.binary[keep], G=self.G[np.ix_(keep, keep)], x_scale=self.x_scale[keep],
-                       y_shift=self.y_shift[keep])
+                       y_shift=self.y_shift[keep], flat=None if self.flat is None else self.flat[keep])
 
     # ----- back to the data's units ------------------------------------------------------------
     @property
@@ -282,12 +284,16 @@ def fit_columns(X: np.ndarray, names: Sequence[str] = ()) -> Conditioning:
     Returns
     -------
     Conditioning
-        With ``γ_y = 0, s_y = c_w = 1`` (see :meth:`Conditioning.with_response`).
+        With ``γ_y = 0, s_y = c_w = 1`` (see :meth:`Conditioning.with_response`), and ``flat``:
+        the columns whose residual on the binary columns before them is within ``FLAT_ULPS``
+        units in the last place of their largest value — constant to rounding (``0.7`` and
+        ``0.7 ± 1 ulp``), which the rank test, measuring a column after centring, would
+        otherwise keep with coefficients near 1e16.  (``Days + 1e9`` varies by 2e4 such units.)
     """
     X = np.asarray(X, dtype=float)
     n, p = X.shape
     binary = ((X == 0.0) | (X == 1.0)).all(axis=0) if n else np.ones(p, dtype=bool)
-    G, scale = np.zeros((p, p)), np.ones(p)
+    G, scale, flat = np.zeros((p, p)), np.ones(p), np.zeros(p, dtype=bool)
     for j in np.flatnonzero(~binary):
         x = X[:, j]
         big = float(pow2(np.max(np.abs(x)))) if n else 1.0
@@ -299,4 +305,5 @@ def fit_columns(X: np.ndarray, names: Sequence[str] = ()) -> Conditioning:
         r = _minus_fit(x, X, np.flatnonzero(G[:, j]), G[G[:, j] != 0, j], big) if n else x
         rms = float(np.sqrt(np.mean(r**2))) * big if n else 0.0
         scale[j] = float(pow2(rms)) if rms > 0 else 1.0
-    return Conditioning(binary=binary, G=G, x_scale=scale, y_shift=np.zeros(p))
+        flat[j] = bool(n) and len(cells) > 0 and rms <= FLAT_ULPS * float(np.spacing(np.max(np.abs(x))))
+    return Conditioning(binary=binary, G=G, x_scale=scale, y_shift=np.zeros(p), flat=flat)

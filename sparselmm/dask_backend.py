@@ -59,7 +59,7 @@ from .errors import (
 )
 from .formula import ParsedFormula, parse_formula
 from . import validate
-from .conditioning import Conditioning, fit_columns
+from .conditioning import FLAT_ULPS, Conditioning, fit_columns
 from .modelframe import (
     CrossProducts,
     Design,
@@ -314,6 +314,7 @@ class _Partial:
     xbinary: np.ndarray
     grams: list[np.ndarray]
     Xgram: np.ndarray | None = None  # unweighted X'ᵀX' (the rank test's), None when unweighted: XtX
+    xabsmax: np.ndarray | None = None  # max |x| per column of X (data units): "constant to rounding"
 
 
 def _combine_partials(parts: Sequence[_Partial]) -> _Partial:
@@ -347,6 +348,7 @@ def _combine_partials(parts: Sequence[_Partial]) -> _Partial:
             xbinary=a.xbinary & b.xbinary,
             grams=[ga + gb for ga, gb in zip(a.grams, b.grams)],
             Xgram=None if a.Xgram is None else a.Xgram + b.Xgram,
+            xabsmax=np.maximum(a.xabsmax, b.xabsmax),
         )
     return acc
 
@@ -522,6 +524,7 @@ class PartitionBuilder:
         # the engine's units (sparselmm.conditioning), fitted on the scan's sample
         cond = self.conditioning
         xbinary = np.array([bool(np.all((X[:, j] == 0) | (X[:, j] == 1))) for j in range(p)], dtype=bool)
+        xabsmax = np.max(np.abs(X), axis=0) if n else np.zeros(p)
         if cond is not None:
             yadj = cond.y(yadj, X)
             X = cond.X(X)
@@ -560,6 +563,7 @@ class PartitionBuilder:
             xbinary=xbinary,
             grams=[Xt.T @ Xt for Xt in Xts],
             Xgram=None if w is None else X.T @ X,
+            xabsmax=xabsmax,
         )
 
     # ----- after the fit ----------------------------------------------------------------
@@ -1110,6 +1114,12 @@ def dask_design(
                 )
     # the rank test on the conditioned columns, unweighted (as modelframe._condition_fixed)
     keep = independent_columns_gram(total.XtX if total.Xgram is None else total.Xgram)
+    # constant to rounding (sparselmm.conditioning.fit_columns), judged on all rows: the spread of a
+    # column centred against earlier binary columns within FLAT_ULPS of its largest value
+    if n >= 2:
+        spread = cond.x_scale * np.sqrt(total.xM2 / (n - 1))
+        flat = ~cond.binary & cond.G.any(axis=0) & (spread <= FLAT_ULPS * np.spacing(total.xabsmax))
+        keep = keep[~flat[keep]]
     dropped = [X_names_full[j] for j in range(len(X_names_full)) if j not in set(keep.tolist())]
     if dropped:
         warnings.warn(

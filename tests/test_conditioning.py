@@ -258,3 +258,20 @@ def test_a_timestamp_in_an_interaction_with_a_factor(REML):
     assert ma.design.X_names == ["(Intercept)", "D", "halfb", "D:halfb"]
     # β_a = β_b moved by the shift: the intercept by -β_D c, halfb by -β_D:halfb c
     _same_fit(ma, mb, beta_shift=lambda b: np.array([-b[1] * 1e9, 0.0, -b[3] * 1e9, 0.0]), rtol=1e-9)
+
+
+def test_a_column_constant_to_rounding_is_dropped_as_lme4_drops_it():
+    # 0.7 and 0.7 ± 1 ulp: measured after centring it would look like a column of its own
+    # (coefficients near ±2e16); a shifted column that varies keeps its place
+    ss = load_data("sleepstudy")
+    x = (ss.Days * 0.1 + 0.7) - ss.Days * 0.1
+    assert x.nunique() > 1 and np.ptp(x) < 4 * np.spacing(0.7)
+    f = "Reaction ~ x + (Days | Subject)"
+    with pytest.warns(slm.RankDeficiencyWarning, match="dropping 1 column.*x"):
+        m = slm.lmer(f, ss.assign(x=x))
+    assert m.design.X_names == ["(Intercept)"]
+    assert m.objective == pytest.approx(_quiet_fit("Reaction ~ 1 + (Days | Subject)", ss).objective, rel=1e-12)
+    dd = pytest.importorskip("dask.dataframe")
+    with pytest.warns(slm.RankDeficiencyWarning, match="dropping 1 column.*x"):
+        md = slm.lmer(f, dd.from_pandas(ss.assign(x=x), npartitions=3))
+    assert md.design.X_names == ["(Intercept)"]
