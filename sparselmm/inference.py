@@ -732,8 +732,21 @@ def predict(
         return pd.Series(eta, index=d.row_index, name="predicted")
     if not isinstance(newdata, pd.DataFrame):
         raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
-    nd = newdata.copy(deep=False)
+    raw = newdata  # the columns as given: an offset column is read from them, as the fit read its own
+    if any(not isinstance(c, str) for c in raw.columns):  # non-string labels by their str(), as design() reads them
+        raw = raw.set_axis([str(c) for c in raw.columns], axis=1)
+    nd = raw.copy(deep=False)  # the model's columns recoded below
     groups = _group_columns(d)
+    # the columns the model uses, read as the design read them (an object column of numbers is
+    # numeric, one of booleans logical; complex numbers refused)
+    from .modelframe import _real_column
+    from .vocabulary import variables
+
+    pf = d.formula
+    texts = [f.text for f in pf.fragments] or [pf.response, pf.fixed, *(b.lhs for b in pf.bars)]
+    for c in dict.fromkeys([v for t in texts for v in variables(t)] + sorted(groups)):
+        if c in nd.columns:
+            nd[c] = _real_column(nd[c], c)
     for c, cats in d.factor_categories.items():
         if c in nd.columns and c not in groups:
             codes = level_codes(nd[c], cats, c)
@@ -749,7 +762,7 @@ def predict(
             nd[c] = pd.Categorical.from_codes(codes, categories=cats)
     Xn = _new_matrix(d.fixed_spec, nd, "the fixed-effects matrix")[:, d.fixed_keep]
     eta = Xn @ m.fixef.to_numpy()
-    off = _newdata_offset(d, nd, offset)
+    off = _newdata_offset(d, raw, offset)
     if off is not None:
         eta = eta + off
     if not no_re:

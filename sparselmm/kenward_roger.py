@@ -281,9 +281,13 @@ def _vcov_adj_core(d: "Design", theta: np.ndarray, sigma2: float, Phi: np.ndarra
             IE2[i, j] = IE2[j, i] = K[i, j] - 2.0 * np.sum(Phi * Q[i, j]) + np.sum(PhiP[i] * PPhi[j])
     eig = np.linalg.eigvalsh(IE2)
     condi = float(np.min(np.abs(eig)))
+    W = None
     if condi > _EIG_TOL:
-        W = 2.0 * np.linalg.inv(IE2)
-    else:  # MASS::ginv's tolerance
+        try:
+            W = 2.0 * np.linalg.inv(IE2)
+        except np.linalg.LinAlgError:  # singular all the same (a smallest eigenvalue above the absolute
+            pass  # tolerance beside a largest of 1e14, as from two terms of the same grouping): ginv
+    if W is None:  # MASS::ginv's tolerance
         W = 2.0 * np.linalg.pinv(IE2, rcond=np.sqrt(np.finfo(float).eps), hermitian=True)
     W = 0.5 * (W + W.T)
 

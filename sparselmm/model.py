@@ -110,6 +110,12 @@ def fit_design(
                 # measured in docs/performance.md
                 loose = 1e-6 if all(t.k == 1 for t in d.terms) else 1e-7 if grad is not None else 1e-9
                 auto_opts = {"initial_step": step, "ftol_rel": loose}
+            else:
+                # no moment start: lme4's start in the search's units (1 on each diagonal entry of
+                # scale·θ), so a slope on a covariate of size 1e8 starts where its random effect is
+                # of the response's size, not 1e8 times larger (where ΛᵀZᵀZΛ + I holds no digit of
+                # the fixed effects' Schur complement and the objective is not even evaluable)
+                theta0 = np.where(d.lower == 0, d.theta_start / scale, d.theta_start)
         options = {**auto_opts, **(options or {})}
         if getattr(state, "searches_in_single_precision", False):
             # a large dense Schur block: BOBYQA's passes factor it in single precision (the check
@@ -156,16 +162,25 @@ def _refuse_exact_fit(d: Design, state: PLSState, REML: bool, big: float = 1e6, 
     ------
     ModelSpecError
     """
-    th = np.where(d.lower == 0, big / d.theta_scale(), 0.0)
-    th = np.clip(th, d.lower, d.upper)
-    if not np.isfinite(state.objective(d.internal_theta(th), REML)) or d.cross.yty <= 0:
-        return  # the factor at this θ is not reliable: nothing to conclude
-    if state.pwrss <= tol * d.cross.yty:
+    cp = d.cross
+    exact = _exact_by_fixed_effects(d, tol)
+    if not exact:
+        th = np.where(d.lower == 0, big / d.theta_scale(), 0.0)
+        th = np.clip(th, d.lower, d.upper)
+        state.pwrss = np.nan  # set by the update if the factorisation at this θ succeeds
+        state.objective(d.internal_theta(th), REML)
+        if not np.isfinite(state.pwrss):
+            return  # the factor at this θ is not reliable: nothing to conclude
+        # (pwrss may come out 0 or negative: below the rounding of the cross-products, as exact as can be)
+        exact = state.pwrss <= tol * cp.yty
+    if exact:
         from .vocabulary import variables
 
         resp = set(variables(d.formula.response))
         own = [t.bar.text for t in d.terms if resp & set(variables(t.bar.lhs))]
-        own += [nm for nm in d.X_names if nm != "(Intercept)" and resp & set(variables(nm))]
+        # the fixed part's terms as written (its columns' names hold factor levels, which need not
+        # read as a formula: a level "2021-03-02 00:00:00" or "a b")
+        own += [f.text for f in d.formula.fragments if f.role == "fixed" and resp & set(variables(f.text))]
         raise ModelSpecError(
             f"the model reproduces the response {d.formula.response!r} exactly: the fixed and random effects leave no "
             "residual variation, so the likelihood has no maximum (σ → 0)"
@@ -173,6 +188,27 @@ def _refuse_exact_fit(d: Design, state: PLSState, REML: bool, big: float = 1e6, 
                "; check that the response is not a function of the model's columns and that the grouping leaves "
                "replicates within its levels")
         )
+
+
+def _exact_by_fixed_effects(d: Design, tol: float) -> bool:
+    """Whether the fixed effects alone reproduce the response (``y − offset``), from the
+    cross-products, in the engine's units (sparselmm.conditioning).
+
+    ``y'`` is the response's residual on the binary columns of X, scaled to unit size by ``s_y``:
+    when that residual is at the rounding of the data (``s_y·rms(y')`` within 1000 ulps of the
+    cells' means, ``Σ|γ_y|`` bounds them), y − offset is a combination of those columns; else
+    the least-squares residual of ``y'`` on ``X'``, ``y'ᵀy' − y'ᵀX'(X'ᵀX')⁻¹X'ᵀy'``, below ``tol`` of
+    ``y'ᵀy'`` (the cross-products keep no digit of such a residual).
+    """
+    cp, c = d.cross, d.cond
+    n = max(int(cp.n), 1)
+    shift = float(np.sum(np.abs(getattr(c, "y_shift", np.zeros(0)))))
+    if not cp.yty > 0 or c.y_scale * np.sqrt(cp.yty / n) <= 1e3 * np.finfo(float).eps * shift:
+        return True
+    if not d.p:
+        return False
+    b = np.linalg.lstsq(cp.XtX, cp.Xty, rcond=None)[0]
+    return bool(cp.yty - float(cp.Xty @ b) <= tol * cp.yty)
 
 
 def _checked_settings(REML: Any, optimizer: Any, options: Any, check: Any, verbose: Any) -> tuple:

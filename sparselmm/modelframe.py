@@ -9,6 +9,8 @@ evaluation of the objective reuses.
 
 from __future__ import annotations
 
+import decimal
+import numbers
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -387,9 +389,12 @@ class Design:
         lower = getattr(cp, "ZtZ_lower", None)
         nj = (cp.ZtZ if lower is None else lower).diagonal()
         N = float(np.sum(nj[: self.Gp[1]]))  # Σ weights
-        B = np.array([np.sum(Zr[lo:hi] ** 2 / nj[lo:hi]) for lo, hi in zip(self.Gp[:-1], self.Gp[1:])])
         J = np.diff(self.Gp).astype(float)
-        s2 = (rr - B.sum()) / (N - J.sum() - self.p)
+        dof = N - J.sum() - self.p
+        if not (dof > 0 and np.all(nj > 0)):  # no residual degrees of freedom left for the moments
+            return None
+        B = np.array([np.sum(Zr[lo:hi] ** 2 / nj[lo:hi]) for lo, hi in zip(self.Gp[:-1], self.Gp[1:])])
+        s2 = (rr - B.sum()) / dof
         if not (np.isfinite(s2) and s2 > 0):
             return None
         st2 = (B - J * s2) / N
@@ -414,7 +419,10 @@ class Design:
         Ai = np.linalg.inv(Ab[ok])
         z = Zr[idx[ok]]
         b = np.einsum("jab,jb->ja", Ai, z)
-        s2 = (rr - float(np.einsum("ja,ja->", z, b))) / (self.cross.n - ok.sum() * K - self.p)
+        dof = self.cross.n - ok.sum() * K - self.p
+        if dof <= 0:  # no within-level degrees of freedom for σ²
+            return None
+        s2 = (rr - float(np.einsum("ja,ja->", z, b))) / dof
         if not (np.isfinite(s2) and s2 > 0):
             return None
         S = (np.atleast_2d(np.cov(b.T)) - s2 * Ai.mean(axis=0)) / s2
@@ -672,6 +680,11 @@ def _real_values(value: Any, what: str) -> np.ndarray:
     return arr.astype(float)
 
 
+#: the Python types of real numbers an object column may hold (ints, floats, numpy scalars, fractions,
+#: decimals): such a column is numeric
+_REAL_NUMBERS = (numbers.Real, decimal.Decimal)
+
+
 def _real_column(col: pd.Series, name: str) -> pd.Series:
     """A used column as the design reads it: complex numbers refused (the imaginary part would be
     lost); an object column holding only real numbers (and missing values) made numeric."""
@@ -683,9 +696,17 @@ def _real_column(col: pd.Series, name: str) -> pd.Series:
         kinds = {type(v) for v in vals}
         if any(issubclass(t, complex) and not issubclass(t, float) for t in kinds):
             raise DataError(f"column {name!r} holds complex numbers; a linear mixed model needs real numbers")
-        if kinds and all(issubclass(t, (int, float, np.integer, np.floating)) and not issubclass(t, (bool, np.bool_))
-                         for t in kinds):
-            return pd.to_numeric(col, errors="coerce").astype(float)
+        if kinds and all(issubclass(t, _REAL_NUMBERS) and not issubclass(t, (bool, np.bool_)) for t in kinds):
+            return pd.Series(col.to_numpy(dtype=float, na_value=np.nan), index=col.index, name=col.name)
+        bools = {t for t in kinds if issubclass(t, (bool, np.bool_))}
+        if bools and bools != kinds:  # True == 1 in Python: a factor would merge the two levels
+            others = sorted(t.__name__ for t in kinds - bools)
+            raise DataError(
+                f"column {name!r} mixes booleans with {', '.join(others)} values; make it one kind first, e.g. "
+                f"df[{name!r}] = df[{name!r}].astype(str)"
+            )
+        if bools:  # an object column of booleans (and missing values) is a logical column, as R reads it
+            return col.astype("boolean")
     return col
 
 
@@ -817,13 +838,41 @@ def _formulaic_matrix(text: str, frame: pd.DataFrame, what: str) -> tuple[np.nda
     tr = translate(text, list(map(str, frame.columns)))
     used = pd.DataFrame({tr.renames.get(c, c): frame[c] for c in tr.columns}, index=frame.index, copy=False)
     try:
-        with np.errstate(all="ignore"):  # non-finite results are reported by _check_finite
-            mm = model_matrix(tr.text, used, na_action="raise", output="pandas", context=namespace())
+        # missing values of the data were dropped before: a NaN here comes from a transform (log of a
+        # negative number), reported by _check_finite as such (formulaic's "raise" would call it a null)
+        with np.errstate(all="ignore"):
+            mm = model_matrix(tr.text, used, na_action="ignore", output="pandas", context=namespace())
             M = np.asarray(mm.to_numpy(dtype=float))
     except Exception as exc:  # formulaic's errors, and values that are not numbers (I('a'))
-        raise FormulaError(f"cannot build {what} from {text!r}: {exc}") from exc
+        raise _factor_in_arithmetic(exc, tr, frame, text, what) or FormulaError(
+            f"cannot build {what} from {text!r}: {exc}"
+        ) from exc
     names = r_names([tr.r_spelling(str(c)) for c in mm.columns], text)
     return M, names, ClosedSpec(mm.model_spec, tr.columns, tr.renames)
+
+
+def _factor_in_arithmetic(exc: Exception, tr: Any, frame: Any, text: str, what: str) -> DataError | None:
+    """The DataError for formulaic failing to compute with a factor (``log(f)``, ``I(f^2)``,
+    ``poly(f, 2)`` where f holds labels: strings, booleans, categories, datetimes), naming the
+    expression and the column; None for any other failure."""
+    m = re.search(r"Unable to evaluate factor `(.+)`\.\s*\[", str(exc))
+    if m is None:
+        return None
+    expr = m.group(1)
+    for c in tr.columns:
+        col = frame[c]
+        if not isinstance(col.dtype, pd.CategoricalDtype):
+            continue
+        alias = re.escape(tr.renames.get(c, c))
+        if expr.strip("`") != c and re.search(rf"(?<![\w.]){alias}(?![\w.])|`{alias}`", expr):
+            levels = category_strings(col.cat.categories)
+            shown = tr.r_spelling(expr).replace(" ** ", "^").replace("**", "^")
+            return DataError(
+                f"cannot build {what} from {text!r}: {shown} computes with column {c!r}, which is a factor "
+                f"(levels {levels[:4]}{' ...' if len(levels) > 4 else ''}); arithmetic and functions such as "
+                "log() need a numeric column"
+            )
+    return None
 
 
 # ----------------------------------------------------------------------------------------
@@ -1085,6 +1134,7 @@ def _condition_fixed(
     cond = fit_columns(X, names)
     Xc = cond.X(X)
     keep = _independent_columns(Xc, gram=Xc.T @ Xc)
+    keep = keep[~cond.flat[keep]]  # constant to rounding: collinear with the columns before it
     dropped = [names[j] for j in range(X.shape[1]) if j not in set(keep.tolist())]
     if dropped:
         warnings.warn(

@@ -127,7 +127,10 @@ def as_factor(values: pd.Series, name: str) -> pd.Categorical:
                 f"convert it first, e.g. df[{name!r}] = df[{name!r}].astype(str)"
             )
     if pd.api.types.is_bool_dtype(values.dtype):
-        return pd.Categorical(np.where(values.to_numpy(), "TRUE", "FALSE"), categories=["FALSE", "TRUE"])
+        # R's factor() of a logical column: the levels that occur (a column that is TRUE throughout
+        # is a factor of one level, not two with FALSE empty)
+        cat = pd.Categorical(np.where(values.to_numpy(dtype=bool), "TRUE", "FALSE"), categories=["FALSE", "TRUE"])
+        return cat.remove_unused_categories()
     uniq = pd.unique(values.to_numpy())
     try:
         cats = sorted(uniq)
@@ -262,6 +265,15 @@ def check_terms(terms: list[RandomTerm], n: int) -> None:
                     f"again in {t.bar.text!r}: the two variances cannot be told apart; write it once"
                 )
             seen[key] = t.bar.text
+    for i, t in enumerate(terms):  # other factors that group the rows the same way: the same columns of Z
+        for s in terms[:i]:
+            common = [c for c in t.columns if c in s.columns]
+            if s.group != t.group and common and s.nlevels == t.nlevels and _same_grouping(s.codes, t.codes, t.nlevels):
+                raise ModelSpecError(
+                    f"grouping factors {s.group!r} and {t.group!r} group the observations the same way, so column "
+                    f"{common[0]!r} of {s.bar.text!r} and of {t.bar.text!r} is one random effect twice: the two "
+                    "variances cannot be told apart; drop one of the terms"
+                )
     for t in terms:
         if t.nlevels < 2:
             raise ModelSpecError(
@@ -280,6 +292,12 @@ def check_terms(terms: list[RandomTerm], n: int) -> None:
                 "observations: the random-effects parameters and the residual variance are unidentifiable; "
                 "simplify the term, e.g. (1 | g) or (x || g)"
             )
+
+
+def _same_grouping(a: np.ndarray, b: np.ndarray, nlevels: int) -> bool:
+    """Whether two codings with ``nlevels`` levels each (all used) put the rows in the same groups:
+    the pairs ``(a_i, b_i)`` take exactly ``nlevels`` values."""
+    return len(np.unique(a.astype(np.int64) * nlevels + b)) == nlevels
 
 
 def build_zt(terms: list[RandomTerm], n: int) -> tuple[sp.csc_matrix, np.ndarray]:
