@@ -92,6 +92,8 @@ def _pow4(v: float) -> float:
 
 _MAX_CELLS = 64  # binary columns a column is centred against (least squares on their Gram)
 FLAT_ULPS = 1000.0  # a centred column within this many units in the last place is constant to rounding
+_RANK_TOL, _ILL = 1e-7, 1e-3  # a column's residual on the continuous columns before it, over its size:
+# at most _RANK_TOL is rank deficient (the rank test drops it), below _ILL it is conditioned on them
 
 
 def _minus_fit(v: np.ndarray, X: np.ndarray, idx: np.ndarray, coef: np.ndarray, big: float) -> np.ndarray:
@@ -294,6 +296,7 @@ def fit_columns(X: np.ndarray, names: Sequence[str] = ()) -> Conditioning:
     n, p = X.shape
     binary = ((X == 0.0) | (X == 1.0)).all(axis=0) if n else np.ones(p, dtype=bool)
     G, scale, flat = np.zeros((p, p)), np.ones(p), np.zeros(p, dtype=bool)
+    Xc = X.copy()  # the conditioned columns so far
     for j in np.flatnonzero(~binary):
         x = X[:, j]
         big = float(pow2(np.max(np.abs(x)))) if n else 1.0
@@ -302,8 +305,23 @@ def fit_columns(X: np.ndarray, names: Sequence[str] = ()) -> Conditioning:
             cells = cells[:1]
         if len(cells) and n:
             G[cells, j] = _cell_fit(X[:, cells], x / big) * big
-        r = _minus_fit(x, X, np.flatnonzero(G[:, j]), G[G[:, j] != 0, j], big) if n else x
+        r = _minus_fit(x, X, np.flatnonzero(G[:, j]), G[G[:, j] != 0, j], big) if n else x / big
         rms = float(np.sqrt(np.mean(r**2))) * big if n else 0.0
-        scale[j] = float(pow2(rms)) if rms > 0 else 1.0
         flat[j] = bool(n) and len(cells) > 0 and rms <= FLAT_ULPS * float(np.spacing(np.max(np.abs(x))))
+        # nearly collinear with the (conditioned) continuous columns before it — a shifted covariate
+        # in an interaction with another, (D + c):x ≈ c·x — yet not rank deficient: its residual on
+        # them too (T's columns carry that back to X's), so that the cross-products keep its digits
+        cont = np.flatnonzero(~binary[:j])[-_MAX_CELLS:]
+        if len(cont) and n and rms > 0 and not flat[j]:
+            V = Xc[:, cont]
+            delta = np.linalg.lstsq(V, r, rcond=None)[0]
+            r2 = r - V @ delta
+            ratio = float(np.sqrt(np.mean(r2**2))) * big / rms
+            if _RANK_TOL < ratio < _ILL:
+                T = (np.eye(p)[:, cont] - G[:, cont]) / scale[cont]
+                G[:, j] += T @ (delta * big)
+                r, rms = r2, ratio * rms
+        scale[j] = float(pow2(rms)) if rms > 0 else 1.0
+        if n:
+            Xc[:, j] = np.ldexp(r, _log2(big) - _log2(scale[j]))
     return Conditioning(binary=binary, G=G, x_scale=scale, y_shift=np.zeros(p), flat=flat)
