@@ -51,6 +51,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from .errors import (
+    ArgumentError,
     DataError,
     FormulaError,
     ModelSpecError,
@@ -65,6 +66,7 @@ from .modelframe import (
     Design,
     _check_scale,
     _real_values,
+    warn_numeric_labels,
     _check_term_columns,
     _model_matrix,
     _needed_variables,
@@ -960,7 +962,7 @@ def dask_design(
     if not _is_dask_dataframe(data) or not hasattr(data, "to_delayed"):
         raise DataError(f"data must be a dask DataFrame, got {type(data).__name__}")
     if na_action not in ("omit", "fail"):
-        raise DataError(f"na_action must be 'omit' or 'fail', got {na_action!r}")
+        raise ArgumentError(f"na_action must be 'omit' or 'fail', got {na_action!r}")
     for what, v in (("weights", weights), ("offset", offset)):
         if v is not None and not isinstance(v, str):
             raise DataError(
@@ -1014,6 +1016,9 @@ def dask_design(
     if n == 0:
         raise DataError(f"no observations left after dropping {n_dropped} rows with missing values in {used}")
     levels = {c: _global_levels(scan, c) for c in factor_columns}
+    for c in fixed_factor:
+        if levels[c][0] == "other":  # strings (object columns arrive as strings under dask's convert-string)
+            warn_numeric_labels(c, levels[c][1], stacklevel=5)
     sample = scan.sample.copy()
     for c in fixed_factor:
         sample[c] = _factorize(sample[c], *levels[c])
@@ -1353,7 +1358,7 @@ class DaskLinearMixedModel(LinearMixedModel):
         dask.dataframe.Series
         """
         if type not in ("response", "pearson"):
-            raise DataError(f"residual type must be 'response' or 'pearson', got {type!r}")
+            raise ArgumentError(f"residual type must be 'response' or 'pearson', got {type!r}")
         return self._lazy(type, self._b)
 
     def predict(self, newdata: Any = None, re_form: Any = None, allow_new_levels: bool = False,

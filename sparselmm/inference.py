@@ -262,10 +262,10 @@ def anova(*models: "LinearMixedModel", names: Sequence[str] | None = None, refit
         validate.instance(mi, f"anova's argument {i}", LinearMixedModel, "a fitted LinearMixedModel")
     refit = validate.flag(refit, "refit")
     if len(models) < 2:
-        raise ModelSpecError("anova needs at least two models to compare")
+        raise ArgumentError("anova needs at least two models to compare")
     names = list(names) if names is not None else [f"model{i + 1}" for i in range(len(models))]
     if len(names) != len(models):
-        raise ModelSpecError(f"{len(names)} names for {len(models)} models")
+        raise ArgumentError(f"{len(names)} names for {len(models)} models")
     ns = {m.nobs for m in models}
     if len(ns) > 1:
         raise ModelSpecError(
@@ -676,12 +676,12 @@ def _no_re(re_form: Any) -> bool:
             return False
         if s in ("na", "~0", "0", "none"):
             return True
-        raise DataError(f"re_form must be None/'all' (all random effects) or 'NA'/'~0' (none), got {re_form!r}")
+        raise ArgumentError(f"re_form must be None/'all' (all random effects) or 'NA'/'~0' (none), got {re_form!r}")
     if re_form is False:
         return True
     if isinstance(re_form, float) and np.isnan(re_form):
         return True
-    raise DataError(f"re_form must be None/'all' (all random effects) or 'NA'/'~0' (none), got {re_form!r}")
+    raise ArgumentError(f"re_form must be None/'all' (all random effects) or 'NA'/'~0' (none), got {re_form!r}")
 
 
 def predict(

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import validate
-from .errors import ConvergenceWarning, DataError, ModelSpecError, SparseLMMError
+from .errors import ArgumentError, ConvergenceWarning, DataError, ModelSpecError, SparseLMMError
 from .modelframe import CrossProducts, Design, design
 from .optimize import OptSummary, minimize_theta
 from .pls import PLSState, objective_from_parts
@@ -73,7 +73,8 @@ def fit_design(
     off = d.objective_offset(REML)
     F = d.theta_factor()
     to_int = d.internal_theta
-    _refuse_exact_fit(d, state, REML)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        _refuse_exact_fit(d, state, REML)
     f = _progress(lambda th: state.objective(to_int(th), REML=REML) + off, verbose)
     grad = None
     scale = None
@@ -129,7 +130,10 @@ def fit_design(
             grad = _external_gradient(g, to_int, F, REML)
     from .schur import single_threaded
 
-    with single_threaded():  # BLAS threads only where a large dense step asks for them
+    # BLAS threads only where a large dense step asks for them; numpy's floating-point warnings
+    # off, since θ far from the optimum (a user's start, a trust region's step) can overflow
+    # ΛᵀAΛ: the objective is then inf, which the search handles, and nothing else is reported
+    with single_threaded(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         opt = minimize_theta(
             f,
             theta0,
@@ -628,7 +632,7 @@ class LinearMixedModel:
             w = 1.0 if self.design.weights is None else np.sqrt(self.design.weights)
             r = r * w / self.sigma
         elif type != "response":
-            raise DataError(f"residual type must be 'response' or 'pearson', got {type!r}")
+            raise ArgumentError(f"residual type must be 'response' or 'pearson', got {type!r}")
         return pd.Series(r, index=self.design.row_index, name="residuals")
 
     # ----- statsmodels aliases --------------------------------------------------------

@@ -21,7 +21,15 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
-from .errors import DataError, FormulaError, ModelSpecError, RankDeficiencyWarning, ScaleWarning
+from .errors import (
+    ArgumentError,
+    DataError,
+    FormulaError,
+    ModelSpecError,
+    RankDeficiencyWarning,
+    ScaleWarning,
+    SparseLMMWarning,
+)
 from .conditioning import Conditioning, fit_columns
 from .formula import ParsedFormula, parse_formula
 from .terms import RandomTerm, as_factor, build_lambda, build_zt, category_strings, check_terms, grouping_factor, order_terms, theta_template
@@ -581,6 +589,28 @@ def _check_scale(sds: np.ndarray, names: list[str], binary: np.ndarray, tol: flo
         )
 
 
+def warn_numeric_labels(name: str, levels: pd.Index, stacklevel: int = 4) -> None:
+    """Warn when a column of strings used as a factor holds only numbers written as text.
+
+    Such a column is a factor (one coefficient per value), as R's character columns are; but a
+    number stored as text is a common accident (a CSV read as strings, or a Dask DataFrame, whose
+    object columns reach sparselmm as strings under dask's ``dataframe.convert-string``).
+    """
+    if len(levels) < 3:  # "0"/"1" codes are usually meant as a factor
+        return
+    try:
+        pd.to_numeric(pd.Index(levels).astype(str), errors="raise")
+    except (TypeError, ValueError):
+        return
+    warnings.warn(
+        f"column {name!r} holds strings that all read as numbers ({', '.join(map(repr, list(levels[:3])))}, ...): it is "
+        f"treated as a factor with {len(levels)} levels; if it is a number, give it a numeric dtype "
+        f"(df[{name!r}] = df[{name!r}].astype(float))",
+        SparseLMMWarning,
+        stacklevel=stacklevel,
+    )
+
+
 def _check_finite(M: np.ndarray, names: list[str], what: str) -> None:
     bad = ~np.isfinite(M).all(axis=0)
     if bad.any():
@@ -964,7 +994,7 @@ def design(
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     if na_action not in ("omit", "fail"):
-        raise DataError(f"na_action must be 'omit' or 'fail', got {na_action!r}")
+        raise ArgumentError(f"na_action must be 'omit' or 'fail', got {na_action!r}")
     pf = parse_formula(formula)
     columns = [str(c) for c in data.columns]
     resp_vars, fixed_vars, group_vars = _needed_variables(pf, columns)
@@ -1034,6 +1064,8 @@ def design(
             if c in resp_vars and c not in fixed_vars:
                 continue
             frame[c] = as_factor(col, c)
+            if not isinstance(col.dtype, pd.CategoricalDtype) and not pd.api.types.is_bool_dtype(col.dtype):
+                warn_numeric_labels(c, frame[c].cat.categories)
     n = len(frame)
 
     # response

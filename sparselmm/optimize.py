@@ -351,7 +351,15 @@ def check_convergence(
     gradient, hessian, decrement, messages
     """
     gh = _grad_derivatives(f, grad, theta, upper) if grad is not None else None
-    g, H = gh if gh is not None else _fd_derivatives(f, theta, lower, f0)
+    with np.errstate(all="ignore"):  # a non-finite evaluation within a step is reported below
+        g, H = gh if gh is not None else _fd_derivatives(f, theta, lower, f0)
+    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H)) and np.max(np.abs(H), initial=0.0) < 1e100):
+        # the objective is not finite within a finite-difference step of the point (a value
+        # of _Counted's 1e300 stands for inf): the derivatives say nothing there
+        return np.full(len(theta), np.nan), np.full((len(theta),) * 2, np.nan), np.nan, [
+            "the convergence check could not be made: the objective is not finite within a finite-difference "
+            "step of the optimum"
+        ]
     free = _free(theta, g, lower)
     msgs: list[str] = []
     dec = 0.0
@@ -505,6 +513,9 @@ def _newton_finish(
         g, H, dec, msgs = check_convergence(fc, x, lower, fbest, grad=grad, upper=upper)
         summary.gradient, summary.hessian, summary.newton_decrement = g, H, dec
         summary.warnings = msgs
+        if not np.isfinite(dec):  # no derivatives to finish on
+            summary.gradient = summary.hessian = summary.newton_decrement = None
+            break
         xn = None if any("negative eigenvalue" in m for m in msgs) else _newton_point(x, g, H, lower, upper)
         fn = fc(xn) if xn is not None else np.inf  # one evaluation: the Newton step
         if fn < fbest:

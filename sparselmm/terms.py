@@ -207,8 +207,12 @@ def level_codes(values: pd.Series, categories: pd.Index, name: str) -> np.ndarra
         The level of each row, ``-1`` for a value the fit did not see, ``-2`` for a missing one.
     """
     missing = values.isna().to_numpy()
-    if pd.api.types.is_bool_dtype(values.dtype) and not missing.any():
-        vals: pd.Index = pd.Index(np.where(values.to_numpy(dtype=bool), "TRUE", "FALSE"))
+    present = values[~missing]
+    logical = pd.api.types.is_bool_dtype(values.dtype) or (
+        values.dtype == object and len(present) and all(isinstance(v, (bool, np.bool_)) for v in present))
+    if logical:  # as as_factor codes a logical column (missing values, nullable or object dtype, too)
+        vals: pd.Index = pd.Index(np.where(missing, None, np.where(values.fillna(False).to_numpy(dtype=bool),
+                                                                    "TRUE", "FALSE")), dtype=object)
     elif isinstance(values.dtype, pd.CategoricalDtype):
         vals = pd.Index(values.astype(object).to_numpy())
     else:

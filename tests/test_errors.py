@@ -148,7 +148,7 @@ def test_25_non_finite_transformed_predictor(ss):
 
 
 def test_26_bad_na_action(ss):
-    raises(slm.DataError, "na_action", F, ss, na_action="ignore")
+    raises(slm.ArgumentError, "na_action", F, ss, na_action="ignore")
 
 
 # ---- model specification ----------------------------------------------------------------

@@ -278,3 +278,45 @@ def test_profile_intervals_on_a_singular_slope_fit():
     lo, hi = ci.loc[".sig02"]  # the correlation is not identified when the slope's SD is 0
     assert -1.0 <= lo < hi <= 1.0
     assert ci.loc["x", "2.5 %"] < m.fixef["x"] < ci.loc["x", "97.5 %"]
+
+
+@pytest.mark.parametrize("dtype", [object, "boolean"])
+def test_predict_with_a_logical_grouping_column_holding_missing_values(ss, dtype):
+    # before: booleans became "TRUE"/"FALSE" only when nothing was missing, so every row was a new
+    # level and allow_new_levels=True gave the population value throughout
+    m = _fit("Reaction ~ Days + (1 | g)", ss.assign(g=ss.Subject.cat.codes < 9))
+    nd = pd.DataFrame({"Days": [1.0] * 3, "g": pd.Series([True, False, None], dtype=dtype)})
+    p = m.predict(nd, allow_new_levels=True).to_numpy()
+    full = m.predict(pd.DataFrame({"Days": [1.0, 1.0], "g": [True, False]})).to_numpy()
+    pop = m.predict(nd, re_form="NA").to_numpy()
+    np.testing.assert_allclose(p, [full[0], full[1], pop[2]], rtol=1e-12)
+    assert full[0] != full[1]
+
+
+def test_wrong_choices_are_argument_errors(ss):
+    m = fit("sleepstudy", F, True)
+    for call, match in [(lambda: slm.lmer(F, ss, na_action="ignore"), "na_action"),
+                        (lambda: m.predict(ss, re_form="x"), "re_form"),
+                        (lambda: m.residuals("x"), "residual type"),
+                        (lambda: slm.anova(m), "at least two models"),
+                        (lambda: slm.anova(m, m, names=["a"]), "1 names for 2 models")]:
+        with pytest.raises(slm.ArgumentError, match=match):
+            call()
+
+
+def test_an_absurd_start_is_refused_without_numpy_warnings(ss):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(slm.ConvergenceError, match="starting values"):
+            slm.lmer(F, ss, start=[1e200, 0.0, 1e200])
+
+
+def test_numbers_written_as_strings_are_a_factor_with_a_warning(ss):
+    # a factor, as R treats character columns, but said: a number stored as text is an accident as
+    # often as not (and through Dask, object columns arrive as strings)
+    with pytest.warns(slm.SparseLMMWarning, match="'Days' holds strings that all read as numbers.*10 levels"):
+        m = slm.lmer("Reaction ~ Days + (1 | Subject)", ss.assign(Days=ss.Days.astype(str)))
+    assert len(m.fixef) == 10
+    dd = pytest.importorskip("dask.dataframe")
+    with pytest.warns(slm.SparseLMMWarning, match="'Days' holds strings that all read as numbers"):
+        slm.lmer("Reaction ~ Days + (1 | Subject)", dd.from_pandas(ss.assign(Days=ss.Days.astype(object)), npartitions=3))

@@ -212,3 +212,14 @@ def test_auto_fit_on_one_factor_finishes_on_the_analytic_gradient():
                     / (4 * h[i] * h[j]) for j in range(6)] for i in range(6)])
     np.testing.assert_allclose(Hg, Hc, rtol=3e-3, atol=3e-5 * np.abs(Hc).max())  # forward differences: O(h)
     assert dec < 1e-7
+
+
+def test_a_non_finite_objective_next_to_the_optimum_is_reported_not_differenced():
+    # before: the 1e300 that stands for inf went into the finite differences ("overflow encountered
+    # in add", a LinAlgError, or a Newton decrement of 1e299)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        o = minimize_theta(lambda th: np.sum((th - 1) ** 2) if th[0] <= 1 else np.inf, np.array([0.5, 0.5]),
+                           np.zeros(2), optimizer="bobyqa", check=True)
+    np.testing.assert_allclose(o.theta, [1.0, 1.0], atol=1e-6)
+    assert o.newton_decrement is None and any("not finite within a finite-difference step" in w for w in o.warnings)
