@@ -50,6 +50,7 @@ meaning, which lme4's layout fixes).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -96,14 +97,27 @@ _RANK_TOL, _ILL = 1e-7, 1e-3  # a column's residual on the continuous columns be
 # at most _RANK_TOL is rank deficient (the rank test drops it), below _ILL it is conditioned on them
 
 
-def _minus_fit(v: np.ndarray, X: np.ndarray, idx: np.ndarray, coef: np.ndarray, big: float) -> np.ndarray:
+def _conditioned(X: np.ndarray, j: int, g: np.ndarray, s: float) -> np.ndarray:
+    """Column j of ``X' = (X − XG) S⁻¹`` (``g``: G's column j, ``s``: its scale): powers of two
+    are exact, and nothing overflows for columns near 1e308."""
+    idx = np.flatnonzero(g)
+    big = _pow2_scalar(max(float(np.max(np.abs(X[:, j]))) if len(X) else 0.0,
+                           float(np.max(np.abs(g[idx]))) if len(idx) else 0.0, s))
+    return np.ldexp(_minus_fit(X[:, j], X, idx, g[idx], big), _log2(big) - _log2(s))
+
+
+def _minus_fit(v: np.ndarray, X: np.ndarray, idx: np.ndarray, coef: np.ndarray, big: float,
+               ones: bool | None = None) -> np.ndarray:
     """``(v − X[:, idx] coef) / big`` in exact steps where they can be exact: the first column's
-    share (the intercept's: the centre) first, then the others' (within-cell corrections)."""
+    share (the intercept's: the centre) first, then the others' (within-cell corrections).
+    ``ones``: whether ``X[:, idx[0]]`` is all ones (found out when None)."""
     out = v / big
     if not len(idx):
         return out
     c0 = coef[0] / big
-    out = out - c0 * X[:, idx[0]] if not np.all(X[:, idx[0]] == 1.0) else out - c0
+    if ones is None:
+        ones = bool(np.all(X[:, idx[0]] == 1.0))
+    out = out - c0 if ones else out - c0 * X[:, idx[0]]
     if len(idx) > 1:
         out = out - X[:, idx[1:]] @ (coef[1:] / big)
     return out
@@ -147,20 +161,15 @@ class Conditioning:
         X = np.asarray(X, dtype=float)
         out = np.array(X, dtype=float, copy=True)
         for j in np.flatnonzero(~self.binary):
-            idx = np.flatnonzero(self.G[:, j])
-            s = self.x_scale[j]
-            big = float(pow2(max(float(np.max(np.abs(X[:, j]))) if len(X) else 0.0,
-                                 float(np.max(np.abs(self.G[idx, j]))) if len(idx) else 0.0, s)))
-            # powers of two are exact, and nothing overflows for columns near 1e308
-            out[:, j] = np.ldexp(_minus_fit(X[:, j], X, idx, self.G[idx, j], big), _log2(big) - _log2(s))
+            out[:, j] = _conditioned(X, j, self.G[:, j], self.x_scale[j])
         return out
 
     def y(self, y: np.ndarray, X: np.ndarray) -> np.ndarray:
         """``y' = (y − Xγ_y) / s_y``."""
         y = np.asarray(y, dtype=float)
         idx = np.flatnonzero(self.y_shift)
-        big = float(pow2(max(float(np.max(np.abs(y))) if len(y) else 0.0,
-                             float(np.max(np.abs(self.y_shift))) if len(idx) else 0.0, self.y_scale)))
+        big = _pow2_scalar(max(float(np.max(np.abs(y))) if len(y) else 0.0,
+                             float(np.max(np.abs(self.y_shift))) if len(idx) else 0.0, self.y_scale))
         return np.ldexp(_minus_fit(y, np.asarray(X, dtype=float), idx, self.y_shift[idx], big),
                         _log2(big) - _log2(self.y_scale))
 
@@ -181,13 +190,13 @@ class Conditioning:
         if len(cells) > _MAX_CELLS:
             cells = cells[:1]
         shift = np.zeros(self.p)
-        big = float(pow2(float(np.max(np.abs(y))))) if len(y) else 1.0
+        big = _pow2_scalar(float(np.max(np.abs(y)))) if len(y) else 1.0
         if len(cells) and len(y):
             shift[cells] = _cell_fit(X[:, cells], y / big) * big
         r = _minus_fit(y, X, np.flatnonzero(shift), shift[shift != 0], big) if len(y) else y
         rms = float(np.sqrt(np.mean(r**2))) * big if len(y) else 0.0
         cw = 1.0 if weights is None else _pow4(float(np.exp(np.mean(np.log(weights)))))
-        return replace(self, y_shift=shift, y_scale=float(pow2(rms)) if rms > 0 else 1.0, w_scale=cw)
+        return replace(self, y_shift=shift, y_scale=_pow2_scalar(rms), w_scale=cw)
 
     def restrict(self, keep: np.ndarray) -> "Conditioning | None":
         """The conditioning of the columns ``keep`` (rank-deficient ones dropped), or None when a
@@ -266,11 +275,42 @@ class Conditioning:
                 and self.y_scale == 1 and self.w_scale == 1)
 
 
+def _binary_columns(X: np.ndarray) -> np.ndarray:
+    """Which columns hold only 0 and 1 (a column whose first value is neither is not looked at further)."""
+    n, p = X.shape
+    if not n:
+        return np.ones(p, dtype=bool)
+    out = (X[0] == 0.0) | (X[0] == 1.0)
+    for j in np.flatnonzero(out):
+        x = X[:, j]
+        out[j] = bool(np.all((x == 0.0) | (x == 1.0)))
+    return out
+
+
 def _cell_fit(B: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Least-squares coefficients of ``v`` on the binary columns ``B`` (their Gram holds counts;
     a rank-deficient set gets the minimum-norm solution, which is as good a centre)."""
-    G = B.T @ B
-    return np.linalg.lstsq(G, B.T @ v, rcond=None)[0]
+    if B.shape[1] == 1 and bool(np.all(B[:, 0] == 1.0)):  # the intercept alone: the mean
+        return np.array([float(np.mean(v))])
+    return _solve_gram(B.T @ B, B.T @ v)
+
+
+def _solve_gram(G: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``G⁻¹b`` for a symmetric positive semi-definite ``G``: Cholesky, or the minimum-norm
+    least-squares solution where ``G`` is singular."""
+    try:
+        L = np.linalg.cholesky(G)
+        return np.linalg.solve(L.T, np.linalg.solve(L, b))
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(G, b, rcond=None)[0]
+
+
+def _pow2_scalar(v: float) -> float:
+    """:func:`pow2` of one number (math.frexp: no array round trip)."""
+    if not (math.isfinite(v) and v > 0):
+        return 1.0
+    m, e = math.frexp(v)
+    return math.ldexp(1.0, min(e - (m < _SQRT_HALF), 1023))
 
 
 def fit_columns(X: np.ndarray, names: Sequence[str] = ()) -> Conditioning:
@@ -292,36 +332,93 @@ def fit_columns(X: np.ndarray, names: Sequence[str] = ()) -> Conditioning:
         ``0.7 ± 1 ulp``), which the rank test, measuring a column after centring, would
         otherwise keep with coefficients near 1e16.  (``Days + 1e9`` varies by 2e4 such units.)
     """
+    return condition_columns(X, names)[0]
+
+
+def condition_columns(X: np.ndarray, names: Sequence[str] = ()) -> tuple[Conditioning, np.ndarray]:
+    """:func:`fit_columns` and the conditioned columns ``X' = X T`` it made on the way (what
+    :meth:`Conditioning.X` gives, to the order of a sum).
+
+    Vectorised over the columns that share their cells (the binary columns before them): one
+    least-squares solve and one product per set of cells, then one Gram of the conditioned
+    continuous columns to find those nearly collinear with the ones before them (only those
+    are refitted on the rows).
+    """
     X = np.asarray(X, dtype=float)
     n, p = X.shape
-    binary = ((X == 0.0) | (X == 1.0)).all(axis=0) if n else np.ones(p, dtype=bool)
+    binary = _binary_columns(X)
     G, scale, flat = np.zeros((p, p)), np.ones(p), np.zeros(p, dtype=bool)
-    Xc = X.copy()  # the conditioned columns so far
-    for j in np.flatnonzero(~binary):
-        x = X[:, j]
-        big = float(pow2(np.max(np.abs(x)))) if n else 1.0
+    Xc = X.copy()
+    N = np.flatnonzero(~binary)
+    if not n or not len(N):
+        return Conditioning(binary=binary, G=G, x_scale=scale, y_shift=np.zeros(p), flat=flat), Xc
+    intercepts = {int(j) for j in np.flatnonzero(binary) if X[0, j] == 1.0 and np.all(X[:, j] == 1.0)}
+    xmax = np.max(np.abs(X[:, N]), axis=0)
+    big = pow2(xmax)  # 1 for a zero column
+    R = X[:, N] / big  # exact
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for a, j in enumerate(N):
         cells = np.flatnonzero(binary[:j])
-        if len(cells) > _MAX_CELLS:
-            cells = cells[:1]
-        if len(cells) and n:
-            G[cells, j] = _cell_fit(X[:, cells], x / big) * big
-        r = _minus_fit(x, X, np.flatnonzero(G[:, j]), G[G[:, j] != 0, j], big) if n else x / big
-        rms = float(np.sqrt(np.mean(r**2))) * big if n else 0.0
-        flat[j] = bool(n) and len(cells) > 0 and rms <= FLAT_ULPS * float(np.spacing(np.max(np.abs(x))))
-        # nearly collinear with the (conditioned) continuous columns before it — a shifted covariate
-        # in an interaction with another, (D + c):x ≈ c·x — yet not rank deficient: its residual on
-        # them too (T's columns carry that back to X's), so that the cross-products keep its digits
-        cont = np.flatnonzero(~binary[:j])[-_MAX_CELLS:]
-        if len(cont) and n and rms > 0 and not flat[j]:
-            V = Xc[:, cont]
+        cells = cells[:1] if len(cells) > _MAX_CELLS else cells
+        groups.setdefault(tuple(int(c) for c in cells), []).append(a)
+    for cells, cols in groups.items():  # centred within the cells: the centre first, then the rest
+        if not cells:
+            continue
+        B = X[:, list(cells)]
+        if len(cells) == 1 and cells[0] in intercepts:
+            gam = np.mean(R[:, cols], axis=0)[None, :]
+        else:
+            gam = _solve_gram(B.T @ B, B.T @ R[:, cols])
+        G[np.ix_(list(cells), N[cols])] = gam * big[cols]
+        first = gam[0] if cells[0] in intercepts else gam[0] * B[:, :1]
+        R[:, cols] = R[:, cols] - first
+        if len(cells) > 1:
+            R[:, cols] = R[:, cols] - B[:, 1:] @ gam[1:]
+    rr = np.einsum("ij,ij->j", R, R)
+    rms = np.sqrt(rr / n) * big
+    has_cells = np.array([bool(np.flatnonzero(binary[:j]).size) for j in N])
+    flat[N] = has_cells & (rms <= FLAT_ULPS * np.spacing(xmax))
+    s = pow2(rms)
+    e = np.frexp(big)[1] - np.frexp(s)[1]
+    if np.all(np.abs(e) < 1000):  # a product by a power of two within range is exact
+        Xc[:, N] = R * np.ldexp(1.0, e.astype(np.int64))
+    else:
+        Xc[:, N] = np.ldexp(R, e.astype(np.int64))
+    scale[N] = s
+    # nearly collinear with the (conditioned) continuous columns before it — a shifted covariate in
+    # an interaction with another, (D + c):x ≈ c·x — yet not rank deficient: its residual on them
+    # too (T's columns carry that back to X's), so that the cross-products keep its digits
+    if len(N) > 1:
+        Gc = Xc[:, N].T @ Xc[:, N]
+        # each column's squared residual on the ones before it is its Cholesky pivot: one factor
+        # tells them all (columns up to 64 back, or the pivots of a factor that fails: one by one)
+        d = np.diag(Gc)
+        try:
+            L = np.linalg.cholesky(Gc) if len(N) <= _MAX_CELLS else None
+        except np.linalg.LinAlgError:
+            L = None
+        for a in range(1, len(N)):
+            j = int(N[a])
+            K = np.arange(max(0, a - _MAX_CELLS), a)
+            if flat[j] or not d[a] > 0:
+                continue
+            if L is not None:
+                resid2 = L[a, a] ** 2
+            else:
+                resid2 = d[a] - float(Gc[a, K] @ _solve_gram(Gc[np.ix_(K, K)], Gc[K, a]))
+            if resid2 >= _ILL**2 * d[a]:
+                continue
+            V, r = Xc[:, N[K]], Xc[:, j]
             delta = np.linalg.lstsq(V, r, rcond=None)[0]
             r2 = r - V @ delta
-            ratio = float(np.sqrt(np.mean(r2**2))) * big / rms
-            if _RANK_TOL < ratio < _ILL:
-                T = (np.eye(p)[:, cont] - G[:, cont]) / scale[cont]
-                G[:, j] += T @ (delta * big)
-                r, rms = r2, ratio * rms
-        scale[j] = float(pow2(rms)) if rms > 0 else 1.0
-        if n:
-            Xc[:, j] = np.ldexp(r, _log2(big) - _log2(scale[j]))
-    return Conditioning(binary=binary, G=G, x_scale=scale, y_shift=np.zeros(p), flat=flat)
+            ratio = float(np.sqrt((r2 @ r2) / (r @ r)))
+            if not _RANK_TOL < ratio < _ILL:
+                continue
+            T = (np.eye(p)[:, N[K]] - G[:, N[K]]) / scale[N[K]]
+            G[:, j] += T @ (delta * scale[j])
+            scale[j] = _pow2_scalar(float(rms[a]) * ratio)
+            Xc[:, j] = _conditioned(X, j, G[:, j], scale[j])
+            Gc[:, a] = Gc[a, :] = Xc[:, N].T @ Xc[:, j]
+            d = np.diag(Gc)
+            L = None  # the later pivots one by one
+    return Conditioning(binary=binary, G=G, x_scale=scale, y_shift=np.zeros(p), flat=flat), Xc

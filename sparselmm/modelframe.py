@@ -30,7 +30,7 @@ from .errors import (
     ScaleWarning,
     SparseLMMWarning,
 )
-from .conditioning import Conditioning, fit_columns
+from .conditioning import Conditioning, condition_columns
 from .formula import ParsedFormula, parse_formula
 from .terms import RandomTerm, as_factor, build_lambda, build_zt, category_strings, check_terms, grouping_factor, order_terms, theta_template
 from .vocabulary import CONSTANTS as _NOT_COLUMNS  # noqa: F401  (kept importable from here)
@@ -1077,8 +1077,8 @@ def design(
     # scaled columns, so that the cross-products keep what the data carry
     X, X_names, fixed_spec = _model_matrix(pf.fixed, frame, "the fixed-effects matrix")
     _check_finite(X, X_names, "fixed-effects column")
-    X, X_names, keep, dropped, cond, Xc = _condition_fixed(X, X_names)
-    _check_scale(column_sds(Xc, cond), X_names, binary_columns(Xc))
+    X, X_names, keep, dropped, cond, Xc, XtX = _condition_fixed(X, X_names)
+    _check_scale(column_sds(Xc, cond), X_names, cond.binary)
 
     # random effects
     terms: list[RandomTerm] = []
@@ -1108,7 +1108,7 @@ def design(
     theta_start, lower, upper, slices, lind = theta_template(terms)
     y_adj = y if off is None else y - off
     cond = cond.with_response(y_adj, X, w)
-    cross = CrossProducts.from_arrays(Zt, Xc, cond.y(y_adj, X), cond.w(w), XtX=None if w is not None or cond.w_scale != 1 else Xc.T @ Xc)
+    cross = CrossProducts.from_arrays(Zt, Xc, cond.y(y_adj, X), cond.w(w), XtX=XtX if w is None else None)
     factor_levels = {
         c: category_strings(col.cat.categories)
         for c, col in frame.items()
@@ -1147,7 +1147,7 @@ def design(
 
 def _condition_fixed(
     X: np.ndarray, names: list[str]
-) -> tuple[np.ndarray, list[str], np.ndarray, list[str], Conditioning, np.ndarray]:
+) -> tuple[np.ndarray, list[str], np.ndarray, list[str], Conditioning, np.ndarray, np.ndarray]:
     """Condition the fixed-effects columns and drop the rank-deficient ones (in that order).
 
     The rank test runs on the conditioned columns ``X'``: a column is dropped when its
@@ -1159,13 +1159,13 @@ def _condition_fixed(
 
     Returns
     -------
-    X, names, keep, dropped, conditioning, X'
+    X, names, keep, dropped, conditioning, X', X'ᵀX'
         The kept columns of X (data units), their names and indices, the names dropped, the
-        conditioning of the kept columns, and ``X'`` (internal units).
+        conditioning of the kept columns, ``X'`` (internal units) and its Gram.
     """
-    cond = fit_columns(X, names)
-    Xc = cond.X(X)
-    keep = _independent_columns(Xc, gram=Xc.T @ Xc)
+    cond, Xc = condition_columns(X, names)
+    gram = Xc.T @ Xc
+    keep = _independent_columns(Xc, gram=gram)
     keep = keep[~cond.flat[keep]]  # constant to rounding: collinear with the columns before it
     dropped = [names[j] for j in range(X.shape[1]) if j not in set(keep.tolist())]
     if dropped:
@@ -1175,14 +1175,9 @@ def _condition_fixed(
             stacklevel=3,
         )
         X, names = X[:, keep], [names[j] for j in keep]
-        cond = fit_columns(X, names)
-        Xc = cond.X(X)
-    return X, names, keep, dropped, cond, Xc
-
-
-def binary_columns(X: np.ndarray) -> np.ndarray:
-    """Which columns hold only 0 and 1 (lme4's ``checkScaleX`` leaves them out)."""
-    return ((X == 0.0) | (X == 1.0)).all(axis=0) if X.shape[0] else np.ones(X.shape[1], dtype=bool)
+        cond, Xc = condition_columns(X, names)
+        gram = Xc.T @ Xc
+    return X, names, keep, dropped, cond, Xc, gram
 
 
 def column_sds(Xc: np.ndarray, cond: Conditioning) -> np.ndarray:
