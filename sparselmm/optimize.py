@@ -137,7 +137,7 @@ def _run(
             opts.update(options)
             res = sopt.minimize(f, x0, method="Nelder-Mead", bounds=bounds, options=opts)
         elif method == "lbfgsb" and len(x0) == 1:
-            return _brent(f, float(x0[0]), float(lo[0]), float(hi[0]))
+            return _brent(f, float(x0[0]), float(lo[0]), float(hi[0]), options.get("maxfun"))
         elif method == "lbfgsb":
             opts = {"ftol": 1e-14, "gtol": 1e-8, "maxfun": 100000}
             opts.update(options)
@@ -164,17 +164,25 @@ def _run(
     return str(res.message)
 
 
-def _brent(f: _Counted, x0: float, lo: float, hi: float) -> str:
-    """One parameter: bounded Brent search on ``[lo, U]``, ``U`` grown until the minimum is inside."""
+def _brent(f: _Counted, x0: float, lo: float, hi: float, maxfev: int | None = None) -> str:
+    """One parameter: bounded Brent search on ``[lo, U]``, ``U`` grown until the minimum is inside,
+    within ``maxfev`` evaluations in all (the caller's evaluation limit, as for the other optimizers)."""
     a = lo if np.isfinite(lo) else x0 - 10 * max(1.0, abs(x0))
     b = hi if np.isfinite(hi) else max(10.0 * max(abs(x0), 1.0), a + 1.0)
+    first = f.n
+    limit = 100000 if maxfev is None else int(maxfev)
     for _ in range(8):
+        left = limit - (f.n - first)
+        if left < 1:
+            break
         res = sopt.minimize_scalar(lambda t: f(np.array([t])), bounds=(a, b), method="bounded",
-                                   options={"xatol": 1e-10 * max(1.0, abs(x0))})
+                                   options={"xatol": 1e-10 * max(1.0, abs(x0)), "maxiter": left})
         if not np.isfinite(hi) and res.x > b - 1e-3 * (b - a):
             a, b = res.x - (b - a) * 0.1, b * 10
             continue
         break
+    if f.n - first >= limit:
+        return "bounded Brent: maxeval reached"
     f(np.array([a]))  # the bound itself (a singular fit) when it is the minimum
     return f"bounded Brent: {res.message if hasattr(res, 'message') else 'done'}"
 
@@ -188,7 +196,7 @@ def _nlopt_bobyqa(f: _Counted, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, o
         return _run("cobyqa", f, x0, lo, hi, {k: v for k, v in options.items() if k == "maxfev"})
     n = len(x0)
     if n == 1:  # NLopt's BOBYQA needs two parameters at least: Brent's method on an interval
-        return _brent(f, float(x0[0]), float(lo[0]), float(hi[0]))
+        return _brent(f, float(x0[0]), float(lo[0]), float(hi[0]), options.get("maxfev"))
     opt = nlopt.opt(nlopt.LN_BOBYQA, n)
     opt.set_min_objective(lambda x, grad: f(x))
     opt.set_lower_bounds(np.where(np.isfinite(lo), lo, -1e300))

@@ -223,3 +223,15 @@ def test_a_non_finite_objective_next_to_the_optimum_is_reported_not_differenced(
                            np.zeros(2), optimizer="bobyqa", check=True)
     np.testing.assert_allclose(o.theta, [1.0, 1.0], atol=1e-6)
     assert o.newton_decrement is None and any("not finite within a finite-difference step" in w for w in o.warnings)
+
+
+@pytest.mark.parametrize("optimizer,key", [("bobyqa", "maxfev"), ("lbfgsb", "maxfun"), ("bobyqa", "maxfun")])
+def test_one_parameter_search_keeps_the_evaluation_limit(optimizer, key):
+    # one θ entry: Brent's method on an interval; before, it ignored every option, maxfev included
+    d = slm.design("Yield ~ 1 + (1 | Batch)", load_data("Dyestuff"))
+    st = d.pls()
+    f = lambda th: st.objective(th, True)  # noqa: E731
+    o = minimize_theta(f, d.theta_start, d.lower, optimizer=optimizer, options={key: 4}, check=False)
+    assert o.feval <= 4 + 2 and any("evaluation limit" in w for w in o.warnings)
+    full = minimize_theta(f, d.theta_start, d.lower, optimizer=optimizer, check=False)
+    assert full.feval > 6 and not full.warnings
