@@ -24,8 +24,8 @@ reparametrisation of the same model:
   reparametrisation of β), divided by ``s_y``, a power of two near its root mean square.
 * The weights are divided by ``c_w``, a power of four near their geometric mean.
 
-With more than 64 binary columns before a column, only the first of them (the intercept, or
-nothing) is used: the fit stays a reparametrisation, just a less thorough one.
+A factor with many levels makes many binary columns: their least squares then comes from
+their sparse pattern (beyond 2,048 of them, from LSQR), any near centre being as good.
 
 **Exactness.**  Scaling by a power of two is exact, and a centre subtracted from values of its
 own size is exact (Sterbenz); the centre is subtracted first, the within-cell corrections
@@ -91,7 +91,8 @@ def _pow4(v: float) -> float:
     return float(np.ldexp(1.0, 2 * k))
 
 
-_MAX_CELLS = 64  # binary columns a column is centred against (least squares on their Gram)
+_MAX_CELLS = 64  # beyond this many binary columns their Gram comes from the sparse pattern,
+_DENSE_CELLS = 2048  # and beyond this many, LSQR; continuous columns looked back at: _MAX_CELLS
 FLAT_ULPS = 1000.0  # a centred column within this many units in the last place is constant to rounding
 _RANK_TOL, _ILL = 1e-7, 1e-3  # a column's residual on the continuous columns before it, over its size:
 # at most _RANK_TOL is rank deficient (the rank test drops it), below _ILL it is conditioned on them
@@ -180,15 +181,13 @@ class Conditioning:
     def with_response(self, y: np.ndarray, X: np.ndarray, weights: np.ndarray | None) -> "Conditioning":
         """This conditioning with ``γ_y``, ``s_y`` and ``c_w`` fitted to a response and weights.
 
-        ``γ_y``: least squares of y on the binary columns (the first one alone beyond 64);
+        ``γ_y``: least squares of y on the binary columns;
         ``s_y``: the power of two nearest the root mean square of ``y − Xγ_y``; ``c_w``: the
         power of four nearest the weights' geometric mean.
         """
         y = np.asarray(y, dtype=float)
         X = np.asarray(X, dtype=float)
         cells = np.flatnonzero(self.binary)
-        if len(cells) > _MAX_CELLS:
-            cells = cells[:1]
         shift = np.zeros(self.p)
         big = _pow2_scalar(float(np.max(np.abs(y)))) if len(y) else 1.0
         if len(cells) and len(y):
@@ -288,11 +287,25 @@ def _binary_columns(X: np.ndarray) -> np.ndarray:
 
 
 def _cell_fit(B: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Least-squares coefficients of ``v`` on the binary columns ``B`` (their Gram holds counts;
-    a rank-deficient set gets the minimum-norm solution, which is as good a centre)."""
+    """Least-squares coefficients of ``v`` (a vector or columns) on the binary columns ``B``
+    (their Gram holds counts; a rank-deficient set gets the minimum-norm solution, which is as
+    good a centre).  Many columns (a factor with hundreds of levels): their Gram from the sparse
+    pattern, and beyond ``_DENSE_CELLS`` of them LSQR, column by column (a centre need only be near)."""
     if B.shape[1] == 1 and bool(np.all(B[:, 0] == 1.0)):  # the intercept alone: the mean
-        return np.array([float(np.mean(v))])
-    return _solve_gram(B.T @ B, B.T @ v)
+        m = np.mean(v, axis=0)
+        return np.atleast_1d(m)[None, :] if np.ndim(v) == 2 else np.array([float(m)])
+    if B.shape[1] <= _MAX_CELLS:
+        return _solve_gram(B.T @ B, B.T @ v)
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import lsqr
+
+    Bs = sp.csc_matrix(B)
+    rhs = np.asarray(Bs.T @ v)
+    if B.shape[1] <= _DENSE_CELLS:
+        return _solve_gram((Bs.T @ Bs).toarray(), rhs)
+    V = v[:, None] if np.ndim(v) == 1 else v
+    out = np.column_stack([lsqr(Bs, V[:, i], atol=1e-12, btol=1e-12, iter_lim=200)[0] for i in range(V.shape[1])])
+    return out[:, 0] if np.ndim(v) == 1 else out
 
 
 def _solve_gram(G: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -359,7 +372,6 @@ def condition_columns(X: np.ndarray, names: Sequence[str] = ()) -> tuple[Conditi
     groups: dict[tuple[int, ...], list[int]] = {}
     for a, j in enumerate(N):
         cells = np.flatnonzero(binary[:j])
-        cells = cells[:1] if len(cells) > _MAX_CELLS else cells
         groups.setdefault(tuple(int(c) for c in cells), []).append(a)
     for cells, cols in groups.items():  # centred within the cells: the centre first, then the rest
         if not cells:

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -98,7 +98,8 @@ __all__ = [
 #: evaluated partition by partition they would differ between partitions.
 STATEFUL_TRANSFORMS = ("center", "scale", "standardize", "poly", "bs", "cs", "cr", "cc", "te", "hashed", "lag")
 
-_SAMPLE_ROWS = 2000  # complete rows kept by the scan, to build the formulaic model specs
+_SAMPLE_ROWS = 2000  # complete rows kept by the scan (spread over the data), for the model specs and
+_LEVEL_ROW = "__sparselmm_level_row__"  # the conditioning; with them the first row of each level
 
 
 def _is_dask_dataframe(obj: Any) -> bool:
@@ -215,8 +216,17 @@ def _scan_partition(part: pd.DataFrame, spec: _ScanSpec) -> _Scan:
     for fs in spec.interactions:
         out.combos[fs] = frame[list(fs)].drop_duplicates()
     extra = [c for c in (spec.weights, spec.offset) if c is not None and c not in spec.columns]
-    # the sample keeps weights and offset too: the conditioning of y and w is fitted on it
-    out.sample = part.loc[complete, spec.columns + extra].head(spec.sample_rows) if extra else frame.head(spec.sample_rows)
+    # the sample (the conditioning of y, X and w is fitted on it, sparselmm.conditioning): rows
+    # spread over the partition, not its head (data sorted by time or by a factor), and the first
+    # row of each level of every factor, so that each level's cell has a centre
+    rows = part.loc[complete, spec.columns + extra] if extra else frame
+    k = len(rows)
+    pick = np.zeros(k, dtype=bool)
+    pick[np.unique(np.linspace(0, k - 1, min(spec.sample_rows, k)).astype(np.int64))] = k > 0
+    level = np.zeros(k, dtype=bool)
+    for c in spec.factor_columns:
+        level |= ~rows[c].duplicated().to_numpy()
+    out.sample = rows[pick | level].assign(**{_LEVEL_ROW: level[pick | level]})
     return out
 
 
@@ -254,7 +264,14 @@ def _combine_scans(scans: Sequence[_Scan]) -> _Scan:
         if s.sample is not None and len(s.sample):
             samples.append(s.sample)
     if samples:
-        out.sample = pd.concat(samples).head(_SAMPLE_ROWS)
+        # at most _SAMPLE_ROWS spread rows, and every level's first row
+        sample = pd.concat(samples)
+        marked = sample[_LEVEL_ROW].to_numpy()
+        spread = np.flatnonzero(~marked)[:_SAMPLE_ROWS]
+        keep = np.zeros(len(sample), dtype=bool)
+        keep[spread] = True
+        keep |= marked
+        out.sample = sample[keep]
     elif scans and scans[0].sample is not None:
         out.sample = scans[0].sample
     return out
@@ -316,7 +333,20 @@ class _Partial:
     xbinary: np.ndarray
     grams: list[np.ndarray]
     Xgram: np.ndarray | None = None  # unweighted X'ᵀX' (the rank test's), None when unweighted: XtX
+    rmean: np.ndarray | None = None  # mean and centred sum of squares of X / s (the data's columns,
+    rM2: np.ndarray | None = None  # scaled by the conditioning's powers of two): lme4's scale check
     xabsmax: np.ndarray | None = None  # max |x| per column of X (data units): "constant to rounding"
+
+
+def _chan(ma: np.ndarray, Ma: np.ndarray, na: int, mb: np.ndarray, Mb: np.ndarray, nb: int) -> tuple:
+    """Column means and centred sums of squares of two sets of rows combined (Chan et al.)."""
+    if na == 0:
+        return mb, Mb
+    if nb == 0:
+        return ma, Ma
+    n = na + nb
+    delta = mb - ma
+    return ma + delta * (nb / n), Ma + Mb + delta**2 * (na * nb / n)
 
 
 def _combine_partials(parts: Sequence[_Partial]) -> _Partial:
@@ -326,14 +356,8 @@ def _combine_partials(parts: Sequence[_Partial]) -> _Partial:
     for b in parts[1:]:
         a = acc
         n = a.n + b.n
-        if a.n == 0:
-            mean, M2 = b.xmean, b.xM2
-        elif b.n == 0:
-            mean, M2 = a.xmean, a.xM2
-        else:
-            delta = b.xmean - a.xmean
-            mean = a.xmean + delta * (b.n / n)
-            M2 = a.xM2 + b.xM2 + delta**2 * (a.n * b.n / n)
+        mean, M2 = _chan(a.xmean, a.xM2, a.n, b.xmean, b.xM2, b.n)
+        rmean, rM2 = (None, None) if a.rmean is None else _chan(a.rmean, a.rM2, a.n, b.rmean, b.rM2, b.n)
         acc = _Partial(
             ZtZ=(a.ZtZ + b.ZtZ).tocsc(),
             ZtX=a.ZtX + b.ZtX,
@@ -351,6 +375,8 @@ def _combine_partials(parts: Sequence[_Partial]) -> _Partial:
             grams=[ga + gb for ga, gb in zip(a.grams, b.grams)],
             Xgram=None if a.Xgram is None else a.Xgram + b.Xgram,
             xabsmax=np.maximum(a.xabsmax, b.xabsmax),
+            rmean=rmean,
+            rM2=rM2,
         )
     return acc
 
@@ -424,7 +450,9 @@ class PartitionBuilder:
         keep = ~frame.isna().any(axis=1).to_numpy()
         if self.weights is not None and not newdata:  # a missing weight or offset drops its row
             keep &= part[self.weights].notna().to_numpy()
-        if self.offset is not None and self.offset in part.columns:
+        if self.offset is not None:
+            if self.offset not in part.columns:  # new data: the fit's offset column is needed
+                raise DataError(f"newdata lacks the offset column {self.offset!r} of the fit; add it or pass offset=")
             keep &= part[self.offset].notna().to_numpy()
         if not keep.all():
             frame = frame.loc[keep]
@@ -442,7 +470,7 @@ class PartitionBuilder:
         w = off = None
         if self.weights is not None and not newdata:
             w = _real_values(part[self.weights], "weights")[keep]
-        if self.offset is not None and self.offset in part.columns:
+        if self.offset is not None:
             off = _real_values(part[self.offset], "offset")[keep]
         return frame, w, off
 
@@ -527,6 +555,9 @@ class PartitionBuilder:
         cond = self.conditioning
         xbinary = np.array([bool(np.all((X[:, j] == 0) | (X[:, j] == 1))) for j in range(p)], dtype=bool)
         xabsmax = np.max(np.abs(X), axis=0) if n else np.zeros(p)
+        Xr = X if cond is None else X / cond.x_scale  # the data's columns, powers of two apart
+        rmean = Xr.mean(axis=0) if n else np.zeros(p)
+        rM2 = ((Xr - rmean) ** 2).sum(axis=0) if n else np.zeros(p)
         if cond is not None:
             yadj = cond.y(yadj, X)
             X = cond.X(X)
@@ -566,6 +597,8 @@ class PartitionBuilder:
             grams=[Xt.T @ Xt for Xt in Xts],
             Xgram=None if w is None else X.T @ X,
             xabsmax=xabsmax,
+            rmean=rmean,
+            rM2=rM2,
         )
 
     # ----- after the fit ----------------------------------------------------------------
@@ -800,6 +833,7 @@ class DaskDesign(Design):
     source: Any = None
     builder: PartitionBuilder | None = None
     n_rows: int = 0
+    data_name: str | None = None  # the Dask collection the design was made from (anova compares it)
 
     @property
     def n(self) -> int:
@@ -1019,7 +1053,7 @@ def dask_design(
     for c in fixed_factor:
         if levels[c][0] == "other":  # strings (object columns arrive as strings under dask's convert-string)
             warn_numeric_labels(c, levels[c][1], stacklevel=5)
-    sample = scan.sample.copy()
+    sample = scan.sample.drop(columns=[_LEVEL_ROW])
     for c in fixed_factor:
         sample[c] = _factorize(sample[c], *levels[c])
 
@@ -1133,7 +1167,9 @@ def dask_design(
             stacklevel=3,
         )
     X_names = [X_names_full[j] for j in keep]
-    sds = cond.x_scale[keep] * np.sqrt(total.xM2[keep] / (n - 1)) if n >= 2 else np.full(len(keep), np.nan)
+    # lme4's scale check on the data's columns (not the conditioned ones: a column conditioned on
+    # earlier continuous columns has the SD of its residual)
+    sds = cond.x_scale[keep] * np.sqrt(total.rM2[keep] / (n - 1)) if n >= 2 else np.full(len(keep), np.nan)
     _check_scale(sds, X_names, total.xbinary[keep], stacklevel=4)
     if dropped:
         kept = cond.restrict(keep)  # X'[:, keep] conditions the kept columns, unless one was
@@ -1196,6 +1232,7 @@ def dask_design(
         conditioning=cond,
         offset_name=offset,
         source=source,
+        data_name=getattr(data, "_name", None),
         builder=builder,
         n_rows=int(scan.n_rows),
     )
@@ -1320,13 +1357,13 @@ class DaskLinearMixedModel(LinearMixedModel):
     design: DaskDesign
 
     def _lazy(self, what: str, b: np.ndarray | None, data: Any = None, newdata: bool = False,
-              allow_new_levels: bool = False) -> Any:
+              allow_new_levels: bool = False, builder: PartitionBuilder | None = None) -> Any:
         d = self.design
         src = d.source if data is None else data
         name = "residuals" if what in ("response", "pearson") else what
         return src.map_partitions(
             _partition_eta,
-            d.builder,
+            d.builder if builder is None else builder,
             self._beta,
             d.fixed_keep,
             b,
@@ -1382,11 +1419,22 @@ class DaskLinearMixedModel(LinearMixedModel):
         from .inference import _no_re
 
         no_re = _no_re(re_form)
+        allow_new_levels = validate.flag(allow_new_levels, "allow_new_levels")
         b = None if no_re else self._b
         if newdata is None:
+            if offset is not None:
+                raise ArgumentError("offset= goes with newdata; the data of the fit use the fit's own offset")
             return self._lazy("predicted", b)
         if _is_dask_dataframe(newdata):
-            return self._lazy("predicted", b, data=newdata, newdata=True, allow_new_levels=allow_new_levels)
+            builder = self.design.builder
+            if offset is not None:  # the new data's own offset column
+                if not isinstance(offset, str):
+                    raise ArgumentError(
+                        f"with a Dask newdata, offset= must be the name of one of its columns, got {type(offset).__name__}"
+                    )
+                builder = replace(builder, offset=offset)
+            return self._lazy("predicted", b, data=newdata, newdata=True, allow_new_levels=allow_new_levels,
+                              builder=builder)
         return super().predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels, offset=offset)
 
     def simulate(self, nsim: int = 1, seed: int | None = None) -> pd.DataFrame:

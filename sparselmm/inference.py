@@ -127,17 +127,24 @@ def _aux_state(m: "LinearMixedModel") -> Any:
 
 def _satterthwaite_internal(m: "LinearMixedModel") -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """:func:`satterthwaite`'s ingredients in the design's internal units (sparselmm.conditioning),
-    with ``Var(β̂')``: ``(A', J'_i, C')``.  The derivatives are taken there, where θ and σ are of
-    natural size whatever the data's units (numDeriv's steps are relative, but absolute below
-    1.8e-5, where weights scaled by 1e10 put lme4's θ); the df of a contrast ``L`` on β is that
-    of ``L J`` on β' (invariant under the reparametrisation)."""
+    with ``Var(β̂')``: ``(A', J'_i, C')``.  The derivatives are taken in ``(x, σ')`` with
+    ``x = s θ'`` (``s``: :meth:`Design.theta_scale` in the engine's units), where every entry is of
+    natural size whatever the data's units: numDeriv's steps are relative, but absolute (1e-4)
+    below 1.8e-5, where weights scaled by 1e10, or a slope on a covariate of size 1e5, put lme4's
+    θ.  The df of a contrast ``L`` on β is that of ``L J`` on β' (invariant under the
+    reparametrisation)."""
     cached = getattr(m, "_satt", None)
     if cached is not None:
         return cached
     st = _aux_state(m)
     d = m.design
-    vp = np.concatenate([d.internal_theta(m.theta), [m.sigma / d.cond.sigma_factor]])
-    H = _richardson(lambda v: _dev_vp(st, v, m.REML), vp, hess=True)
+    s_int = d._theta_scale_internal()
+    vp = np.concatenate([s_int * d.internal_theta(m.theta), [m.sigma / d.cond.sigma_factor]])
+
+    def internal(v: np.ndarray) -> np.ndarray:
+        return np.concatenate([v[:-1] / s_int, v[-1:]])
+
+    H = _richardson(lambda v: _dev_vp(st, internal(v), m.REML), vp, hess=True)
     H = 0.5 * (H + H.T)
     try:
         A = 2.0 * np.linalg.inv(H)
@@ -146,13 +153,13 @@ def _satterthwaite_internal(m: "LinearMixedModel") -> tuple[np.ndarray, list[np.
     p = d.p
 
     def covbeta(v: np.ndarray) -> np.ndarray:
-        if not st.update(v[:-1]):
+        if not st.update(v[:-1] / s_int):
             return np.full(p * p, np.nan)
         return (v[-1] ** 2 * st.unscaled_vcov()).ravel()
 
     J = _richardson(covbeta, vp, hess=False)  # (p*p, m)
     jac = [J[:, i].reshape(p, p) for i in range(J.shape[1])]
-    st.update(vp[:-1])
+    st.update(vp[:-1] / s_int)
     C = vp[-1] ** 2 * st.unscaled_vcov()
     m._satt = (A, jac, C)
     return m._satt
@@ -163,7 +170,7 @@ def satterthwaite(m: "LinearMixedModel") -> tuple[np.ndarray, list[np.ndarray]]:
 
     ``A = 2 H⁻¹`` with ``H`` the Hessian of the deviance in ``(θ, σ)``
     (REML deviance for REML fits); ``J_i = ∂(σ² (R_XᵀR_X)⁻¹)/∂varpar_i``.  Computed in the
-    design's internal units and mapped to lme4's (``varpar' = D varpar``, ``β − c_y a = Jβ'``):
+    design's internal units and mapped to lme4's (``varpar' = D varpar``, ``β − γ_y = Jβ'``):
     ``A = D⁻¹A'D⁻¹``, ``J_i = J J'_i Jᵀ D_i``.
 
     Returns
@@ -175,7 +182,8 @@ def satterthwaite(m: "LinearMixedModel") -> tuple[np.ndarray, list[np.ndarray]]:
     A, jac, _ = _satterthwaite_internal(m)
     d = m.design
     F = d.theta_factor()
-    D = np.concatenate([np.ones(len(m.theta)) if F is None else F, [1.0 / d.cond.sigma_factor]])
+    s_int = d._theta_scale_internal()
+    D = np.concatenate([s_int * (np.ones(len(m.theta)) if F is None else F), [1.0 / d.cond.sigma_factor]])
     Jm = d.cond.J
     return A / np.outer(D, D), [Jm @ Ji @ Jm.T * Di for Ji, Di in zip(jac, D)]
 
@@ -185,6 +193,7 @@ def satterthwaite_df(m: "LinearMixedModel", L: np.ndarray) -> float:
     (computed for ``L J`` on the internal β', sparselmm.conditioning)."""
     A, jac, C = _satterthwaite_internal(m)
     L = np.asarray(L, dtype=float).ravel() @ m.design.cond.J
+    L = L / np.max(np.abs(L)) if np.any(L) else L  # the df do not depend on L's scale, and J's
     var = L @ C @ L
     g = np.array([L @ J @ L for J in jac])
     denom = g @ A @ g
@@ -263,6 +272,8 @@ def anova(*models: "LinearMixedModel", names: Sequence[str] | None = None, refit
     refit = validate.flag(refit, "refit")
     if len(models) < 2:
         raise ArgumentError("anova needs at least two models to compare")
+    if names is not None and (isinstance(names, str) or not all(isinstance(v, str) for v in names)):
+        raise ArgumentError(f"names must be a sequence of strings, one per model, got {names!r}")
     names = list(names) if names is not None else [f"model{i + 1}" for i in range(len(models))]
     if len(names) != len(models):
         raise ArgumentError(f"{len(names)} names for {len(models)} models")
@@ -315,7 +326,7 @@ def _check_same_data(a: "LinearMixedModel", b: "LinearMixedModel", na: str, nb: 
     if dask_a or dask_b:
         if not (dask_a and dask_b):
             raise ModelSpecError(f"{what}: one was fitted from a Dask DataFrame, the other in memory; fit both the same way")
-        same = (getattr(da.source, "_name", None) == getattr(db.source, "_name", None)
+        same = (da.data_name is not None and da.data_name == db.data_name
                 and da.formula.response.replace(" ", "") == db.formula.response.replace(" ", "")
                 and da.builder.weights == db.builder.weights)
         if not same:
@@ -451,20 +462,25 @@ def _profile_intervals(m: "LinearMixedModel", level: float) -> pd.DataFrame:
     bounds = _sdcor_bounds(mm)
     names = varpar_names(mm)
     rows = {}
+    # each parameter's unit: σ̂ for the standard deviations (and σ), 1 for the correlations; the
+    # tolerances and steps are relative to it, so that a response in nanometres or in 1e12 units
+    # is profiled as the same one in metres
+    unit = np.array([1.0 if hi == 1.0 else mm.sigma for _, hi in bounds])
 
     def prof_var(j: int, v: float, x0: np.ndarray) -> tuple[float, np.ndarray]:
         free = [i for i in range(len(vec0)) if i != j]
+        u = unit[free]
 
-        def f(z: np.ndarray) -> float:
+        def f(z: np.ndarray) -> float:  # z: the free parameters in their units
             full = np.empty(len(vec0))
-            full[free] = z
+            full[free] = z * u
             full[j] = v
             return _dev_sdcor(st, mm, full)
 
         if not free:
             return f(np.zeros(0)), x0
-        lo = np.array([bounds[i][0] if bounds[i][0] is not None else -np.inf for i in free])
-        hi = np.array([bounds[i][1] if bounds[i][1] is not None else np.inf for i in free])
+        lo = np.array([bounds[i][0] if bounds[i][0] is not None else -np.inf for i in free]) / u
+        hi = np.array([bounds[i][1] if bounds[i][1] is not None else np.inf for i in free]) / u
         best = None
         # from the last point's optimum and from the estimate: the lower of the two (on a singular
         # fit a warm start alone can stay on a boundary face, and the profile then jumps)
@@ -473,7 +489,7 @@ def _profile_intervals(m: "LinearMixedModel", level: float) -> pd.DataFrame:
                 warnings.simplefilter("ignore")
                 r = sopt.minimize(
                     f,
-                    np.clip(start[free], lo, hi),
+                    np.clip(start[free] / u, lo, hi),
                     method="Nelder-Mead",
                     bounds=sopt.Bounds(lo, hi),
                     options={"xatol": 1e-10, "fatol": 1e-10, "maxfev": 20000, "adaptive": len(free) > 4},
@@ -481,7 +497,7 @@ def _profile_intervals(m: "LinearMixedModel", level: float) -> pd.DataFrame:
             if best is None or r.fun < best.fun:
                 best = r
         full = x0.copy()
-        full[free] = best.x
+        full[free] = best.x * u
         full[j] = v
         return float(best.fun), full
 
@@ -499,9 +515,9 @@ def _profile_intervals(m: "LinearMixedModel", level: float) -> pd.DataFrame:
     for j, name in enumerate(names):
         lo_b, hi_b = bounds[j]
         v0 = vec0[j]
-        scale = max(abs(v0), 1e-2)
+        scale = max(abs(v0), 1e-2 * unit[j])
         step = 0.1 if hi_b == 1.0 else 0.25 * scale  # correlations live in [-1, 1]
-        rows[name] = _profile_ends(zeta_fn(j), v0, cut, step, 1.6, lo_b, hi_b, 60, 1e-10, name, unreached)
+        rows[name] = _profile_ends(zeta_fn(j), v0, cut, step, 1.6, lo_b, hi_b, 60, 1e-10 * unit[j], name, unreached)
     # fixed effects: profile the deviance over θ with β_j fixed
     d = mm.design
     for j, name in enumerate(d.X_names):
@@ -512,7 +528,7 @@ def _profile_intervals(m: "LinearMixedModel", level: float) -> pd.DataFrame:
             return float(np.sign(v - bhat) * np.sqrt(max(dv - dev0, 0.0)))
 
         rows[name] = _profile_ends(zb, bhat, cut, cut * se, 1.0, None, None, 30,
-                                   1e-10 * max(1.0, abs(bhat)), name, unreached)
+                                   1e-10 * max(abs(bhat), se), name, unreached)
     if unreached:
         warnings.warn(
             f"the profile of {', '.join(unreached)} does not reach the confidence level's cut-off within its "

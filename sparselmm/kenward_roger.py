@@ -390,6 +390,12 @@ def _external(d: "Design", adj: KRAdjustment) -> KRAdjustment:
     Ji = np.linalg.inv(J)
     k = np.full(len(adj.P), c.y_scale**2)
     k[-1] *= c.w_scale
+    with np.errstate(over="ignore", invalid="ignore"):  # a column near 1e200: P_i = ±inf, kept as
+        return _mapped(adj, J, Ji, k)  # information (the df are computed from `internal`)
+
+
+def _mapped(adj: KRAdjustment, J: np.ndarray, Ji: np.ndarray, k: np.ndarray) -> KRAdjustment:
+    """:func:`_external`'s map, for given ``J``, ``J⁻¹`` and ``k``."""
     return KRAdjustment(
         vcov=J @ adj.vcov @ J.T,
         vcov_adj=J @ adj.vcov_adj @ J.T,
@@ -407,6 +413,8 @@ def _kr_ddf(adj: KRAdjustment, L: np.ndarray) -> tuple[float, float, float, floa
     L = np.atleast_2d(np.asarray(L, dtype=float))
     if adj.internal is not None:  # well-conditioned units (a timestamp covariate's J is not)
         L, adj = L @ adj.J, adj.internal
+        r = np.max(np.abs(L), axis=1, keepdims=True)
+        L = L / np.where(r > 0, r, 1.0)  # the df depend on L's rows only through their span
     Phi, P, W = adj.vcov, adj.P, adj.W
     ql = int(np.linalg.matrix_rank(L))
     Theta = L.T @ np.linalg.solve(L @ Phi @ L.T, L)

@@ -152,31 +152,38 @@ def fit_design(
     return m
 
 
-def _refuse_exact_fit(d: Design, state: PLSState, REML: bool, big: float = 1e6, tol: float = 1e-10) -> None:
+#: the relative residual sum of squares the cross-products can tell from zero: below it, their
+#: cancellation (``y'ᵀy' − y'ᵀX'b``) leaves no digit of the residual, and σ cannot be estimated
+_RESOLUTION = 1e3 * float(np.finfo(float).eps)
+
+
+def _refuse_exact_fit(d: Design, state: PLSState, REML: bool, big: float = 1e6) -> None:
     """Refuse a model whose random effects and fixed effects reproduce the response exactly.
 
     Then the residual variance is zero, the profiled objective has no minimum (it falls without
     bound as θ grows), and an optimiser wanders until its evaluation limit — lme4 runs 82,000
-    evaluations on ``x ~ (poly(x, 2) || g) + (0 + f | i)`` and reports σ = 3e-4.  One evaluation
-    tells: at θ = ``big`` (in the units of :meth:`Design.theta_scale`) the penalised residual sum
-    of squares is that of y on ``[X Z]`` plus ``O(|b|²/big²)``; below ``tol`` of ``y'ᵀy'`` (the
-    response's variation about its cell means) the model fits the data exactly.
+    evaluations on ``x ~ (poly(x, 2) || g) + (0 + f | i)`` and reports σ = 3e-4.
+
+    * The fixed effects alone: the least-squares residual of ``y'`` on ``X'`` within the
+      resolution of the cross-products (:data:`_RESOLUTION` of ``y'ᵀy'``).
+    * With the random effects: at θ = ``big`` (in the units of :meth:`Design.theta_scale`) the
+      penalised residual sum of squares is that of y on ``[X Z]`` plus the ridge term
+      ``O(|b|²/big²)``.  When it is below 1e-9 of ``y'ᵀy'``, a second evaluation at ``big/10``
+      tells the two apart: the ridge term grows a hundredfold there, a residual (precise data,
+      σ ≈ 1e-6 of the response's spread, which lme4 fits) stays.  One evaluation in all for
+      ordinary data.
 
     Raises
     ------
     ModelSpecError
     """
     cp = d.cross
-    exact = _exact_by_fixed_effects(d, tol)
-    if not exact:
-        th = np.where(d.lower == 0, big / d.theta_scale(), 0.0)
-        th = np.clip(th, d.lower, d.upper)
-        state.pwrss = np.nan  # set by the update if the factorisation at this θ succeeds
-        state.objective(d.internal_theta(th), REML)
-        if not np.isfinite(state.pwrss):
-            return  # the factor at this θ is not reliable: nothing to conclude
-        # (pwrss may come out 0 or negative: below the rounding of the cross-products, as exact as can be)
-        exact = state.pwrss <= tol * cp.yty
+    exact = _exact_by_fixed_effects(d)
+    if not exact and cp.yty > 0:
+        p_big = _pwrss_at(d, state, REML, big)
+        if p_big is not None and p_big <= 1e-9 * cp.yty:
+            p_near = _pwrss_at(d, state, REML, big / 10)
+            exact = p_big <= 0 or (p_near is not None and p_big <= 0.05 * p_near)
     if exact:
         from .vocabulary import variables
 
@@ -186,23 +193,33 @@ def _refuse_exact_fit(d: Design, state: PLSState, REML: bool, big: float = 1e6, 
         # read as a formula: a level "2021-03-02 00:00:00" or "a b")
         own += [f.text for f in d.formula.fragments if f.role == "fixed" and resp & set(variables(f.text))]
         raise ModelSpecError(
-            f"the model reproduces the response {d.formula.response!r} exactly: the fixed and random effects leave no "
-            "residual variation, so the likelihood has no maximum (σ → 0)"
+            f"the model reproduces the response {d.formula.response!r} exactly (to within the precision of the "
+            "cross-products): the fixed and random effects leave no residual variation, so the likelihood has no "
+            "maximum (σ → 0)"
             + (f"; the response is in the model's own term(s) {', '.join(dict.fromkeys(own))}" if own else
                "; check that the response is not a function of the model's columns and that the grouping leaves "
                "replicates within its levels")
         )
 
 
-def _exact_by_fixed_effects(d: Design, tol: float) -> bool:
+def _pwrss_at(d: Design, state: PLSState, REML: bool, big: float) -> float | None:
+    """The penalised residual sum of squares (engine's units) at θ = ``big`` on each diagonal
+    entry in :meth:`Design.theta_scale`'s units, 0 below; None where the factor fails."""
+    th = np.clip(np.where(d.lower == 0, big / d.theta_scale(), 0.0), d.lower, d.upper)
+    state.pwrss = np.nan  # set by the update if the factorisation at this θ succeeds
+    state.objective(d.internal_theta(th), REML)
+    return float(state.pwrss) if np.isfinite(state.pwrss) else None
+
+
+def _exact_by_fixed_effects(d: Design) -> bool:
     """Whether the fixed effects alone reproduce the response (``y − offset``), from the
     cross-products, in the engine's units (sparselmm.conditioning).
 
     ``y'`` is the response's residual on the binary columns of X, scaled to unit size by ``s_y``:
     when that residual is at the rounding of the data (``s_y·rms(y')`` within 1000 ulps of the
     cells' means, ``Σ|γ_y|`` bounds them), y − offset is a combination of those columns; else
-    the least-squares residual of ``y'`` on ``X'``, ``y'ᵀy' − y'ᵀX'(X'ᵀX')⁻¹X'ᵀy'``, below ``tol`` of
-    ``y'ᵀy'`` (the cross-products keep no digit of such a residual).
+    the least-squares residual of ``y'`` on ``X'``, ``y'ᵀy' − y'ᵀX'(X'ᵀX')⁻¹X'ᵀy'``, within
+    :data:`_RESOLUTION` of ``y'ᵀy'``.
     """
     cp, c = d.cross, d.cond
     n = max(int(cp.n), 1)
@@ -212,7 +229,7 @@ def _exact_by_fixed_effects(d: Design, tol: float) -> bool:
     if not d.p:
         return False
     b = np.linalg.lstsq(cp.XtX, cp.Xty, rcond=None)[0]
-    return bool(cp.yty - float(cp.Xty @ b) <= tol * cp.yty)
+    return bool(cp.yty - float(cp.Xty @ b) <= _RESOLUTION * cp.yty)
 
 
 def _checked_settings(REML: Any, optimizer: Any, options: Any, check: Any, verbose: Any) -> tuple:

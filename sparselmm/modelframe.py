@@ -583,7 +583,8 @@ def _check_scale(sds: np.ndarray, names: list[str], binary: np.ndarray, tol: flo
         warnings.warn(
             "some predictor variables are on very different scales"
             + (f" ({', '.join(bad)})" if bad else "")
-            + ": consider rescaling; the fit is computed in the original scale",
+            + ": consider rescaling (sparselmm conditions the columns internally, so the fit is not affected; "
+            "the coefficients stay on the columns' own scales)",
             ScaleWarning,
             stacklevel=stacklevel,
         )
@@ -700,6 +701,8 @@ def _real_values(value: Any, what: str) -> np.ndarray:
     arr = np.asarray(value)
     if arr.dtype.kind == "c" or (arr.dtype == object and any(isinstance(v, complex) for v in arr.ravel())):
         raise DataError(f"{what} holds complex numbers; it must be real (take .real or abs() first)")
+    if arr.dtype.kind in "USO" and any(isinstance(v, (str, bytes)) for v in arr.ravel()):
+        raise DataError(f"{what} must be numbers, but it holds strings (e.g. {next(v for v in arr.ravel() if isinstance(v, (str, bytes)))!r})")
     if arr.dtype == object:
         try:
             arr = pd.to_numeric(pd.Series(arr.ravel()), errors="raise").to_numpy(dtype=float).reshape(arr.shape)
@@ -1078,7 +1081,7 @@ def design(
     X, X_names, fixed_spec = _model_matrix(pf.fixed, frame, "the fixed-effects matrix")
     _check_finite(X, X_names, "fixed-effects column")
     X, X_names, keep, dropped, cond, Xc, XtX = _condition_fixed(X, X_names)
-    _check_scale(column_sds(Xc, cond), X_names, cond.binary)
+    _check_scale(column_sds(X, cond), X_names, cond.binary)
 
     # random effects
     terms: list[RandomTerm] = []
@@ -1180,13 +1183,13 @@ def _condition_fixed(
     return X, names, keep, dropped, cond, Xc, gram
 
 
-def column_sds(Xc: np.ndarray, cond: Conditioning) -> np.ndarray:
-    """Standard deviations of the columns of ``X`` from their conditioned values ``X' = (X − c)/s``:
-    ``sd(x) = s · sd(x')`` (no overflow for a column near 1e200); NaN with fewer than 2 rows."""
-    if Xc.shape[0] < 2:
-        return np.full(Xc.shape[1], np.nan)
-    # centred against the column itself, not the design's constant: lme4's sd()
-    return cond.x_scale * Xc.std(axis=0, ddof=1)
+def column_sds(X: np.ndarray, cond: Conditioning) -> np.ndarray:
+    """Standard deviations of the columns of ``X`` (lme4's ``sd()``), as ``sd(x) = s · sd(x / s)``
+    with the conditioning's powers of two ``s`` (no overflow for a column near 1e200); NaN with
+    fewer than 2 rows."""
+    if X.shape[0] < 2:
+        return np.full(X.shape[1], np.nan)
+    return cond.x_scale * (X / cond.x_scale).std(axis=0, ddof=1)
 
 
 def _response(text: str, frame: pd.DataFrame, resp_vars: list[str]) -> np.ndarray:

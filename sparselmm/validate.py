@@ -498,7 +498,8 @@ def optimizer_options(optimizer: str, options: Mapping[str, Any] | None) -> dict
     - ``"lbfgsb"``: ``maxfun`` (``maxfev``), ``maxiter``, ``ftol``, ``gtol``, ``maxcor``,
       ``maxls``, ``eps``.
 
-    Limits (``maxfev``, ``maxiter``, ...) are integers from 1 to 2³¹ − 1; tolerances and
+    Limits (``maxfev``, ``maxiter``, ...) are integers from 1 to 2³¹ − 1 (a float with an
+    integer value, R's ``maxfun = 1e4``, is that integer); tolerances and
     steps finite numbers > 0; ``adaptive`` a bool.
 
     Parameters
@@ -547,6 +548,10 @@ def optimizer_options(optimizer: str, options: Mapping[str, Any] | None) -> dict
         label = f"options[{key!r}]" + (f" (read as {canon!r})" if canon != key else "")
         kind = spec[canon][0]
         if kind == "count":
+            # R writes limits as doubles (maxfun = 1e4): a float with an integer value is that integer
+            if isinstance(value, (float, np.floating)) and not _is_bool(value) and np.isfinite(value) \
+                    and float(value).is_integer():
+                value = int(value)
             out[canon] = count(value, label, 1, MAX_INT)
         elif kind == "positive":
             out[canon] = number(value, label, minimum=0.0, strict=True)

@@ -790,6 +790,8 @@ def translate(text: str, columns: Collection[str]) -> Translation:
             out.append(t.value)
         elif t.kind == "op" and t.text == "^" and t.in_call:
             out.append("**")
+        elif t.kind == "op" and t.text == "%in%":  # R's nesting: b %in% a is the term a:b (no main
+            out.append(":")  # effect; formulaic would read it as b/a); it binds looser than ':', as ':' does to '*'
         else:
             out.append(t.text)
     return Translation("".join(out), tuple(used), MappingProxyType(renames), MappingProxyType(readback))

@@ -275,3 +275,84 @@ def test_a_column_constant_to_rounding_is_dropped_as_lme4_drops_it():
     with pytest.warns(slm.RankDeficiencyWarning, match="dropping 1 column.*x"):
         md = slm.lmer(f, dd.from_pandas(ss.assign(x=x), npartitions=3))
     assert md.design.X_names == ["(Intercept)"]
+
+
+# ---- found in review -------------------------------------------------------------------------------
+
+
+def _factor_frame(L, seed=0, sort=False):
+    rng = np.random.default_rng(seed)
+    n = 20 * L
+    f = np.sort(np.arange(n) % L) if sort else np.arange(n) % L
+    g = rng.integers(0, 40, n)
+    t = rng.uniform(0, 1000, n)
+    y = 0.01 * t + rng.normal(size=L)[f] + rng.normal(size=40)[g] + rng.normal(size=n)
+    return pd.DataFrame({"y": y, "ybig": (y + 1e8), "yback": (y + 1e8) - 1e8, "t": t, "ts": 1.7e9 + t,
+                         "tback": (1.7e9 + t) - 1.7e9, "f": [f"f{i:03d}" for i in f], "g": [f"g{i:02d}" for i in g]})
+
+
+@pytest.mark.filterwarnings("ignore::sparselmm.ScaleWarning")  # f:ts near 1.7e9: lme4's check, rightly
+@pytest.mark.parametrize("L", [65, 150])
+def test_a_factor_with_many_levels_centres_the_columns_within_them(L):
+    # before: beyond 64 binary columns only the first (a dummy, not the intercept) was used, and the
+    # REML criterion was 25 % off for y + 1e8 in y ~ 0 + f (lme4 gets it right)
+    df = _factor_frame(L)
+    th = np.array([0.9])
+    for shifted, back in [("ybig ~ 0 + f + (1|g)", "yback ~ 0 + f + (1|g)"),
+                          ("y ~ 0 + f + ts + (1|g)", "y ~ 0 + f + tback + (1|g)"),
+                          ("y ~ f + f:ts + (1|g)", "y ~ f + f:tback + (1|g)")]:
+        a = slm.design(shifted, df).objective_function(True)(th)
+        b = slm.design(back, df).objective_function(True)(th)
+        assert a == pytest.approx(b, rel=1e-9), shifted
+
+
+@pytest.mark.filterwarnings("ignore::sparselmm.ScaleWarning")
+def test_dask_conditions_data_sorted_by_a_factor_as_in_memory():
+    # before: the scan's sample was the head of each partition, which misses levels of sorted data
+    dd = pytest.importorskip("dask.dataframe")
+    from sparselmm.dask_backend import dask_design
+
+    df = _factor_frame(6, sort=True)
+    th = np.array([0.9])
+    for f in ["ybig ~ 0 + f + (1|g)", "y ~ f + f:ts + (1|g)", "ybig ~ 0 + f + t + (1|g)"]:
+        a = slm.design(f, df).objective_function(True)(th)
+        b = dask_design(f, dd.from_pandas(df, npartitions=3)).objective_function(True)(th)
+        assert b == pytest.approx(a, rel=1e-12), f
+
+
+def test_satterthwaite_df_do_not_depend_on_a_slope_covariates_units():
+    # before: a slope's θ below 1.8e-5 got numDeriv's absolute step (df 0.039 instead of 17 at k = 1e6)
+    ss = load_data("sleepstudy")
+    for k in (1.0, 3e4, 1e6):
+        m = _quiet_fit("Reaction ~ Days + (Days | Subject)", ss.assign(Days=ss.Days * k))
+        np.testing.assert_allclose(m.coef_table()["df"].to_numpy(), [17.0, 17.0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("k", [1e-12, 2.0**-40, 1e9])
+def test_profile_intervals_scale_with_the_response(k):
+    d = load_data("Dyestuff")
+    ref = _quiet_fit("Yield ~ 1 + (1|Batch)", d).confint().to_numpy()
+    ci = _quiet_fit("Yield ~ 1 + (1|Batch)", d.assign(Yield=d.Yield * k)).confint().to_numpy() / k
+    np.testing.assert_allclose(ci, ref, rtol=1e-6)
+
+
+@pytest.mark.parametrize("a", [1e100, 1e200, 1e-200])
+def test_inference_on_a_column_near_the_ends_of_the_doubles(a):
+    ss = load_data("sleepstudy").assign(z=np.random.default_rng(0).normal(size=180))
+    f = "Reaction ~ Days + z + (1 | Subject)"
+    ref = _quiet_fit(f, ss)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        m = _quiet_fit(f, ss.assign(z=ss.z * a))
+        for ddf in ("satterthwaite", "kenward-roger"):
+            t, t0 = m.coef_table(ddf), ref.coef_table(ddf)
+            np.testing.assert_allclose(t["df"].to_numpy(), t0["df"].to_numpy(), rtol=1e-6)
+            np.testing.assert_allclose(t["t value"].to_numpy(), t0["t value"].to_numpy(), rtol=1e-6)
+
+
+def test_the_scale_warning_reads_the_columns_themselves():
+    # a column conditioned on earlier continuous ones has a small residual; lme4's check is on the column
+    ss = load_data("sleepstudy").assign(x=np.random.default_rng(0).normal(size=180))
+    for c in (1e4, 1e5):
+        with pytest.warns(slm.ScaleWarning, match="D:x.*not affected"):
+            slm.design("Reaction ~ D:x + D + x + (Days|Subject)", ss.assign(D=ss.Days + c))

@@ -250,7 +250,7 @@ def test_unknown_option_lists_the_accepted_keys():
         ("bobyqa", {"maxfev": -1}, r"options\['maxfev'\] must be an integer from 1 to 2147483647, got -1"),
         ("bobyqa", {"maxfev": 0}, r"options\['maxfev'\] must be an integer"),
         ("bobyqa", {"maxfev": "a"}, r"options\['maxfev'\] must be an integer .* got 'a' \(str\)"),
-        ("bobyqa", {"maxfun": 1e5}, r"options\['maxfun'\] \(read as 'maxfev'\) must be an integer"),
+        ("bobyqa", {"maxfun": 1e5 + 0.5}, r"options\['maxfun'\] \(read as 'maxfev'\) must be an integer"),
         ("bobyqa", {"maxfev": 2**31}, r"options\['maxfev'\]"),
         ("bobyqa", {"initial_step": -1}, r"options\['initial_step'\] must be a positive finite number, got -1"),
         ("bobyqa", {"initial_step": 0}, r"options\['initial_step'\] must be a positive finite number, got 0"),

@@ -292,7 +292,7 @@ def test_pointwise_and_stateful_words(ss, term, expected):
         ("C(f, contr.helmert)", 2),
         ("C(f, contr.poly)", 2),
         ("C(f, contr.diff)", 2),
-        ("Days %in% f", 5),
+        ("Days %in% f", 3),  # R's nesting: Days:fa, Days:fb, Days:fc (no f main effect)
         ("f/Days", 5),
         ("(Days + f)^2", 5),
     ],
