@@ -155,6 +155,7 @@ class _Scan:
     cat_orders: dict[str, list | None] = field(default_factory=dict)  # Categorical columns: category list
     combos: dict[tuple[str, ...], pd.DataFrame] = field(default_factory=dict)
     sample: pd.DataFrame | None = None
+    fixed_factors: tuple[str, ...] = ()
     bad_weights: int = 0
     bad_offset: int = 0
 
@@ -168,11 +169,12 @@ class _ScanSpec:
     offset: str | None
     sample_rows: int = 50
     object_columns: tuple[str, ...] = ()  # object-dtype columns read as numbers: must not hold numbers
+    fixed_factors: tuple[str, ...] = ()  # the fixed part's factors: the sample holds each level's first row
 
 
 def _scan_partition(part: pd.DataFrame, spec: _ScanSpec) -> _Scan:
     """Pass 1 on one partition: missing values, used levels, a few complete rows."""
-    out = _Scan(n_rows=len(part))
+    out = _Scan(n_rows=len(part), fixed_factors=spec.fixed_factors)
     complete = np.ones(len(part), dtype=bool)
     out.na_counts = {}
     # weights and offset: a missing value drops its row (as in memory); infinite ones, and
@@ -224,7 +226,7 @@ def _scan_partition(part: pd.DataFrame, spec: _ScanSpec) -> _Scan:
     pick = np.zeros(k, dtype=bool)
     pick[np.unique(np.linspace(0, k - 1, min(spec.sample_rows, k)).astype(np.int64))] = k > 0
     level = np.zeros(k, dtype=bool)
-    for c in spec.factor_columns:
+    for c in spec.fixed_factors:
         level |= ~rows[c].duplicated().to_numpy()
     out.sample = rows[pick | level].assign(**{_LEVEL_ROW: level[pick | level]})
     return out
@@ -232,7 +234,7 @@ def _scan_partition(part: pd.DataFrame, spec: _ScanSpec) -> _Scan:
 
 def _combine_scans(scans: Sequence[_Scan]) -> _Scan:
     """Combine partition scans: counts add, level sets and combinations unite."""
-    out = _Scan()
+    out = _Scan(fixed_factors=scans[0].fixed_factors if scans else ())
     samples = []
     for s in scans:
         out.n_rows += s.n_rows
@@ -266,7 +268,13 @@ def _combine_scans(scans: Sequence[_Scan]) -> _Scan:
     if samples:
         # at most _SAMPLE_ROWS spread rows, and every level's first row
         sample = pd.concat(samples)
-        marked = sample[_LEVEL_ROW].to_numpy()
+        marked = sample[_LEVEL_ROW].to_numpy().copy()
+        if marked.any():  # each level's first row over all partitions, not each partition's
+            first = np.zeros(len(sample), dtype=bool)
+            levels_of = [c for c in scans[0].fixed_factors if c in sample.columns] if scans else []
+            for c in levels_of:
+                first |= ~sample[c].where(marked).duplicated().to_numpy() & marked
+            marked = first if levels_of else marked
         spread = np.flatnonzero(~marked)[:_SAMPLE_ROWS]
         keep = np.zeros(len(sample), dtype=bool)
         keep[spread] = True
@@ -1033,7 +1041,8 @@ def dask_design(
 
     # ---- pass 1: levels, missing values, a sample -------------------------------------------
     objects = tuple(c for c in dict.fromkeys(fixed_vars + resp_vars) if dtypes[c] == object)
-    spec = _ScanSpec(used, factor_columns, interactions, weights, offset, object_columns=objects)
+    spec = _ScanSpec(used, factor_columns, interactions, weights, offset, object_columns=objects,
+                     fixed_factors=tuple(fixed_factor))
     parts = source.to_delayed()
     spec_d = delayed(spec, pure=True)
     scan: _Scan = _tree([delayed(_scan_partition)(p, spec_d) for p in parts], _combine_scans, split_every).compute()
