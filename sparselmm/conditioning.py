@@ -227,12 +227,6 @@ class Conditioning:
         """``β = γ_y + J β'``."""
         return self.y_shift + self.J @ np.asarray(beta_int, dtype=float)
 
-    def beta_internal(self, beta: np.ndarray) -> np.ndarray:
-        """``β' = J⁻¹(β − γ_y)`` (the inverse of :meth:`beta`)."""
-        if not self.p:
-            return np.zeros(0)
-        return np.linalg.solve(self.J, np.asarray(beta, dtype=float) - self.y_shift)
-
     def vcov(self, V_int: np.ndarray) -> np.ndarray:
         """``Var(β̂) = J Var(β̂') Jᵀ``."""
         J = self.J
@@ -377,10 +371,7 @@ def condition_columns(X: np.ndarray, names: Sequence[str] = ()) -> tuple[Conditi
         if not cells:
             continue
         B = X[:, list(cells)]
-        if len(cells) == 1 and cells[0] in intercepts:
-            gam = np.mean(R[:, cols], axis=0)[None, :]
-        else:
-            gam = _solve_gram(B.T @ B, B.T @ R[:, cols])
+        gam = _cell_fit(B, R[:, cols])  # (cells, cols); a factor of many levels by its sparse pattern
         G[np.ix_(list(cells), N[cols])] = gam * big[cols]
         first = gam[0] if cells[0] in intercepts else gam[0] * B[:, :1]
         R[:, cols] = R[:, cols] - first
@@ -388,7 +379,9 @@ def condition_columns(X: np.ndarray, names: Sequence[str] = ()) -> tuple[Conditi
             R[:, cols] = R[:, cols] - B[:, 1:] @ gam[1:]
     rr = np.einsum("ij,ij->j", R, R)
     rms = np.sqrt(rr / n) * big
-    has_cells = np.array([bool(np.flatnonzero(binary[:j]).size) for j in N])
+    has_cells = np.zeros(len(N), dtype=bool)
+    for cells, cols in groups.items():
+        has_cells[cols] = bool(cells)
     flat[N] = has_cells & (rms <= FLAT_ULPS * np.spacing(xmax))
     s = pow2(rms)
     e = np.frexp(big)[1] - np.frexp(s)[1]

@@ -27,7 +27,7 @@ from . import validate
 from .errors import ArgumentError, ConvergenceWarning, DataError, ModelSpecError, SparseLMMError
 from .modelframe import CrossProducts, Design, design
 from .optimize import OptSummary, minimize_theta
-from .pls import PLSState, objective_from_parts
+from .pls import PLSState, objective_from_parts, rx_inverse_gram
 
 __all__ = ["lmer", "LinearMixedModel", "fit_design"]
 
@@ -223,7 +223,7 @@ def _exact_by_fixed_effects(d: Design) -> bool:
     """
     cp, c = d.cross, d.cond
     n = max(int(cp.n), 1)
-    shift = float(np.sum(np.abs(getattr(c, "y_shift", np.zeros(0)))))
+    shift = float(np.sum(np.abs(c.y_shift)))
     if not cp.yty > 0 or c.y_scale * np.sqrt(cp.yty / n) <= 1e3 * np.finfo(float).eps * shift:
         return True
     if not d.p:
@@ -431,25 +431,22 @@ class LinearMixedModel:
         return pd.DataFrame(self.sigma**2 * self._unscaled_vcov, index=names, columns=names)
 
     @cached_property
-    def _unscaled_vcov(self) -> np.ndarray:
-        """``Var(β̂) / σ²``, mapped from the engine's ``(R_X'ᵀR_X')⁻¹`` (sparselmm.conditioning)."""
-        import scipy.linalg as sla
+    def _unscaled_vcov_int(self) -> np.ndarray:
+        """The engine's ``(R_X'ᵀR_X')⁻¹`` (sparselmm.conditioning)."""
+        return rx_inverse_gram(self._RX)
 
+    @cached_property
+    def _unscaled_vcov(self) -> np.ndarray:
+        """``Var(β̂) / σ²``, mapped from the engine's ``(R_X'ᵀR_X')⁻¹``."""
         d = self.design
-        if d.p == 0:
-            return np.zeros((0, 0))
-        Rinv = sla.solve_triangular(self._RX, np.eye(d.p), lower=False)
-        return d.cond.vcov(Rinv @ Rinv.T) / d.cond.sigma_factor**2
+        return d.cond.vcov(self._unscaled_vcov_int) / d.cond.sigma_factor**2
 
     @property
     def se(self) -> pd.Series:
         """Standard errors of β̂ (from the engine's units: right where a variance would under- or
         overflow, e.g. the coefficient of a column scaled by 1e200)."""
-        import scipy.linalg as sla
-
         d = self.design
-        Rinv = sla.solve_triangular(self._RX, np.eye(d.p), lower=False) if d.p else np.zeros((0, 0))
-        sd = d.cond.sd(Rinv @ Rinv.T) * (self.sigma / d.cond.sigma_factor)
+        sd = d.cond.sd(self._unscaled_vcov_int) * (self.sigma / d.cond.sigma_factor)
         return pd.Series(sd, index=d.X_names, name="Std. Error")
 
     @property

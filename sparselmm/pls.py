@@ -55,6 +55,24 @@ def objective_from_parts(ldL2: float, ldRX2: float, pwrss: float, n: int, p: int
     return ldL2 - ldW + n * (1.0 + LOG2PI + np.log(pwrss / n))
 
 
+def rx_inverse_gram(RX: np.ndarray) -> np.ndarray:
+    """``(R_XᵀR_X)⁻¹`` from the upper-triangular ``R_X`` (p × p; empty for p = 0).
+
+    Parameters
+    ----------
+    RX : numpy.ndarray
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    p = RX.shape[0]
+    if p == 0:
+        return np.zeros((0, 0))
+    Rinv = sla.solve_triangular(RX, np.eye(p), lower=False)
+    return Rinv @ Rinv.T
+
+
 def _entries(A: sp.spmatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(rows, columns, values)`` of the stored entries of a sparse matrix; a CSC matrix's own
     arrays, columns expanded from its pointers (a COO copy costs ~0.1 ms of scipy's checks)."""
@@ -294,10 +312,7 @@ class PLSState:
 
     def unscaled_vcov(self) -> np.ndarray:
         """``(R_XᵀR_X)^{-1}``: the fixed-effects covariance divided by σ²."""
-        if self.p == 0:
-            return np.zeros((0, 0))
-        Rinv = sla.solve_triangular(self.RX, np.eye(self.p), lower=False)
-        return Rinv @ Rinv.T
+        return rx_inverse_gram(self.RX)
 
     def solve_M(self, rhs: np.ndarray) -> np.ndarray:
         """``M^{-1} rhs`` with the current factor, ``M = ΛᵀAΛ + I``."""
