@@ -56,7 +56,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Conditioning", "fit_columns", "pow2"]
+__all__ = ["Conditioning", "fit_columns", "condition_columns", "binary_columns", "pow2"]
 
 _SQRT_HALF = float(np.sqrt(0.5))
 
@@ -268,8 +268,19 @@ class Conditioning:
                 and self.y_scale == 1 and self.w_scale == 1)
 
 
-def _binary_columns(X: np.ndarray) -> np.ndarray:
-    """Which columns hold only 0 and 1 (a column whose first value is neither is not looked at further)."""
+def binary_columns(X: np.ndarray) -> np.ndarray:
+    """Which columns of ``X`` hold only 0 and 1 (a column whose first value is neither is not
+    looked at further).
+
+    Parameters
+    ----------
+    X : numpy.ndarray
+        n × p.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+    """
     n, p = X.shape
     if not n:
         return np.ones(p, dtype=bool)
@@ -353,7 +364,7 @@ def condition_columns(X: np.ndarray, names: Sequence[str] = ()) -> tuple[Conditi
     """
     X = np.asarray(X, dtype=float)
     n, p = X.shape
-    binary = _binary_columns(X)
+    binary = binary_columns(X)
     G, scale, flat = np.zeros((p, p)), np.ones(p), np.zeros(p, dtype=bool)
     Xc = X.copy()
     N = np.flatnonzero(~binary)

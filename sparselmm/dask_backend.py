@@ -60,11 +60,12 @@ from .errors import (
 )
 from .formula import ParsedFormula, parse_formula
 from . import validate
-from .conditioning import FLAT_ULPS, Conditioning, fit_columns
+from .conditioning import FLAT_ULPS, Conditioning, binary_columns, fit_columns
 from .modelframe import (
     CrossProducts,
     Design,
     _check_scale,
+    REAL_NUMBERS,
     _real_values,
     warn_numeric_labels,
     _check_term_columns,
@@ -194,8 +195,8 @@ def _scan_partition(part: pd.DataFrame, spec: _ScanSpec) -> _Scan:
             out.bad_offset = int(bad.sum())
     for c in spec.object_columns:
         vals = part[c].dropna()
-        if len(vals) and all(isinstance(v, (int, float, complex, np.number)) and not isinstance(v, (bool, np.bool_))
-                             for v in vals):
+        if len(vals) and all(isinstance(v, (*REAL_NUMBERS, complex)) and not isinstance(v, (bool, np.bool_))
+                             for v in vals):  # what the in-memory design reads as numbers (or refuses)
             raise DataError(
                 f"column {c!r} has object dtype but holds numbers; in a Dask DataFrame give it a numeric dtype "
                 f"first (ddf[{c!r}] = ddf[{c!r}].astype(float)), or strings if it is a factor"
@@ -365,7 +366,7 @@ def _combine_partials(parts: Sequence[_Partial]) -> _Partial:
         a = acc
         n = a.n + b.n
         mean, M2 = _chan(a.xmean, a.xM2, a.n, b.xmean, b.xM2, b.n)
-        rmean, rM2 = (None, None) if a.rmean is None else _chan(a.rmean, a.rM2, a.n, b.rmean, b.rM2, b.n)
+        rmean, rM2 = _chan(a.rmean, a.rM2, a.n, b.rmean, b.rM2, b.n)
         acc = _Partial(
             ZtZ=(a.ZtZ + b.ZtZ).tocsc(),
             ZtX=a.ZtX + b.ZtX,
@@ -561,7 +562,7 @@ class PartitionBuilder:
         yadj = y if off is None else y - off
         # the engine's units (sparselmm.conditioning), fitted on the scan's sample
         cond = self.conditioning
-        xbinary = np.array([bool(np.all((X[:, j] == 0) | (X[:, j] == 1))) for j in range(p)], dtype=bool)
+        xbinary = binary_columns(X)
         xabsmax = np.max(np.abs(X), axis=0) if n else np.zeros(p)
         Xr = X if cond is None else X / cond.x_scale  # the data's columns, powers of two apart
         rmean = Xr.mean(axis=0) if n else np.zeros(p)

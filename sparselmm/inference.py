@@ -138,7 +138,7 @@ def _satterthwaite_internal(m: "LinearMixedModel") -> tuple[np.ndarray, list[np.
         return cached
     st = _aux_state(m)
     d = m.design
-    s_int = d._theta_scale_internal()
+    s_int = d.internal_theta_scale()
     vp = np.concatenate([s_int * d.internal_theta(m.theta), [m.sigma / d.cond.sigma_factor]])
 
     def internal(v: np.ndarray) -> np.ndarray:
@@ -182,7 +182,7 @@ def satterthwaite(m: "LinearMixedModel") -> tuple[np.ndarray, list[np.ndarray]]:
     A, jac, _ = _satterthwaite_internal(m)
     d = m.design
     F = d.theta_factor()
-    s_int = d._theta_scale_internal()
+    s_int = d.internal_theta_scale()
     D = np.concatenate([s_int * (np.ones(len(m.theta)) if F is None else F), [1.0 / d.cond.sigma_factor]])
     Jm = d.cond.J
     return A / np.outer(D, D), [Jm @ Ji @ Jm.T * Di for Ji, Di in zip(jac, D)]

@@ -482,9 +482,13 @@ def kenward_roger(m: "LinearMixedModel", *, refit: bool = False) -> tuple[np.nda
     [17.0, 17.0]
     """
     adj = kr_adjustment(m, refit=refit)
+    return adj.vcov_adj.copy(), _coefficient_df(adj)
+
+
+def _coefficient_df(adj: KRAdjustment) -> np.ndarray:
+    """The denominator df of each coefficient (``L = e_j``, pbkrtest's ``Lb_ddf``)."""
     p = adj.vcov.shape[0]
-    df = np.array([_kr_ddf(adj, np.eye(p)[j : j + 1])[0] for j in range(p)])
-    return adj.vcov_adj.copy(), df
+    return np.array([_kr_ddf(adj, np.eye(p)[j : j + 1])[0] for j in range(p)])
 
 
 def kenward_roger_se_df(m: "LinearMixedModel", *, refit: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -499,8 +503,7 @@ def kenward_roger_se_df(m: "LinearMixedModel", *, refit: bool = False) -> tuple[
     se, df : numpy.ndarray
     """
     adj = kr_adjustment(m, refit=refit)
-    p = adj.vcov.shape[0]
-    df = np.array([_kr_ddf(adj, np.eye(p)[j : j + 1])[0] for j in range(p)])
+    df = _coefficient_df(adj)
     if adj.internal is None:
         return np.sqrt(np.diag(adj.vcov_adj)), df
     return _reml_model(m, refit).design.cond.sd(adj.internal.vcov_adj), df

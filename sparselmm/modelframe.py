@@ -339,7 +339,7 @@ class Design:
         if th is None or not np.all(np.isfinite(th)):
             return self.theta_start.copy()
         diag = self.lower == 0
-        sc = self._theta_scale_internal()[diag]
+        sc = self.internal_theta_scale()[diag]
         th[diag] = np.clip(th[diag] * sc, 0.05, 10.0) / sc
         F = self.theta_factor()  # the moments are in the engine's units: θ in lme4's
         return th if F is None else th / F
@@ -363,11 +363,18 @@ class Design:
             the engine's θ and its own scale).
         """
         F = self.theta_factor()
-        s = self._theta_scale_internal()
+        s = self.internal_theta_scale()
         return s if F is None else s * F
 
-    def _theta_scale_internal(self) -> np.ndarray:
-        """:meth:`theta_scale` for θ in the engine's units (from the conditioned ``ZᵀW'Z``)."""
+    def internal_theta_scale(self) -> np.ndarray:
+        """:meth:`theta_scale` for θ in the engine's units (from the conditioned ``ZᵀW'Z``): the
+        units in which the Satterthwaite derivatives are taken (:mod:`sparselmm.inference`).
+
+        Returns
+        -------
+        numpy.ndarray
+            Positive, one per θ entry.
+        """
         from .pls import _term_entries
 
         cp = self.cross
@@ -715,7 +722,7 @@ def _real_values(value: Any, what: str) -> np.ndarray:
 
 #: the Python types of real numbers an object column may hold (ints, floats, numpy scalars, fractions,
 #: decimals): such a column is numeric
-_REAL_NUMBERS = (numbers.Real, decimal.Decimal)
+REAL_NUMBERS = (numbers.Real, decimal.Decimal)
 
 
 def _real_column(col: pd.Series, name: str) -> pd.Series:
@@ -729,7 +736,7 @@ def _real_column(col: pd.Series, name: str) -> pd.Series:
         kinds = {type(v) for v in vals}
         if any(issubclass(t, complex) and not issubclass(t, float) for t in kinds):
             raise DataError(f"column {name!r} holds complex numbers; a linear mixed model needs real numbers")
-        if kinds and all(issubclass(t, _REAL_NUMBERS) and not issubclass(t, (bool, np.bool_)) for t in kinds):
+        if kinds and all(issubclass(t, REAL_NUMBERS) and not issubclass(t, (bool, np.bool_)) for t in kinds):
             return pd.Series(col.to_numpy(dtype=float, na_value=np.nan), index=col.index, name=col.name)
         bools = {t for t in kinds if issubclass(t, (bool, np.bool_))}
         if bools and bools != kinds:  # True == 1 in Python: a factor would merge the two levels
