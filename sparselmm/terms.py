@@ -223,7 +223,7 @@ def level_codes(values: pd.Series, categories: pd.Index, name: str) -> np.ndarra
         codes = np.full(len(vals), -1, dtype=np.int64)
     todo = (codes < 0) & ~missing
     if todo.any():
-        labels = pd.Index(_level_strings(pd.Categorical(categories, categories=categories)))
+        labels = pd.Index(level_labels(categories))
         as_text = pd.Index([str(v) for v in vals[todo]])
         codes[todo] = labels.get_indexer(as_text)
     codes[missing] = -2

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping, NamedTuple
 import numpy
 
 from .errors import DataError, FormulaError
+from .formula import _BARE_NAME as _NAME  # R's names (letters, digits, '.', '_'); '_' first for messages
 from .formula import _caret
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -153,7 +154,7 @@ VOCABULARY: Mapping[str, Word] = MappingProxyType(
 CONSTANTS: frozenset[str] = frozenset(n for n, w in VOCABULARY.items() if w.kind == "constant")
 
 #: a name token of a formula: back-quoted, or R's name characters
-NAME_TOKEN = re.compile(r"`[^`]*`|(?:[^\W\d]|\.)[\w.]*")
+NAME_TOKEN = re.compile(r"`[^`]*`|" + _NAME.pattern)
 
 
 def python_name(name: str) -> str:
@@ -251,7 +252,6 @@ class _Tok(NamedTuple):
 
 _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _NUMBER_TAIL = re.compile(r"[\w.]*")  # what may not follow a number (1e3e, 0x10, 1L, 1j)
-_NAME = re.compile(r"(?:[^\W\d]|\.)[\w.]*")  # R's names (letters, digits, '.', '_'); '_' first for messages
 _R_NAME = re.compile(r"(?:[^\W\d_]|\.(?![0-9]))[\w.]*")  # a name R writes without back-quotes
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", re.S)
 _COMPARISONS = ("==", "!=", "<=", ">=", "<", ">")
