@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
     from dask.distributed import Client, LocalCluster
 
     import sparselmm as slm
-    from sparselmm.dask_backend import dask_design, fit_dask_design
+    from sparselmm.frame.dask_design import dask_design, fit_dask_design
 
     folder = Path(args.dir)
     out: dict = {"rows": args.rows, "n_a": args.n_a, "n_b": args.n_b, "formula": FORMULA, "REML": args.REML}

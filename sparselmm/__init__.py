@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import datasets
-from .errors import (
+from sparselmm import datasets
+from sparselmm.errors import (
     ArgumentError,
     ConvergenceError,
     ConvergenceWarning,
@@ -15,11 +15,11 @@ from .errors import (
     SparseLMMError,
     SparseLMMWarning,
 )
-from .modelframe import Design, design
-from .inference import anova
-from .model import LinearMixedModel, fit_design, lmer
-from .rmanova import RMAnovaResult, rm_anova
-from .transforms import group_center
+from sparselmm.frame.modelframe import Design, design
+from sparselmm.stats.inference import anova
+from sparselmm.model import LinearMixedModel, fit_design, lmer
+from sparselmm.stats.rmanova import RMAnovaResult, rm_anova
+from sparselmm.transforms import group_center
 
 __version__ = "0.1.0"
 

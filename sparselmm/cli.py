@@ -84,7 +84,7 @@ def _one_line(message: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``sparselmm`` command."""
-    from . import __version__
+    from sparselmm import __version__
 
     p = argparse.ArgumentParser(
         prog=PROG,
@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _read_data(source: str, sep: str) -> pd.DataFrame:
     """A CSV file if ``source`` is a path that exists, else a bundled data set of that name."""
-    from . import datasets
+    from sparselmm import datasets
 
     path = Path(source)
     if path.is_file():
@@ -208,7 +208,7 @@ def estimates(m: Any) -> dict[str, Any]:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from . import lmer
+    from sparselmm import lmer
 
     df = _read_data(args.data, args.sep)
     for col in args.factor:
@@ -229,7 +229,7 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _datasets(args: argparse.Namespace) -> int:
-    from . import datasets
+    from sparselmm import datasets
 
     rows = []
     for name in datasets.names():
@@ -256,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 on success, 1 when the input cannot be used (bad file, formula or
         column), 2 for a usage error.
     """
-    from .errors import SparseLMMError
+    from sparselmm.errors import SparseLMMError
 
     parser = build_parser()
     try:

@@ -21,7 +21,7 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from sparselmm.errors import DataError
 
 __all__ = ["names", "load", "load_timss", "simulate_crossed", "path"]
 

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import validate
-from .errors import ArgumentError, ConvergenceWarning, DataError, ModelSpecError, SparseLMMError
-from .modelframe import CrossProducts, Design, design
-from .optimize import OptSummary, minimize_theta
-from .pls import PLSState, objective_from_parts, rx_inverse_gram
+from sparselmm import validate
+from sparselmm.errors import ArgumentError, ConvergenceWarning, DataError, ModelSpecError, SparseLMMError
+from sparselmm.frame.modelframe import CrossProducts, Design, design
+from sparselmm.fitting.optimize import OptSummary, minimize_theta
+from sparselmm.backends.cholmod import PLSState, objective_from_parts, rx_inverse_gram
 
 __all__ = ["lmer", "LinearMixedModel", "fit_design"]
 
@@ -92,7 +92,7 @@ def fit_design(
         auto_opts: dict = {}
         scale = d.theta_scale()
         if len(d.theta_start) >= 2 and (check is True or (check == "auto" and len(d.theta_start) <= 20)):
-            from .pls import Gradient
+            from sparselmm.backends.cholmod import Gradient
 
             g = Gradient(state)
             # the check and the Newton finish take the analytic gradient where it costs about one
@@ -123,12 +123,12 @@ def fit_design(
             # and the Newton finish in double); InstEval's search evaluations 29 -> 22 ms
             search = _progress(lambda th: state.search_objective(to_int(th), REML=REML) + off, verbose)
     if optimizer == "lbfgsb":
-        from .pls import Gradient
+        from sparselmm.backends.cholmod import Gradient
 
         g = Gradient(state)
         if g.available:
             grad = _external_gradient(g, to_int, F, REML)
-    from .schur import single_threaded
+    from sparselmm.backends.schur import single_threaded
 
     # BLAS threads only where a large dense step asks for them; numpy's floating-point warnings
     # off, since θ far from the optimum (a user's start, a trust region's step) can overflow
@@ -185,7 +185,7 @@ def _refuse_exact_fit(d: Design, state: PLSState, REML: bool, big: float = 1e6) 
             p_near = _pwrss_at(d, state, REML, big / 10)
             exact = p_big <= 0 or (p_near is not None and p_big <= 0.05 * p_near)
     if exact:
-        from .vocabulary import variables
+        from sparselmm.spec.vocabulary import variables
 
         resp = set(variables(d.formula.response))
         own = [t.bar.text for t in d.terms if resp & set(variables(t.bar.lhs))]
@@ -235,7 +235,7 @@ def _exact_by_fixed_effects(d: Design) -> bool:
 def _checked_settings(REML: Any, optimizer: Any, options: Any, check: Any, verbose: Any) -> tuple:
     """The fit's settings checked (sparselmm.validate): booleans that are booleans, a known
     optimizer, options it reads with values of the right type and range."""
-    from .optimize import OPTIMIZERS
+    from sparselmm.fitting.optimize import OPTIMIZERS
 
     REML = validate.flag(REML, "REML")
     verbose = validate.flag(verbose, "verbose")
@@ -343,13 +343,13 @@ def lmer(
     """
     REML, optimizer, options, check, verbose = _checked_settings(REML, optimizer, options, check, verbose)
     if type(data).__module__.startswith("dask"):
-        from .dask_backend import lmer_dask
+        from sparselmm.frame.dask_design import lmer_dask
 
         return lmer_dask(
             formula, data, REML=REML, weights=weights, offset=offset, na_action=na_action,
             optimizer=optimizer, start=start, options=options, check=check, verbose=verbose,
         )
-    from .schur import single_threaded
+    from sparselmm.backends.schur import single_threaded
 
     with single_threaded():  # the design's small dense algebra too (a second BLAS thread only spins)
         d = design(formula, data, weights=weights, offset=offset, na_action=na_action)
@@ -712,7 +712,7 @@ class LinearMixedModel:
         reml = self.REML if REML is None else validate.flag(REML, "REML")
         if new_y is not None:
             if isinstance(new_y, (pd.Series, pd.DataFrame)):  # matched to the rows of the fit by label
-                from .modelframe import vector_argument
+                from sparselmm.frame.modelframe import vector_argument
 
                 y = vector_argument(new_y, pd.DataFrame(index=d.row_index), "new_y")
             else:
@@ -730,13 +730,13 @@ class LinearMixedModel:
     # ----- inference (sparselmm.inference) ---------------------------------------------
     def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
         """Fixed effects with standard errors, df, t and p (see :func:`sparselmm.inference.coef_table`)."""
-        from .inference import coef_table
+        from sparselmm.stats.inference import coef_table
 
         return coef_table(self, ddf=ddf)
 
     def confint(self, method: str = "profile", level: float = 0.95, **kwargs: Any) -> pd.DataFrame:
         """Confidence intervals (see :func:`sparselmm.inference.confint`)."""
-        from .inference import confint
+        from sparselmm.stats.inference import confint
 
         return confint(self, method=method, level=level, **kwargs)
 
@@ -745,26 +745,26 @@ class LinearMixedModel:
         offset: Any = None,
     ) -> pd.Series:
         """Predictions for new data (see :func:`sparselmm.inference.predict`)."""
-        from .inference import predict
+        from sparselmm.stats.inference import predict
 
         return predict(self, newdata, re_form=re_form, allow_new_levels=allow_new_levels, offset=offset)
 
     def simulate(self, nsim: int = 1, seed: int | None = None) -> pd.DataFrame:
         """Simulated responses (see :func:`sparselmm.inference.simulate`)."""
-        from .inference import simulate
+        from sparselmm.stats.inference import simulate
 
         return simulate(self, nsim=nsim, seed=seed)
 
     # ----- printing ---------------------------------------------------------------------
     def summary(self, ddf: str = "satterthwaite") -> str:
         """lme4's ``summary()`` text (see :mod:`sparselmm.display`)."""
-        from .display import summary_text
-        from .inference import DDF
+        from sparselmm.report.display import summary_text
+        from sparselmm.stats.inference import DDF
 
         return summary_text(self, ddf=validate.choice(ddf, "ddf", DDF))
 
     def __repr__(self) -> str:
-        from .display import short_text
+        from sparselmm.report.display import short_text
 
         return short_text(self)
 
@@ -774,12 +774,12 @@ class LinearMixedModel:
     # ----- plots (sparselmm.plots; needs matplotlib) --------------------------------------
     def plot_ranef(self, **kw: Any) -> Any:
         """Caterpillar plot of the conditional modes (see :func:`sparselmm.plots.plot_ranef`)."""
-        from .plots import plot_ranef
+        from sparselmm.report.plots import plot_ranef
 
         return plot_ranef(self, **kw)
 
     def plot_residuals(self, **kw: Any) -> Any:
         """Residuals vs fitted and a normal QQ plot (see :func:`sparselmm.plots.plot_residuals`)."""
-        from .plots import plot_residuals
+        from sparselmm.report.plots import plot_residuals
 
         return plot_residuals(self, **kw)

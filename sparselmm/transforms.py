@@ -6,7 +6,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from .errors import DataError
+from sparselmm.errors import DataError
 
 __all__ = ["group_center"]
 

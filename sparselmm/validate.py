@@ -20,7 +20,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ArgumentError
+from sparselmm.errors import ArgumentError
 
 __all__ = [
     "flag",

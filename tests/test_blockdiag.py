@@ -6,9 +6,9 @@ import pytest
 from conftest import load_data
 
 import sparselmm as slm
-from sparselmm.blockdiag import BlockDiagState, blockdiag_eligible
+from sparselmm.backends.blockdiag import BlockDiagState, blockdiag_eligible
 from sparselmm.errors import ModelSpecError
-from sparselmm.pls import Gradient
+from sparselmm.backends.cholmod import Gradient
 
 
 def timss():

@@ -1,7 +1,7 @@
 """Numbers that survive real data: shifted and scaled responses, covariates and weights.
 
 The design conditions y, X and the weights before the cross-products are formed
-(sparselmm.conditioning); every reported quantity is mapped back.  Each test compares a fit on
+(sparselmm.frame.conditioning); every reported quantity is mapped back.  Each test compares a fit on
 awkward data with the fit of the same values made tame — exact expectations, not tolerances of
 the optimiser: the shifted data reach the engine as the same numbers.
 """
@@ -15,7 +15,7 @@ from conftest import load_data
 from test_pls import dense_objective
 
 import sparselmm as slm
-from sparselmm.conditioning import Conditioning, fit_columns, pow2
+from sparselmm.frame.conditioning import Conditioning, fit_columns, pow2
 
 F = "Reaction ~ Days + (Days | Subject)"
 
@@ -310,7 +310,7 @@ def test_a_factor_with_many_levels_centres_the_columns_within_them(L):
 def test_dask_conditions_data_sorted_by_a_factor_as_in_memory():
     # before: the scan's sample was the head of each partition, which misses levels of sorted data
     dd = pytest.importorskip("dask.dataframe")
-    from sparselmm.dask_backend import dask_design
+    from sparselmm.frame.dask_design import dask_design
 
     df = _factor_frame(6, sort=True)
     th = np.array([0.9])

@@ -15,7 +15,7 @@ import scipy.optimize as sopt
 from conftest import REF_DIR, fit, load_data
 
 import sparselmm as slm
-from sparselmm.covariance import (
+from sparselmm.spec.covariance import (
     STRUCTURE_CLASSES,
     AR1,
     CompoundSymmetry,

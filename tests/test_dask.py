@@ -14,14 +14,14 @@ dd = pytest.importorskip("dask.dataframe")
 import sparselmm as slm  # noqa: E402
 from conftest import assert_same_optimum  # noqa: E402
 from sparselmm.model import LinearMixedModel  # noqa: E402
-from sparselmm.dask_backend import (  # noqa: E402
+from sparselmm.frame.dask_design import (  # noqa: E402
     DaskLinearMixedModel,
     DenseSchurPLSState,
     ScalarTermsPLSState,
     dask_design,
     independent_columns_gram,
 )
-from sparselmm.pls import PLSState  # noqa: E402
+from sparselmm.backends.cholmod import PLSState  # noqa: E402
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 CROSSED = "y ~ 1 + x + (1 | a) + (1 | b)"
@@ -97,7 +97,7 @@ def test_sleepstudy_matches_pandas(sleep_fits):
 
 def _data_units(d):
     """The cross-products of a design back in the data's units: each design conditions its data
-    (sparselmm.conditioning; a Dask design from its scan's sample, an in-memory one from all rows),
+    (sparselmm.frame.conditioning; a Dask design from its scan's sample, an in-memory one from all rows),
     X' = XT, y' = (y - Xγ_y)/s_y, w' = w/c_w, so ZᵀWX = c_w ZᵀW'X'T⁻¹ and y = s_y y' + X'T⁻¹γ_y."""
     c, cp = d.cond, d.cross
     Ti = np.linalg.inv(c.T)
@@ -277,7 +277,7 @@ def test_independent_columns_gram_matches_qr():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((50, 4))
     X = np.column_stack([np.ones(50), X[:, 0], X[:, 0] * 3 - 1, X[:, 1], X[:, 1] + X[:, 0]])
-    from sparselmm.modelframe import _independent_columns
+    from sparselmm.frame.modelframe import _independent_columns
 
     np.testing.assert_array_equal(independent_columns_gram(X.T @ X), _independent_columns(X))
 

@@ -1,4 +1,4 @@
-"""Tests of sparselmm.display: lme4's summary() and print() layouts."""
+"""Tests of sparselmm.report.display: lme4's summary() and print() layouts."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import sparselmm as slm
-from sparselmm import display
-from sparselmm.display import abbreviate, format_pval, format_real, signif_stars
+from sparselmm.report import display as display
+from sparselmm.report.display import abbreviate, format_pval, format_real, signif_stars
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 

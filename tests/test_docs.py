@@ -59,7 +59,7 @@ def test_formula_guide_covers_every_form():
 
 def test_api_page_documents_the_entry_points():
     text = (DOCS / "api.md").read_text()
-    for obj in ["sparselmm.lmer", "sparselmm.LinearMixedModel", "sparselmm.anova", "sparselmm.plots", "sparselmm.cli"]:
+    for obj in ["sparselmm.lmer", "sparselmm.LinearMixedModel", "sparselmm.anova", "sparselmm.report.plots", "sparselmm.cli"]:
         assert f"::: {obj}" in text
 
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import EXTRA, load_data
 
 import sparselmm as slm
-from sparselmm.formula import parse_formula
+from sparselmm.spec.formula import parse_formula
 
 
 def bars(f):

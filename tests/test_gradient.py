@@ -9,9 +9,9 @@ import scipy.sparse as sp
 from conftest import REF, load_data
 
 import sparselmm as slm
-from sparselmm.pls import Gradient
-from sparselmm import schur
-from sparselmm.schur import SchurState, _pair_matrix, schur_eligible
+from sparselmm.backends.cholmod import Gradient
+from sparselmm.backends import schur as schur
+from sparselmm.backends.schur import SchurState, _pair_matrix, schur_eligible
 
 GRAD_CASES = [k for k in sorted(REF) if REF[k]["dataset"] not in ("InstEval",)]
 
@@ -164,7 +164,7 @@ def test_schur_backend_in_many_pieces_equals_cholmod(monkeypatch):
 
 def test_dense_crossed_design_takes_the_dense_schur_factor():
     # most (a, b) pairs occur: one dsyrk per θ beats a pair table and CHOLMOD; same numbers
-    from sparselmm.schur import DenseSchurPLSState
+    from sparselmm.backends.schur import DenseSchurPLSState
 
     df = crossed(60000, 2000, 40, seed=4)
     d = slm.design("y ~ 1 + x + (1 | a) + (1 | b)", df)
@@ -181,7 +181,7 @@ def test_dense_crossed_design_takes_the_dense_schur_factor():
 def test_busy_look_is_reused_briefly():
     import time
 
-    from sparselmm import schur
+    from sparselmm.backends import schur as schur
 
     schur._BUSY[:] = [time.monotonic(), True]
     assert schur._machine_busy() is True  # a fresh look is reused...

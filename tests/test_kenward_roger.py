@@ -11,7 +11,7 @@ import pytest
 
 import sparselmm as slm
 from sparselmm.errors import ModelSpecError
-from sparselmm.kenward_roger import (
+from sparselmm.stats.kenward_roger import (
     kenward_roger,
     kenward_roger_contrast,
     kenward_roger_test,
@@ -84,7 +84,7 @@ def test_against_pbkrtest_at_lme4_theta(cid: str) -> None:
     adj = kr_adjustment_at(d, np.array(ref["theta"]))
     assert _rel(adj.vcov_adj, ref["vcov_adj"]) < 1e-8
     assert _rel(adj.vcov, ref["vcov_unadjusted"]) < 1e-8
-    from sparselmm.kenward_roger import _kr_ddf
+    from sparselmm.stats.kenward_roger import _kr_ddf
 
     p = len(ref["df"])
     df = np.array([_kr_ddf(adj, np.eye(p)[j : j + 1])[0] for j in range(p)])

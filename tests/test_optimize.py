@@ -7,7 +7,7 @@ import pytest
 from conftest import REF, assert_same_optimum, load_data
 
 import sparselmm as slm
-from sparselmm.optimize import minimize_theta
+from sparselmm.fitting.optimize import minimize_theta
 
 
 def _ref(dataset, formula_part, REML=None):
@@ -115,7 +115,7 @@ def test_auto_search_in_scaled_units_reaches_the_unscaled_optimum():
 
 
 def test_finite_differences_are_exact_on_a_quadratic_and_count_their_evaluations():
-    from sparselmm.optimize import _fd_derivatives
+    from sparselmm.fitting.optimize import _fd_derivatives
 
     A = np.array([[4.0, 1.0, -0.5], [1.0, 3.0, 0.2], [-0.5, 0.2, 2.0]])
     c = np.array([0.3, -0.2, 0.1])
@@ -141,7 +141,7 @@ def test_finite_differences_are_exact_on_a_quadratic_and_count_their_evaluations
 
 
 def test_check_on_an_analytic_gradient_differences_it_and_counts_its_evaluations():
-    from sparselmm.optimize import check_convergence
+    from sparselmm.fitting.optimize import check_convergence
 
     A = np.array([[4.0, 1.0, -0.5], [1.0, 3.0, 0.2], [-0.5, 0.2, 2.0]])
     c = np.array([0.3, -0.2, 0.1])
@@ -177,7 +177,7 @@ def test_auto_fit_on_one_factor_finishes_on_the_analytic_gradient():
     # TIMSS slopes: the check's Hessian from 6 gradients instead of 27 evaluations, the same optimum
     df = slm.group_center(slm.datasets.load_timss(), ["math", "hoursTV"], "idschool")
     f = "science ~ 1 + grpCmath + grpMmath + grade + gender + grpChoursTV + grpMhoursTV + (grpCmath + grpChoursTV | idschool)"
-    from sparselmm import pls
+    from sparselmm.backends import cholmod as pls
 
     m = slm.lmer(f, df, REML=False)
     cheap = pls.Gradient.cheap
@@ -197,7 +197,7 @@ def test_auto_fit_on_one_factor_finishes_on_the_analytic_gradient():
     # against central second differences of the objective (O(h²) error); the default check's
     # one-sided formula is off by 1 % on H[1, 1] here (3230 against 3264) and more on small
     # entries, which the Newton steps absorb
-    from sparselmm.optimize import check_convergence
+    from sparselmm.fitting.optimize import check_convergence
 
     d = m.design
     sc = d.theta_scale()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import sparselmm as slm
-from sparselmm.plots import plot_profile, profile
+from sparselmm.report.plots import plot_profile, profile
 
 from conftest import fit
 

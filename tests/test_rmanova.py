@@ -1,4 +1,4 @@
-"""Tests for sparselmm.rmanova (one-way repeated-measures ANOVA)."""
+"""Tests for sparselmm.stats.rmanova (one-way repeated-measures ANOVA)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from sparselmm.errors import DataError, SparseLMMError
-from sparselmm.rmanova import RMAnovaResult, rm_anova
+from sparselmm.stats.rmanova import RMAnovaResult, rm_anova
 
 GROCERY = Path(__file__).resolve().parents[1] / "datasets" / "grocery.csv"
 

@@ -593,8 +593,8 @@ def test_two_factors_that_group_the_rows_alike_are_one_random_effect_twice(formu
 def test_kenward_roger_with_an_exactly_singular_information_matrix(monkeypatch):
     # pbkrtest's rule takes solve() above an absolute 1e-10 on the smallest |eigenvalue|; beside a largest
     # of 1e14 that let an exactly singular matrix through: numpy's LinAlgError.  Now ginv, as below the rule
-    import sparselmm.modelframe as mf
-    from sparselmm.kenward_roger import kr_adjustment_at
+    import sparselmm.frame.modelframe as mf
+    from sparselmm.stats.kenward_roger import kr_adjustment_at
 
     rng = np.random.default_rng(2)
     df = pd.DataFrame({"y": rng.normal(size=30), "z": rng.normal(size=30) * 300, "h": np.repeat(list("abc"), 10)})

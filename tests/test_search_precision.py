@@ -5,7 +5,7 @@ import pytest
 from scipy.linalg import lapack
 
 import sparselmm as slm
-import sparselmm.schur as schur
+import sparselmm.backends.schur as schur
 from conftest import assert_same_optimum
 
 FORMULA = "y ~ 1 + x + (1 | a) + (1 | b)"

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 import sparselmm as slm
-from sparselmm.modelframe import SimpleSpec, _formulaic_matrix, _model_matrix, _simple_spec
-from sparselmm.terms import as_factor
+from sparselmm.frame.modelframe import SimpleSpec, _formulaic_matrix, _model_matrix, _simple_spec
+from sparselmm.spec.terms import as_factor
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 
 import sparselmm as slm
 from sparselmm import validate
-from sparselmm.optimize import OPTIMIZERS, minimize_theta
+from sparselmm.fitting.optimize import OPTIMIZERS, minimize_theta
 
 from conftest import load_data
 

@@ -14,7 +14,7 @@ from conftest import load_data
 
 import sparselmm as slm
 from sparselmm.cli import main
-from sparselmm.vocabulary import VOCABULARY, ClosedSpec, check, namespace, python_name, to_formulaic, translate
+from sparselmm.spec.vocabulary import VOCABULARY, ClosedSpec, check, namespace, python_name, to_formulaic, translate
 
 
 @pytest.fixture
@@ -156,7 +156,7 @@ def test_refused_in_a_bar_term_and_the_response(ss):
 
 def test_refused_with_dask(ss):
     dd = pytest.importorskip("dask.dataframe")
-    from sparselmm.dask_backend import lmer_dask
+    from sparselmm.frame.dask_design import lmer_dask
 
     with pytest.raises(slm.FormulaError, match="function '__import__'"):
         lmer_dask("Reaction ~ I(__import__('os')) + (1 | Subject)", dd.from_pandas(ss, npartitions=2))
@@ -459,7 +459,7 @@ def test_to_formulaic():
 
 
 def test_modelframe_keeps_the_old_names_importable():
-    from sparselmm import modelframe
+    from sparselmm.frame import modelframe as modelframe
 
     for name in ("to_formulaic", "_variables", "_needed_variables", "_NOT_COLUMNS", "_NAME_TOKEN", "_suggest"):
         assert hasattr(modelframe, name)
@@ -471,7 +471,7 @@ def test_the_table_is_all_there_is_to_extend(ss, monkeypatch):
     whatever the name (as.factor is not a Python identifier), and nothing else to change."""
     from types import MappingProxyType
 
-    import sparselmm.vocabulary as voc
+    import sparselmm.spec.vocabulary as voc
 
     def clear():
         for cached in (voc._read, voc._python_names, voc.namespace):

@@ -20,8 +20,8 @@ from typing import Callable
 import numpy as np
 from scipy import optimize as sopt
 
-from . import validate
-from .errors import ArgumentError, ConvergenceError, SparseLMMError
+from sparselmm import validate
+from sparselmm.errors import ArgumentError, ConvergenceError, SparseLMMError
 
 __all__ = ["OptSummary", "minimize_theta", "OPTIMIZERS", "check_convergence"]
 

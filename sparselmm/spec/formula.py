@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterator, NamedTuple
 
-from .errors import FormulaError
+from sparselmm.errors import FormulaError
 
 __all__ = ["BarTerm", "Fragment", "ParsedFormula", "parse_formula", "STRUCTURES"]
 

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .pls import PLSState, _entries
+from sparselmm.backends.cholmod import PLSState, _entries
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .modelframe import Design
+    from sparselmm.frame.modelframe import Design
 
 __all__ = ["BlockDiagState", "blockdiag_eligible", "level_blocks"]
 

@@ -99,11 +99,11 @@ import numpy as np
 import scipy.linalg as sla
 from scipy import stats
 
-from .errors import ModelSpecError
+from sparselmm.errors import ModelSpecError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .model import LinearMixedModel
-    from .modelframe import Design
+    from sparselmm.model import LinearMixedModel
+    from sparselmm.frame.modelframe import Design
 
 __all__ = [
     "KRAdjustment",

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .model import LinearMixedModel
+    from sparselmm.model import LinearMixedModel
 
 __all__ = ["summary_text", "short_text", "format_real", "format_pval", "abbreviate", "signif_stars"]
 

@@ -48,12 +48,12 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping, NamedTuple
 
 import numpy
 
-from .errors import DataError, FormulaError
-from .formula import _BARE_NAME as _NAME  # R's names (letters, digits, '.', '_'); '_' first for messages
-from .formula import _caret
+from sparselmm.errors import DataError, FormulaError
+from sparselmm.spec.formula import _BARE_NAME as _NAME  # R's names (letters, digits, '.', '_'); '_' first for messages
+from sparselmm.spec.formula import _caret
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .formula import ParsedFormula
+    from sparselmm.spec.formula import ParsedFormula
 
 __all__ = [
     "Word",
@@ -668,7 +668,7 @@ def needed_variables(pf: "ParsedFormula", columns: list[str]) -> tuple[list[str]
     cols = set(columns)
     frags = pf.fragments
     if not frags:  # a ParsedFormula made by hand
-        from .formula import Fragment
+        from sparselmm.spec.formula import Fragment
 
         frags = (Fragment("response", pf.response, 0), Fragment("fixed", pf.fixed, 0)) + tuple(
             Fragment("bar", b.lhs, 0) for b in pf.bars

@@ -26,12 +26,12 @@ import pandas as pd
 from scipy import optimize as sopt
 from scipy import stats
 
-from .errors import DataError, SparseLMMError
+from sparselmm.errors import DataError, SparseLMMError
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from .model import LinearMixedModel
+    from sparselmm.model import LinearMixedModel
 
 __all__ = ["plot_ranef", "plot_residuals", "plot_profile", "profile"]
 
@@ -314,7 +314,7 @@ def profile(
         sorted by parameter then value; one row per evaluated point, including
         the estimate (``zeta = 0``).
     """
-    from . import inference as inf
+    from sparselmm.stats import inference as inf
 
     if not 0 < alphamax < 1:
         raise DataError(f"alphamax must be between 0 and 1, got {alphamax}")
@@ -446,7 +446,7 @@ def plot_profile(
     fe = m.fixef
     se = m.se
     if m.REML:  # the profile is by ML; its Wald line uses the ML estimates
-        from . import inference as inf
+        from sparselmm.stats import inference as inf
 
         mm = inf._profile_ml(m)
         fe, se = mm.fixef, mm.se

@@ -21,7 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
-from .errors import (
+from sparselmm.errors import (
     ArgumentError,
     DataError,
     FormulaError,
@@ -30,18 +30,18 @@ from .errors import (
     ScaleWarning,
     SparseLMMWarning,
 )
-from .conditioning import Conditioning, condition_columns
-from .formula import ParsedFormula, parse_formula
-from .terms import RandomTerm, as_factor, build_lambda, build_zt, category_strings, check_terms, grouping_factor, order_terms, theta_template
-from .vocabulary import CONSTANTS as _NOT_COLUMNS  # noqa: F401  (kept importable from here)
-from .vocabulary import NAME_TOKEN as _NAME_TOKEN  # noqa: F401  (kept importable from here)
-from .vocabulary import ClosedSpec, _suggest, namespace, translate
-from .vocabulary import needed_variables as _needed_variables
-from .vocabulary import to_formulaic  # noqa: F401  (kept importable from here)
-from .vocabulary import variables as _variables
+from sparselmm.frame.conditioning import Conditioning, condition_columns
+from sparselmm.spec.formula import ParsedFormula, parse_formula
+from sparselmm.spec.terms import RandomTerm, as_factor, build_lambda, build_zt, category_strings, check_terms, grouping_factor, order_terms, theta_template
+from sparselmm.spec.vocabulary import CONSTANTS as _NOT_COLUMNS  # noqa: F401  (kept importable from here)
+from sparselmm.spec.vocabulary import NAME_TOKEN as _NAME_TOKEN  # noqa: F401  (kept importable from here)
+from sparselmm.spec.vocabulary import ClosedSpec, _suggest, namespace, translate
+from sparselmm.spec.vocabulary import needed_variables as _needed_variables
+from sparselmm.spec.vocabulary import to_formulaic  # noqa: F401  (kept importable from here)
+from sparselmm.spec.vocabulary import variables as _variables
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .pls import PLSState
+    from sparselmm.backends.cholmod import PLSState
 
 __all__ = ["Design", "design", "CrossProducts"]
 
@@ -275,9 +275,9 @@ class Design:
             0.33 ms per evaluation on TIMSS, q = 438; 2.4 against 5.4 ms at q = 20,000),
             ``"schur"`` for large crossed designs it suits, else ``"cholmod"``.
         """
-        from .blockdiag import BlockDiagState, blockdiag_eligible
-        from .pls import PLSState
-        from .schur import DenseSchurPLSState, SchurState, _dense_schur_pays, schur_eligible
+        from sparselmm.backends.blockdiag import BlockDiagState, blockdiag_eligible
+        from sparselmm.backends.cholmod import PLSState
+        from sparselmm.backends.schur import DenseSchurPLSState, SchurState, _dense_schur_pays, schur_eligible
 
         if backend not in ("auto", "cholmod", "schur", "schur_dense", "blockdiag"):
             raise ModelSpecError(
@@ -375,7 +375,7 @@ class Design:
         numpy.ndarray
             Positive, one per θ entry.
         """
-        from .pls import _term_entries
+        from sparselmm.backends.cholmod import _term_entries
 
         cp = self.cross
         memo = getattr(self, "_theta_scale_memo", None)
@@ -416,7 +416,7 @@ class Design:
         return np.sqrt(np.maximum(st2, 0.0) / s2)
 
     def _moment_start_one_factor(self, rr: float, Zr: np.ndarray) -> np.ndarray | None:
-        from .blockdiag import blockdiag_eligible, level_blocks
+        from sparselmm.backends.blockdiag import blockdiag_eligible, level_blocks
 
         terms = self.terms
         if not blockdiag_eligible(self) or any(t.structure.name not in ("us", "diag") for t in terms):
@@ -829,7 +829,7 @@ class SimpleSpec:
 def _simple_spec(text: str, frame: pd.DataFrame) -> SimpleSpec | None:
     """A SimpleSpec when ``text`` is ``[1|0|-1 +] a + b ...`` over numeric columns and factors
     (categoricals with string levels), else None."""
-    from .formula import _split_top
+    from sparselmm.spec.formula import _split_top
 
     intercept = True
     cols: list[str] = []

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .covariance import CovStructure, make_structure
-from .errors import DataError, ModelSpecError
-from .formula import BarTerm
+from sparselmm.spec.covariance import CovStructure, make_structure
+from sparselmm.errors import DataError, ModelSpecError
+from sparselmm.spec.formula import BarTerm
 
 __all__ = ["RandomTerm", "grouping_factor", "order_terms", "build_zt", "build_lambda", "theta_template"]
 

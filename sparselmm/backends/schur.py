@@ -30,11 +30,11 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
-from .errors import ModelSpecError
-from .pls import PLSState, _symmetric_csr
+from sparselmm.errors import ModelSpecError
+from sparselmm.backends.cholmod import PLSState, _symmetric_csr
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .modelframe import Design
+    from sparselmm.frame.modelframe import Design
 
 __all__ = ["SchurState", "schur_eligible", "DenseSchurPLSState", "dense_schur_eligible"]
 

@@ -50,7 +50,7 @@ import pandas as pd
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from .errors import (
+from sparselmm.errors import (
     ArgumentError,
     DataError,
     FormulaError,
@@ -58,10 +58,10 @@ from .errors import (
     RankDeficiencyWarning,
     SparseLMMError,
 )
-from .formula import ParsedFormula, parse_formula
-from . import validate
-from .conditioning import FLAT_ULPS, Conditioning, binary_columns, fit_columns
-from .modelframe import (
+from sparselmm.spec.formula import ParsedFormula, parse_formula
+from sparselmm import validate
+from sparselmm.frame.conditioning import FLAT_ULPS, Conditioning, binary_columns, fit_columns
+from sparselmm.frame.modelframe import (
     CrossProducts,
     Design,
     _check_scale,
@@ -74,11 +74,11 @@ from .modelframe import (
     _response,
     _suggest,
 )
-from .model import LinearMixedModel
-from .blockdiag import blockdiag_eligible
-from .pls import PLSState
-from .schur import DenseSchurPLSState, _dense_schur_pays, _lower_counts, dense_schur_eligible
-from .terms import RandomTerm, as_factor, build_lambda, check_terms, grouping_factor, order_terms, theta_template
+from sparselmm.model import LinearMixedModel
+from sparselmm.backends.blockdiag import blockdiag_eligible
+from sparselmm.backends.cholmod import PLSState
+from sparselmm.backends.schur import DenseSchurPLSState, _dense_schur_pays, _lower_counts, dense_schur_eligible
+from sparselmm.spec.terms import RandomTerm, as_factor, build_lambda, check_terms, grouping_factor, order_terms, theta_template
 
 __all__ = [
     "lmer_dask",
@@ -882,7 +882,7 @@ def _block_schur_applies(design: Design, max_pairs: float = 2e7) -> bool:
     """Whether :meth:`Design.pls` would pick :mod:`sparselmm.schur`'s block factor, and its
     precomputed pairs of level entries (``Σ_j c_j²/2``) stay within ``max_pairs``."""
     try:
-        from .schur import schur_eligible
+        from sparselmm.backends.schur import schur_eligible
     except ImportError:  # pragma: no cover
         return False
     if not schur_eligible(design) or int(design.Gp[1]) < 2000:
@@ -1322,7 +1322,7 @@ def fit_dask_design(
     -------
     DaskLinearMixedModel
     """
-    from .model import fit_design
+    from sparselmm.model import fit_design
 
     m = fit_design(d, REML, optimizer=optimizer, start=start, options=options, check=check, verbose=verbose)
     return DaskLinearMixedModel(m.design, m.REML, m.optsum, m._state)  # type: ignore[arg-type]
@@ -1426,7 +1426,7 @@ class DaskLinearMixedModel(LinearMixedModel):
         -------
         pandas.Series or dask.dataframe.Series
         """
-        from .inference import _no_re
+        from sparselmm.stats.inference import _no_re
 
         no_re = _no_re(re_form)
         allow_new_levels = validate.flag(allow_new_levels, "allow_new_levels")

@@ -45,7 +45,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import ModelSpecError
+from sparselmm.errors import ModelSpecError
 
 __all__ = [
     "CovStructure",

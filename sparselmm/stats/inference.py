@@ -20,13 +20,13 @@ import pandas as pd
 from scipy import optimize as sopt
 from scipy import stats
 
-from . import validate
-from .errors import ArgumentError, DataError, ModelSpecError, SparseLMMError, SparseLMMWarning
-from .modelframe import CrossProducts
-from .pls import LOG2PI
+from sparselmm import validate
+from sparselmm.errors import ArgumentError, DataError, ModelSpecError, SparseLMMError, SparseLMMWarning
+from sparselmm.frame.modelframe import CrossProducts
+from sparselmm.backends.cholmod import LOG2PI
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .model import LinearMixedModel
+    from sparselmm.model import LinearMixedModel
 
 __all__ = [
     "coef_table",
@@ -229,7 +229,7 @@ def coef_table(m: "LinearMixedModel", ddf: str = "satterthwaite") -> pd.DataFram
         p = len(est)
         df = np.array([satterthwaite_df(m, np.eye(p)[j]) for j in range(p)])
     else:  # "kenward-roger"
-        from .kenward_roger import kenward_roger_se_df
+        from sparselmm.stats.kenward_roger import kenward_roger_se_df
 
         se, df = kenward_roger_se_df(m)
     t = est / se
@@ -265,7 +265,7 @@ def anova(*models: "LinearMixedModel", names: Sequence[str] | None = None, refit
         Columns ``npar, AIC, BIC, logLik, deviance, Chisq, Df, Pr(>Chisq)``;
         ``attrs["refitted_ML"]`` tells whether a refit happened.
     """
-    from .model import LinearMixedModel
+    from sparselmm.model import LinearMixedModel
 
     for i, mi in enumerate(models, 1):
         validate.instance(mi, f"anova's argument {i}", LinearMixedModel, "a fitted LinearMixedModel")
@@ -592,7 +592,7 @@ def _fixed_profile_dev(mm: "LinearMixedModel", j: int, value: float) -> float:
     is the design with columns ``X'N`` and offset ``X'ℓ v/|ℓ|²``, whose cross-products follow
     from the design's (nothing touches the n rows).
     """
-    from .optimize import minimize_theta
+    from sparselmm.fitting.optimize import minimize_theta
 
     d = mm.design
     cond = d.cond
@@ -732,7 +732,7 @@ def predict(
     -------
     pandas.Series
     """
-    from .terms import level_codes, level_labels
+    from sparselmm.spec.terms import level_codes, level_labels
 
     d = m.design
     no_re = _no_re(re_form)
@@ -755,8 +755,8 @@ def predict(
     groups = _group_columns(d)
     # the columns the model uses, read as the design read them (an object column of numbers is
     # numeric, one of booleans logical; complex numbers refused)
-    from .modelframe import _real_column
-    from .vocabulary import variables
+    from sparselmm.frame.modelframe import _real_column
+    from sparselmm.spec.vocabulary import variables
 
     pf = d.formula
     texts = [f.text for f in pf.fragments] or [pf.response, pf.fixed, *(b.lhs for b in pf.bars)]
@@ -830,7 +830,7 @@ def _new_matrix(spec: Any, nd: pd.DataFrame, what: str) -> np.ndarray:
 def _newdata_offset(d: Any, nd: pd.DataFrame, offset: Any) -> np.ndarray | None:
     """The offset of new data: the ``offset`` argument (aligned on ``nd``'s index), else the fit's
     offset column read from ``nd``; a fit with an array offset needs the argument."""
-    from .modelframe import vector_argument
+    from sparselmm.frame.modelframe import vector_argument
 
     if offset is not None:
         return vector_argument(offset, nd, "offset")

@@ -31,10 +31,10 @@ import scipy.linalg as sla
 from scipy.linalg import lapack
 import scipy.sparse as sp
 
-from .errors import ModelSpecError
+from sparselmm.errors import ModelSpecError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .modelframe import Design
+    from sparselmm.frame.modelframe import Design
 
 __all__ = ["PLSState", "objective_from_parts"]
 
@@ -394,7 +394,7 @@ class Gradient:
         # (M⁻¹E)[perm[b, j], a] = (M_j⁻¹)[b, a]: ~60 µs on TIMSS where a dense M⁻¹ costs ~7 ms
         self.levels: tuple | None = None
         if not self.blockwise:
-            from .blockdiag import blockdiag_eligible, level_blocks
+            from sparselmm.backends.blockdiag import blockdiag_eligible, level_blocks
 
             if blockdiag_eligible(d):
                 perm, Ablk = level_blocks(d)  # (K, nl), (K, K, nl)
