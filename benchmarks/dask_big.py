@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> dict:
     from dask.distributed import Client, LocalCluster
 
     import sparselmm as slm
-    from sparselmm.frame.dask_design import dask_design, fit_dask_design
+    from sparselmm import fit_design
+    from sparselmm.frame.dask_design import dask_design
 
     folder = Path(args.dir)
     out: dict = {"rows": args.rows, "n_a": args.n_a, "n_b": args.n_b, "formula": FORMULA, "REML": args.REML}
@@ -206,8 +207,8 @@ def main(argv: list[str] | None = None) -> dict:
         out["seconds_design"] = t1 - t0
         out["peak_rss_design_gb"] = mem.peak_tree / 1e9
         print(f"design (scan + cross-products): {t1 - t0:.1f} s, n = {d.n:,}, q = {d.q:,}, "
-              f"nnz(lower Z'Z) = {d.cross.ZtZ_lower.nnz:,}, peak RSS {mem.peak_tree / 1e9:.2f} GB", flush=True)
-        m = fit_dask_design(d, REML=args.REML, verbose=True)
+              f"nnz(lower Z'Z) = {d.cross.lower_part.nnz:,}, peak RSS {mem.peak_tree / 1e9:.2f} GB", flush=True)
+        m = fit_design(d, REML=args.REML, verbose=True)
         t2 = time.perf_counter()
         out["pls_state"] = type(m._state).__name__
         out["seconds_optimise"] = t2 - t1

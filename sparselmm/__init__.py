@@ -17,7 +17,8 @@ from sparselmm.errors import (
 )
 from sparselmm.frame.modelframe import Design, design
 from sparselmm.stats.inference import anova
-from sparselmm.model import LinearMixedModel, fit_design, lmer
+from sparselmm.api import fit_design, lmer
+from sparselmm.model import LinearMixedModel
 from sparselmm.stats.rmanova import RMAnovaResult, rm_anova
 from sparselmm.transforms import group_center
 

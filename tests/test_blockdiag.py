@@ -8,7 +8,7 @@ from conftest import load_data
 import sparselmm as slm
 from sparselmm.backends.blockdiag import BlockDiagState, blockdiag_eligible
 from sparselmm.errors import ModelSpecError
-from sparselmm.backends.cholmod import Gradient
+from sparselmm.backends.gradient import Gradient
 
 
 def timss():

@@ -6,6 +6,7 @@ import json
 import re
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,8 @@ from sparselmm.spec.covariance import (
     make_structure,
 )
 from sparselmm.errors import ModelSpecError
+from sparselmm.spec.formula import STRUCTURES as formula_structures
+from sparselmm.stats.inference import _sdcor_from_theta, _theta_from_sdcor
 
 TMB = json.loads((REF_DIR / "glmmtmb_structured.json").read_text())
 TMB_CASES = sorted(TMB)
@@ -183,6 +186,110 @@ def test_one_column_terms():
 def test_unknown_structure():
     with pytest.raises(ModelSpecError, match="not available"):
         make_structure("banded", 3, None)
+
+
+def test_formula_structures_are_the_structure_classes():
+    assert formula_structures == tuple(STRUCTURE_CLASSES)
+
+
+# ----------------------------------------------------------------------------------------
+# what each structure answers for the engine (every structure, k = 1..4)
+
+EVERY = [(name, k) for name in ALL for k in range(1, 5)]
+
+
+def _fd_jacobian(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central differences of a vector function (columns: the parameters)."""
+    cols = []
+    for i in range(len(x)):
+        e = np.zeros_like(x)
+        e[i] = h
+        cols.append((f(x + e) - f(x - e)) / (2 * h))
+    return np.column_stack(cols)
+
+
+@pytest.mark.parametrize("name, k", EVERY)
+def test_linear_entries_reproduce_the_block(name, k):
+    """``T = Σ_i par_i E_i`` exactly, with the entries a structure declares linear."""
+    s = make_structure(name, k, None)
+    entries = s.linear_entries()
+    if entries is None:
+        return
+    assert all(0 <= i < s.n_par and 0 <= c <= r < k for i, r, c in entries)
+    rng = np.random.default_rng(10 + k)
+    for _ in range(4):
+        par = random_par(s, rng)
+        T = np.zeros((k, k))
+        for i, r, c in entries:
+            T[r, c] += par[i]
+        np.testing.assert_array_equal(T, s.block(par))
+
+
+@pytest.mark.parametrize("name, k", EVERY)
+def test_theta_from_covariance_round_trip(name, k):
+    s = make_structure(name, k, None)
+    rng = np.random.default_rng(20 + k)
+    for _ in range(4):
+        S = s.relative_cov(random_par(s, rng))
+        par = s.theta_from_covariance(S)
+        if par is None:
+            return
+        assert par.shape == (s.n_par,)
+        assert np.all(s.lower() <= par) and np.all(par <= s.upper())
+        np.testing.assert_allclose(s.relative_cov(par), S, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name, k", EVERY)
+def test_covariance_entries_are_the_free_entries(name, k):
+    """Zero outside the declared entries, and the entries move independently (Jacobian of full rank)."""
+    s = make_structure(name, k, None)
+    entries = s.covariance_entries()
+    if entries is None:
+        return
+    assert entries == sorted(entries, key=lambda ab: (ab[1], ab[0])) and len(set(entries)) == len(entries)
+    assert all(0 <= b <= a < k for a, b in entries)
+    assert len(entries) == s.n_par
+    free = np.zeros((k, k), dtype=bool)
+    for a, b in entries:
+        free[a, b] = free[b, a] = True
+    a_, b_ = np.array(entries).T
+    rng = np.random.default_rng(30 + k)
+    for _ in range(4):
+        par = random_par(s, rng)
+        S = s.relative_cov(par)
+        assert np.all(S[~free] == 0)
+        J = _fd_jacobian(lambda x: s.relative_cov(x)[a_, b_], par)
+        assert np.linalg.matrix_rank(J, tol=1e-6) == len(entries)
+
+
+@pytest.mark.parametrize("name, k", EVERY)
+def test_lind_and_lme4_theta(name, k):
+    """``lind`` indexes the row-major lower triangle of ``T``; lme4's θ is that triangle column by column."""
+    s = make_structure(name, k, None)
+    assert isinstance(s.lme4_theta, bool)
+    rng = np.random.default_rng(40 + k)
+    par = random_par(s, rng)
+    T = s.block(par)
+    if s.lind is not None:
+        np.testing.assert_array_equal(s.tril_values(par), par[s.lind])
+    if s.lme4_theta:
+        assert s.lind is not None and s.n_par == k * (k + 1) // 2
+        np.testing.assert_array_equal(par, np.concatenate([T[j:, j] for j in range(k)]))
+        L = np.linalg.cholesky(T @ T.T)
+        np.testing.assert_allclose(s.theta_from_covariance(T @ T.T), np.concatenate([L[j:, j] for j in range(k)]))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_profile_sdcor_needs_lme4_theta(name):
+    """Profile intervals map θ to standard deviations and correlations and back: lme4's θ only."""
+    d = slm.design(formula(name), load_data("repeated"))
+    m = SimpleNamespace(design=d)
+    th = random_par(d.terms[0].structure, np.random.default_rng(6))
+    if not d.terms[0].structure.lme4_theta:
+        with pytest.raises(ModelSpecError, match="profile"):
+            _sdcor_from_theta(m, th, 2.0)
+        return
+    np.testing.assert_allclose(_theta_from_sdcor(m, _sdcor_from_theta(m, th, 2.0), 2.0), th, rtol=1e-10)
 
 
 # ----------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from conftest import REF, load_data
 
 import sparselmm as slm
-from sparselmm.backends.cholmod import Gradient
+from sparselmm.backends.gradient import Gradient
 from sparselmm.backends import schur as schur
 from sparselmm.backends.schur import SchurState, _pair_matrix, schur_eligible
 
@@ -181,32 +181,33 @@ def test_dense_crossed_design_takes_the_dense_schur_factor():
 def test_busy_look_is_reused_briefly():
     import time
 
-    from sparselmm.backends import schur as schur
+    from sparselmm import threads
 
-    schur._BUSY[:] = [time.monotonic(), True]
-    assert schur._machine_busy() is True  # a fresh look is reused...
-    schur._BUSY[:] = [time.monotonic() - 1.0, True]
-    assert isinstance(schur._machine_busy(), bool)  # ...an old one is taken again
-    assert time.monotonic() - schur._BUSY[0] < 0.5
+    threads._BUSY[:] = [time.monotonic(), True]
+    assert threads._machine_busy() is True  # a fresh look is reused...
+    threads._BUSY[:] = [time.monotonic() - 1.0, True]
+    assert isinstance(threads._machine_busy(), bool)  # ...an old one is taken again
+    assert time.monotonic() - threads._BUSY[0] < 0.5
 
 
 def test_a_fit_runs_blas_on_one_thread_and_large_steps_get_the_callers_threads():
     import time
 
+    from sparselmm import threads
     from threadpoolctl import threadpool_info, threadpool_limits
 
     def blas_threads() -> set[int]:
         return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
 
     with threadpool_limits(limits=2, user_api="blas"):  # what the caller had
-        with schur.single_threaded():
+        with threads.single_threaded():
             assert blas_threads() == {1}
-            schur._BUSY[:] = [time.monotonic() + 60, False]  # the machine looks idle
-            with schur._one_blas_thread():
+            threads._BUSY[:] = [time.monotonic() + 60, False]  # the machine looks idle
+            with threads.dense_step_threads():
                 assert blas_threads() == {2}  # a dense factor gets the caller's threads back
             assert blas_threads() == {1}
-            schur._BUSY[:] = [time.monotonic() + 60, True]  # another process is running
-            with schur._one_blas_thread():
+            threads._BUSY[:] = [time.monotonic() + 60, True]  # another process is running
+            with threads.dense_step_threads():
                 assert blas_threads() == {1}
         assert blas_threads() == {2}
-    schur._BUSY[:] = [-1.0, True]
+    threads._BUSY[:] = [-1.0, True]

@@ -11,6 +11,7 @@ import pytest
 
 import sparselmm as slm
 from sparselmm.errors import ModelSpecError
+from sparselmm.spec.covariance import STRUCTURE_CLASSES
 from sparselmm.stats.kenward_roger import (
     kenward_roger,
     kenward_roger_contrast,
@@ -306,3 +307,22 @@ def test_structures() -> None:
     assert np.allclose(df, ref["df"], rtol=2e-3)
     with pytest.raises(ModelSpecError, match="structure 'cs'"):
         kenward_roger(m_cs)
+
+
+@pytest.mark.parametrize("name", list(STRUCTURE_CLASSES))
+def test_parameters_are_the_structures_covariance_entries(name: str) -> None:
+    """KR's variance parameters are each term's ``covariance_entries()``; structures without them raise."""
+    data = slm.datasets.load("sleepstudy")
+    d = slm.design(f"Reaction ~ Days + {name}(1 + Days | Subject)", data)
+    s = d.terms[0].structure
+    entries = s.covariance_entries()
+    if entries is None:
+        with pytest.raises(ModelSpecError, match=f"structure '{name}'"):
+            kr_adjustment_at(d, d.theta_start)
+        return
+    cols = d.terms[0].columns
+    adj = kr_adjustment_at(d, d.theta_start)
+    assert adj.par_names == [f"Subject:{cols[a]}" if a == b else f"Subject:{cols[a]}.{cols[b]}" for a, b in entries] + [
+        "Residual"
+    ]
+    assert adj.W.shape == (len(entries) + 1,) * 2

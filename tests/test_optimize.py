@@ -177,7 +177,7 @@ def test_auto_fit_on_one_factor_finishes_on_the_analytic_gradient():
     # TIMSS slopes: the check's Hessian from 6 gradients instead of 27 evaluations, the same optimum
     df = slm.group_center(slm.datasets.load_timss(), ["math", "hoursTV"], "idschool")
     f = "science ~ 1 + grpCmath + grpMmath + grade + gender + grpChoursTV + grpMhoursTV + (grpCmath + grpChoursTV | idschool)"
-    from sparselmm.backends import cholmod as pls
+    from sparselmm.backends import gradient as pls
 
     m = slm.lmer(f, df, REML=False)
     cheap = pls.Gradient.cheap

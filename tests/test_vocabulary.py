@@ -156,7 +156,7 @@ def test_refused_in_a_bar_term_and_the_response(ss):
 
 def test_refused_with_dask(ss):
     dd = pytest.importorskip("dask.dataframe")
-    from sparselmm.frame.dask_design import lmer_dask
+    from sparselmm.dask_model import lmer_dask
 
     with pytest.raises(slm.FormulaError, match="function '__import__'"):
         lmer_dask("Reaction ~ I(__import__('os')) + (1 | Subject)", dd.from_pandas(ss, npartitions=2))

@@ -15,19 +15,14 @@ analytic gradient needs, so the gradient costs about one evaluation more.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from sparselmm.backends.cholmod import PLSState, _entries
-
-if TYPE_CHECKING:  # pragma: no cover
-    from sparselmm.frame.modelframe import Design
+from sparselmm.backends.base import PLSBackend, PLSProblem, stored_entries
 
 __all__ = ["BlockDiagState", "blockdiag_eligible", "level_blocks"]
 
 
-def blockdiag_eligible(design: "Design", max_block: int = 8) -> bool:
+def blockdiag_eligible(design: PLSProblem, max_block: int = 8) -> bool:
     """Whether :class:`BlockDiagState` applies to a design.
 
     Parameters
@@ -52,7 +47,7 @@ def blockdiag_eligible(design: "Design", max_block: int = 8) -> bool:
     return sum(t.k for t in terms) <= max_block
 
 
-def level_blocks(design: "Design") -> tuple[np.ndarray, np.ndarray]:
+def level_blocks(design: PLSProblem) -> tuple[np.ndarray, np.ndarray]:
     """The per-level blocks of ``ZᵀWZ`` for a design whose terms share one grouping factor.
 
     Parameters
@@ -68,9 +63,11 @@ def level_blocks(design: "Design") -> tuple[np.ndarray, np.ndarray]:
     blocks : numpy.ndarray
         ``(K, K, nlevels)``: ``blocks[a, b, j] = (ZᵀWZ)[perm[a, j], perm[b, j]]``.
     """
-    memo = getattr(design, "_level_blocks_memo", None)
-    if memo is not None and memo[0] is design.cross:  # computed for these cross-products already
-        return memo[1], memo[2]
+    # the moment start, the gradient and the backend all ask (read-only there)
+    return design.cross.memo("level_blocks", lambda: _level_blocks(design))
+
+
+def _level_blocks(design: PLSProblem) -> tuple[np.ndarray, np.ndarray]:
     ks = [t.k for t in design.terms]
     nl = design.terms[0].nlevels
     perm = np.concatenate(
@@ -83,18 +80,36 @@ def level_blocks(design: "Design") -> tuple[np.ndarray, np.ndarray]:
     level = np.empty(design.q, dtype=np.int64)
     slot[perm] = np.arange(K)[:, None]
     level[perm] = np.arange(nl)[None, :]
-    row, col, data = _entries(design.cross.ZtZ)
+    row, col, data = stored_entries(design.cross.ZtZ)
     blocks = np.zeros((K, K, nl))
     blocks[slot[row], slot[col], level[row]] = data
-    # the moment start and the gradient both ask (read-only there; BlockDiagState keeps its own reference)
-    design._level_blocks_memo = (design.cross, perm, blocks)  # type: ignore[attr-defined]
     return perm, blocks
 
 
-class BlockDiagState(PLSState):
-    """:class:`~sparselmm.pls.PLSState` with ``M`` factored level by level, vectorised over levels."""
+class BlockDiagState(PLSBackend):
+    """The PLS state with ``M`` factored level by level, vectorised over levels.
 
-    def _setup_factor(self, mode: str, ordering_method: str) -> None:
+    ``"auto"`` takes it where every term groups by one factor and ``q ≥ 1000`` (below that
+    CHOLMOD's fewer calls win: measured 0.22 against 0.33 ms per evaluation on TIMSS,
+    q = 438; 2.4 against 5.4 ms at q = 20,000).
+    """
+
+    name = "blockdiag"
+    needs = "every term to group by one factor (with at most 8 random-effect columns on it)"
+    gradient_blocks_available = True
+    cheap_minv_diag = True
+
+    @classmethod
+    def applies(cls, design: PLSProblem) -> bool:
+        """Every term groups by one factor, with at most 8 random-effect columns on it."""
+        return blockdiag_eligible(design)
+
+    @classmethod
+    def preferred(cls, design: PLSProblem) -> bool:
+        """Where it applies and ``q ≥ 1000``."""
+        return design.q >= 1000 and blockdiag_eligible(design)
+
+    def _setup_factor(self) -> None:
         d = self.design
         perm, self.Ablk = level_blocks(d)  # Ablk[a, b, j] = A[perm[a, j], perm[b, j]]
         K, nl = perm.shape

@@ -20,136 +20,26 @@ gives ``diag(M⁻¹)`` cheaply, which the analytic gradient needs.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import time
-from typing import TYPE_CHECKING
-
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
+from sparselmm.backends.base import PLSBackend, PLSProblem, symmetric_csr
 from sparselmm.errors import ModelSpecError
-from sparselmm.backends.cholmod import PLSState, _symmetric_csr
+from sparselmm.threads import dense_step_threads
 
-if TYPE_CHECKING:  # pragma: no cover
-    from sparselmm.frame.modelframe import Design
+__all__ = ["SchurState", "schur_eligible", "DenseSchurPLSState", "dense_schur_eligible", "dense_schur_pays", "lower_counts"]
 
-__all__ = ["SchurState", "schur_eligible", "DenseSchurPLSState", "dense_schur_eligible"]
-
-_CONTROLLER = None
 _REFINE = 1  # refinement steps of single-precision solves (one reaches the log-determinant's rounding)
 
 
-_BUSY: list = [-1.0, True]  # time of the last look, and what it found
-
-
-def _machine_busy(max_age: float = 0.05) -> bool:
-    """True when another process has a runnable thread right now: ``/proc/loadavg``'s count
-    of running threads beyond this process's own (its BLAS threads spin for a while after a
-    call); True where that cannot be read.  A look younger than ``max_age`` seconds is reused
-    (a look costs ~0.3 ms, and an evaluation asks twice)."""
-    now = time.monotonic()
-    if now - _BUSY[0] < max_age:
-        return bool(_BUSY[1])
-    _BUSY[0], _BUSY[1] = now, _look_busy()
-    return bool(_BUSY[1])
-
-
-def _look_busy() -> bool:
-    try:
-        with open("/proc/loadavg") as fh:
-            running = int(fh.read().split()[3].split("/")[0])
-        own = 0
-        for tid in os.listdir("/proc/self/task"):
-            try:
-                with open(f"/proc/self/task/{tid}/stat") as fh:
-                    own += fh.read().rsplit(")", 1)[1].split()[0] == "R"
-            except OSError:
-                continue
-    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
-        return True
-    return running - own > 0
-
-
-def _controller():  # type: ignore[no-untyped-def]
-    """threadpoolctl's controller of the loaded BLAS and OpenMP libraries, made once."""
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        import sksparse.cholmod  # noqa: F401  (its BLAS is loaded, so the controller sees it)
-        from threadpoolctl import ThreadpoolController
-
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER
-
-
-# the BLAS threads the caller had before single_threaded() lowered them (None outside it)
-_OUTER_THREADS: list = [None]
-
-
-def single_threaded() -> "contextlib.AbstractContextManager[None]":
-    """Context for a whole fit: BLAS and OpenMP on one thread, except where a step asks
-    for more through :func:`_one_blas_thread`.
-
-    Most of a fit is small dense algebra between Python calls, where a second OpenBLAS
-    thread only spins: measured on TIMSS slopes, 73 ms of CPU for 45 ms of wall time
-    with two threads, 46 ms for 46 ms with one; beside another busy process the spinning
-    thread made the fit 2-3 times slower (122 ms in a benchmark run).  The libraries'
-    thread counts are restored on exit (they are process-wide: fits running in parallel
-    threads share them).
-
-    Returns
-    -------
-    contextlib.AbstractContextManager
-        Use as ``with single_threaded(): ...``.
-    """
-
-    try:
-        ctl = _controller()
-    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        return contextlib.nullcontext()
-    outer = max((lib.num_threads for lib in ctl.lib_controllers if lib.user_api == "blas"), default=1)
-
-    @contextlib.contextmanager
-    def ctx():  # type: ignore[no-untyped-def]
-        saved = _OUTER_THREADS[0]
-        _OUTER_THREADS[0] = outer if saved is None else saved
-        try:
-            with ctl.limit(limits=1):
-                yield
-        finally:
-            _OUTER_THREADS[0] = saved
-
-    return ctx()
-
-
-def _one_blas_thread():  # type: ignore[no-untyped-def]
-    """Context for one large dense step: BLAS on one thread, unless the machine is otherwise idle.
-
-    A second BLAS thread makes the dense factor about 1.4× faster on a quiet 2-core
-    machine, but beside another busy process OpenBLAS's spinning threads make a
-    Cholesky up to 40× slower (measured: 20 ms single-threaded, 830 ms with two
-    threads beside another process).  So all threads are used only when nothing
-    else is runnable at the moment of the call (inside :func:`single_threaded`: the
-    threads the caller had before)."""
-
-    try:
-        ctl = _controller()
-    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        return contextlib.nullcontext()
-    if not _machine_busy():
-        outer = _OUTER_THREADS[0]
-        return contextlib.nullcontext() if outer is None else ctl.limit(limits=outer, user_api="blas")
-    return ctl.limit(limits=1, user_api="blas")
-
-
-def schur_eligible(design: "Design", max_dense: int = 6000, max_pairs: float = 3e7) -> bool:
+def schur_eligible(design: PLSProblem, max_dense: int = 6000, max_pairs: float = 3e7) -> bool:
     """True when the design suits :class:`SchurState`: scalar linear terms, at least two,
     a trailing block of at most ``max_dense`` levels that is smaller than the first term,
     and a table of entry pairs (``Σ_j c_j²/2`` over the rows of ``A₁₂``) of at most ``max_pairs``."""
     terms = design.terms
-    if len(terms) < 2 or any(t.k != 1 or t.structure.name not in ("us", "diag") for t in terms):
+    if len(terms) < 2 or any(t.k != 1 or t.structure.linear_entries() is None for t in terms):
         return False
     q1 = int(design.Gp[1])
     q2 = design.q - q1
@@ -270,14 +160,36 @@ def _pair_matrix(
     return pieces, flat
 
 
-class SchurState(PLSState):
-    """:class:`~sparselmm.pls.PLSState` with the block Cholesky factorisation described above.
+class SchurState(PLSBackend):
+    """The PLS state with the block Cholesky factorisation described above.
 
     :meth:`search_objective` evaluates the objective with the dense factor in single
     precision (half the time of ``dpotrf``), the solves refined against ``M`` in double
     precision; the derivative-free search of the ``"auto"`` optimizer uses it where the
     dense block is large, and every other evaluation is in double precision.
     """
+
+    name = "schur"
+    needs = "two or more crossed terms of one column each, the later ones with at most 6,000 levels in all"
+    cheap_minv_diag = True
+    single_precision_search = True
+
+    @classmethod
+    def applies(cls, design: PLSProblem) -> bool:
+        """Crossed scalar linear terms with a small trailing block (:func:`schur_eligible`)."""
+        return schur_eligible(design)
+
+    @classmethod
+    def preferred(cls, design: PLSProblem) -> bool:
+        """Where it applies and the first factor has at least 2,000 levels; for cross-products
+        kept by their lower part only (a design of ~10⁸ rows), also a table of level pairs
+        (``Σ_j c_j²/2``) of at most 2·10⁷."""
+        if not schur_eligible(design) or int(design.Gp[1]) < 2000:
+            return False
+        if design.cross.lower_part is None:
+            return True
+        c = lower_counts(design).astype(np.float64) - 1.0
+        return float(np.sum(c * c)) / 2 <= 2e7
 
     #: whether :meth:`search_objective` may factor in single precision
     low_precision_ok = True
@@ -286,12 +198,13 @@ class SchurState(PLSState):
     # the factor in hand is single precision / the next evaluation asks for it / a single-precision
     # factor failed once (instance attributes shadow these class defaults when set)
     _low = _want_low = _low_failed = False
+    _S: np.ndarray | None = None  # the dense block's buffer, made on the first factorisation
 
-    def _setup_factor(self, mode: str, ordering_method: str) -> None:
+    def _setup_factor(self) -> None:
         d = self.design
         # ZᵀWZ in CSR without a copy; also for the refinement of single-precision solves,
         # M x = Λ(A(Λx)) + x
-        A = self._A_sym = _symmetric_csr(d.cross.ZtZ)
+        A = self._A_sym = symmetric_csr(d.cross.ZtZ)
         q1 = int(d.Gp[1])
         q2 = d.q - q1
         self.q1, self.q2 = q1, q2
@@ -349,7 +262,7 @@ class SchurState(PLSState):
             self._want_low = False
 
     def update(self, theta: np.ndarray) -> bool:
-        """As :meth:`PLSState.update`, in the precision asked for (single only inside :meth:`search_objective`)."""
+        """As :meth:`PLSBackend.update`, in the precision asked for (single only inside :meth:`search_objective`)."""
         if self._want_low != self._low:
             # the factor in hand is of the other precision: the next θ is factored anew, and the
             # buffer of the other type is dropped before one of this type is made
@@ -364,7 +277,7 @@ class SchurState(PLSState):
         D = th1 * th1 * self.a1 + 1.0
         S = self._schur(th1 * th1 / D, lam2)
         potrf = lapack.spotrf if S.dtype == np.float32 else lapack.dpotrf
-        with _one_blas_thread():
+        with dense_step_threads():
             # Sᵀ is Fortran-ordered, so LAPACK factors it in place (no q₂² copy); its lower
             # triangle is the upper one filled by _schur: S = L Lᵀ
             L, info = potrf(S.T, lower=1, clean=0, overwrite_a=1)
@@ -387,7 +300,7 @@ class SchurState(PLSState):
         q2 = self.q2
         # one q₂ × q₂ buffer for the life of the state, refilled per θ (the previous factor lives in it:
         # a fresh array would hold two at once, 200 MB each at q₂ = 5000)
-        S = getattr(self, "_S", None)
+        S = self._S
         if S is None:
             S = self._S = np.zeros((q2, q2), dtype=np.float32 if self._low else np.float64)
         else:
@@ -429,7 +342,7 @@ class SchurState(PLSState):
         b1, b2 = b[:q1], b[q1:]
         y1 = b1 / D[:, None]
         r2 = b2 - lam2[:, None] * (th1 * (self.A12.T @ y1))
-        with _one_blas_thread():
+        with dense_step_threads():
             if self._L.dtype == np.float32:
                 x2 = lapack.spotrs(self._L, r2.astype(np.float32), lower=1)[0].astype(np.float64)
             else:
@@ -441,7 +354,7 @@ class SchurState(PLSState):
         """``diag(M⁻¹)``: ``diag(S⁻¹)`` below, ``1/D + θ₁² (A₁₂Λ₂S⁻¹Λ₂A₁₂ᵀ)_jj / D²`` above."""
         if self._L.dtype == np.float32:  # after a search evaluation: the factor again in double precision
             self.update(self.theta)
-        with _one_blas_thread():
+        with dense_step_threads():
             Sinv, info = lapack.dpotri(self._L, lower=1)  # lower triangle of S⁻¹
         lam2 = self._lam2
         # (A₁₂Λ₂S⁻¹Λ₂A₁₂ᵀ)_jj = Σ_{l<=m} (2 - δ_lm) S⁻¹_lm λ_l λ_m A_jl A_jm (S⁻¹ holds its lower triangle)
@@ -459,11 +372,11 @@ class SchurState(PLSState):
 # the dense variant: no pair table, one dsyrk per θ
 
 
-def _lower_counts(design: "Design") -> np.ndarray:
+def lower_counts(design: PLSProblem) -> np.ndarray:
     """Stored entries per column of the first ``Gp[1]`` columns of ``ZᵀWZ``'s lower part
     (1 + the level pairs of that level with the later terms)."""
     q1 = int(design.Gp[1])
-    L = getattr(design.cross, "ZtZ_lower", None)
+    L = design.cross.lower_part
     if L is not None:
         return np.diff(L.indptr)[:q1]
     A = design.cross.ZtZ.tocsc()
@@ -471,19 +384,19 @@ def _lower_counts(design: "Design") -> np.ndarray:
     return col  # the first term's block is diagonal: the column holds the diagonal and A₂₁
 
 
-def dense_schur_eligible(design: "Design", max_dense: int = 6000) -> bool:
+def dense_schur_eligible(design: PLSProblem, max_dense: int = 6000) -> bool:
     """True when :class:`DenseSchurPLSState` applies: at least two terms, all scalar with a
     linear structure, the first term's block of ``ZᵀWZ`` diagonal (one factor: always), and
     the remaining ``q₂`` random effects at most ``max_dense`` and fewer than the first term's."""
     terms = design.terms
-    if len(terms) < 2 or any(t.k != 1 or t.structure.name not in ("us", "diag") for t in terms):
+    if len(terms) < 2 or any(t.k != 1 or t.structure.linear_entries() is None for t in terms):
         return False
     q1 = int(design.Gp[1])
     q2 = design.q - q1
     return q2 <= max_dense and q1 >= q2
 
 
-def _dense_schur_pays(design: "Design", ratio: float = 0.02) -> bool:
+def dense_schur_pays(design: PLSProblem, ratio: float = 0.02) -> bool:
     """Whether the dense Schur factorisation beats a sparse one for this design.
 
     A sparse factorisation eliminating the first factor costs ``Σ_j c_j²`` flops
@@ -496,7 +409,7 @@ def _dense_schur_pays(design: "Design", ratio: float = 0.02) -> bool:
         return False
     q1 = int(design.Gp[1])
     q2 = design.q - q1
-    c = _lower_counts(design).astype(np.float64) - 1.0
+    c = lower_counts(design).astype(np.float64) - 1.0
     return float(np.sum(c * c)) > ratio * q1 * q2 * q2
 
 
@@ -519,16 +432,28 @@ class DenseSchurPLSState(SchurState):
     ``A₁₂`` densified on the fly, ``O(q₁ q₂²)`` flops and ``O(q₂²)`` memory per θ —
     far cheaper than a sparse supernodal factorisation when most level pairs
     occur (10⁸ rows on 100,000 × 2,000 levels fill 40% of ``A₁₂``), and with no
-    per-pair storage.  Results equal :class:`~sparselmm.pls.PLSState`'s.
+    per-pair storage.  Results equal CHOLMOD's (:class:`~sparselmm.backends.cholmod.PLSState`).
     """
 
+    name = "schur_dense"
+    single_precision_search = False
+    cheap_minv_diag = False
     low_precision_ok = False  # S comes from dsyrk in double precision
 
-    def _setup_factor(self, mode: str, ordering_method: str) -> None:
+    @classmethod
+    def applies(cls, design: PLSProblem) -> bool:
+        """Two or more scalar linear terms, a trailing block of at most 6,000 levels
+        (:func:`dense_schur_eligible`)."""
+        return dense_schur_eligible(design)
+
+    @classmethod
+    def preferred(cls, design: PLSProblem) -> bool:
+        """Where most level pairs occur (:func:`dense_schur_pays`)."""
+        return dense_schur_pays(design)
+
+    def _setup_factor(self) -> None:
         d = self.design
-        if not dense_schur_eligible(d):
-            raise ModelSpecError("DenseSchurPLSState needs two or more scalar terms with a small trailing block")
-        L = getattr(d.cross, "ZtZ_lower", None)
+        L = d.cross.lower_part
         A = (d.cross.ZtZ if L is None else L).tocsc()
         q1 = int(d.Gp[1])
         q2 = d.q - q1
@@ -565,11 +490,11 @@ class DenseSchurPLSState(SchurState):
 
     def _schur(self, w: np.ndarray, lam2: np.ndarray) -> np.ndarray:
         """``S = Λ₂(A₂₂ - A₂₁ diag(w) A₁₂)Λ₂ + I``, dense."""
-        with _one_blas_thread():
+        with dense_step_threads():
             K = self._cross_gram(w)
         S = (self.A22 - K) * lam2[:, None] * lam2[None, :]
         S[np.diag_indices_from(S)] += 1.0
         return S
 
     # diag(M⁻¹) needs the pair table this class does without: the gradient falls back to solves
-    minv_diag = PLSState.minv_diag
+    minv_diag = PLSBackend.minv_diag

@@ -62,7 +62,6 @@ from sparselmm.spec.formula import ParsedFormula, parse_formula
 from sparselmm import validate
 from sparselmm.frame.conditioning import FLAT_ULPS, Conditioning, binary_columns, fit_columns
 from sparselmm.frame.modelframe import (
-    CrossProducts,
     Design,
     _check_scale,
     REAL_NUMBERS,
@@ -74,24 +73,15 @@ from sparselmm.frame.modelframe import (
     _response,
     _suggest,
 )
-from sparselmm.model import LinearMixedModel
-from sparselmm.backends.blockdiag import blockdiag_eligible
-from sparselmm.backends.cholmod import PLSState
-from sparselmm.backends.schur import DenseSchurPLSState, _dense_schur_pays, _lower_counts, dense_schur_eligible
+from sparselmm.backends.base import BlockLowerCrossProducts, CrossProducts
 from sparselmm.spec.terms import RandomTerm, as_factor, build_lambda, check_terms, grouping_factor, order_terms, theta_template
 
 __all__ = [
-    "lmer_dask",
     "dask_design",
-    "fit_dask_design",
     "DaskDesign",
-    "DaskLinearMixedModel",
     "PartitionBuilder",
-    "BlockLowerCrossProducts",
-    "ScalarTermsPLSState",
-    "DenseSchurPLSState",
-    "dense_schur_eligible",
     "independent_columns_gram",
+    "is_dask_dataframe",
     "STATEFUL_TRANSFORMS",
 ]
 
@@ -103,7 +93,8 @@ _SAMPLE_ROWS = 2000  # complete rows kept by the scan (spread over the data), fo
 _LEVEL_ROW = "__sparselmm_level_row__"  # the conditioning; with them the first row of each level
 
 
-def _is_dask_dataframe(obj: Any) -> bool:
+def is_dask_dataframe(obj: Any) -> bool:
+    """Whether ``obj`` is a Dask collection (what ``lmer()`` hands to :func:`dask_design`)."""
     return type(obj).__module__.startswith("dask")
 
 
@@ -707,61 +698,6 @@ def _ztz_block_lower(
     return A
 
 
-def _symmetric_from_block_lower(L: sp.csc_matrix, block_of: np.ndarray) -> sp.csc_matrix:
-    """The symmetric matrix whose block-lower part is ``L``: ``L + Sᵀ`` with ``S`` = ``L`` less its
-    diagonal blocks (``block_of``: the level block of each row/column)."""
-    q = L.shape[1]
-    col = np.repeat(np.arange(q, dtype=L.indices.dtype), np.diff(L.indptr))
-    strict = block_of[L.indices] != block_of[col]
-    counts = np.bincount(col[strict], minlength=q)
-    del col
-    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(L.indptr.dtype)
-    S = sp.csc_matrix((L.data[strict], L.indices[strict], indptr), shape=L.shape)
-    del strict
-    out = (L + S.T.tocsc()).tocsc()
-    del S
-    out.sort_indices()
-    return out
-
-
-class BlockLowerCrossProducts(CrossProducts):
-    """:class:`~sparselmm.modelframe.CrossProducts` that keeps only the block-lower part of ``ZᵀWZ``.
-
-    ``ZtZ_lower`` holds the level blocks on and below the block diagonal (for
-    scalar terms: the lower triangle).  The PLS states of this module work
-    from it directly; the full symmetric ``ZtZ`` that other code reads is built
-    on first access and kept, so a 10⁸-row crossed fit never holds both.
-
-    Parameters
-    ----------
-    ZtZ_lower : scipy.sparse.csc_matrix
-    block_of : numpy.ndarray
-        Level block of every row of ``ZtZ_lower``.
-    **kw
-        The other fields of :class:`~sparselmm.modelframe.CrossProducts`.
-    """
-
-    def __init__(self, ZtZ_lower: sp.csc_matrix, block_of: np.ndarray, **kw: Any) -> None:
-        self._full: sp.csc_matrix | None = None
-        super().__init__(ZtZ=None, **kw)  # type: ignore[arg-type]
-        self.ZtZ_lower = ZtZ_lower
-        self._block_of = block_of
-
-    @property  # type: ignore[override]
-    def ZtZ(self) -> sp.csc_matrix:
-        """The full symmetric ``ZᵀWZ`` (built from ``ZtZ_lower`` when first read)."""
-        if self._full is None and getattr(self, "ZtZ_lower", None) is not None:
-            self._full = _symmetric_from_block_lower(self.ZtZ_lower, self._block_of)
-        return self._full  # type: ignore[return-value]
-
-    @ZtZ.setter
-    def ZtZ(self, value: sp.csc_matrix | None) -> None:
-        self._full = value
-
-    def __repr__(self) -> str:
-        return f"BlockLowerCrossProducts(q={self.ZtZ_lower.shape[0]}, nnz_lower={self.ZtZ_lower.nnz}, n={self.n})"
-
-
 # ----------------------------------------------------------------------------------------
 # global checks on reduced statistics
 
@@ -849,102 +785,6 @@ class DaskDesign(Design):
         """Number of observations used (rows with no missing value in a used column)."""
         return int(self.cross.n)
 
-    def pls(self, backend: str = "auto") -> PLSState:
-        """A fresh PLS state suited to data of any size (see :meth:`Design.pls`).
-
-        Parameters
-        ----------
-        backend : {"auto", "cholmod", "schur", "schur_dense", "blockdiag"}
-            ``"auto"``: :class:`~sparselmm.blockdiag.BlockDiagState` when all terms share
-            one grouping factor with ``q ≥ 1000``; :class:`DenseSchurPLSState` where most level pairs of two
-            crossed scalar factors occur (see :func:`_dense_schur_pays`); else the
-            in-memory choice, with CHOLMOD through the memory-lean
-            :class:`ScalarTermsPLSState` when every term is scalar.
-        """
-        if backend not in ("auto", "cholmod", "schur", "schur_dense", "blockdiag"):
-            raise ModelSpecError(
-                f"backend must be 'auto', 'cholmod', 'schur', 'schur_dense' or 'blockdiag', got {backend!r}"
-            )
-        if backend == "schur_dense":
-            return DenseSchurPLSState(self)
-        if backend == "blockdiag" or (backend == "auto" and self.q >= 1000 and blockdiag_eligible(self)):
-            return super().pls(backend)
-        if backend == "auto" and _dense_schur_pays(self):
-            return DenseSchurPLSState(self)
-        if backend == "schur" or (backend == "auto" and _block_schur_applies(self)):
-            return super().pls(backend)
-        if all(t.k == 1 for t in self.terms):
-            return ScalarTermsPLSState(self)
-        return PLSState(self)
-
-
-def _block_schur_applies(design: Design, max_pairs: float = 2e7) -> bool:
-    """Whether :meth:`Design.pls` would pick :mod:`sparselmm.schur`'s block factor, and its
-    precomputed pairs of level entries (``Σ_j c_j²/2``) stay within ``max_pairs``."""
-    try:
-        from sparselmm.backends.schur import schur_eligible
-    except ImportError:  # pragma: no cover
-        return False
-    if not schur_eligible(design) or int(design.Gp[1]) < 2000:
-        return False
-    c = _lower_counts(design).astype(np.float64) - 1.0
-    return float(np.sum(c * c)) / 2 <= max_pairs
-
-
-class _ScalarProduct:
-    """``ΛᵀAΛ`` on a fixed pattern when every term has one column (Λ diagonal).
-
-    Then ``(ΛᵀAΛ)_ij = θ_{t(i)} θ_{t(j)} A_ij``: the lower triangle of ``A``
-    is kept once with a small code per entry for its pair of terms, and one
-    product per θ fills the CSC data of ``M`` (no per-block storage, which
-    matters when ``A`` has 10⁸ entries).
-    """
-
-    def __init__(self, design: Design) -> None:
-        A = getattr(design.cross, "ZtZ_lower", None)  # for scalar terms block-lower = lower
-        A = (design.cross.ZtZ if A is None else A).tocsc()
-        q = A.shape[0]
-        col = np.repeat(np.arange(q, dtype=A.indices.dtype), np.diff(A.indptr))
-        lower = A.indices >= col
-        counts = np.bincount(col[lower], minlength=q)
-        indices = A.indices[lower]
-        self.data = A.data[lower]
-        nt = len(design.terms)
-        term_of = np.repeat(np.arange(nt, dtype=np.int16), np.diff(design.Gp))
-        self.pair = (term_of[indices].astype(np.int16) * nt + term_of[col[lower]]).astype(np.int16)
-        del col, lower, A
-        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(indices.dtype)
-        self.M = sp.csc_matrix((self.data.copy(), indices, indptr), shape=(q, q))
-        self.M.has_sorted_indices = True
-        self.nt = nt
-
-    def fill(self, blocks: list[np.ndarray]) -> sp.csc_matrix:
-        """Set ``M.data`` to the lower triangle of ``ΛᵀAΛ`` for the 1 × 1 blocks given."""
-        t = np.array([B[0, 0] for B in blocks], dtype=float)
-        f = np.outer(t, t).ravel()
-        np.multiply(self.data, f[self.pair], out=self.M.data)
-        return self.M
-
-
-class ScalarTermsPLSState(PLSState):
-    """:class:`~sparselmm.pls.PLSState` for designs whose terms all have one column.
-
-    Identical results and the same CHOLMOD factorisation; only the way
-    ``ΛᵀAΛ`` is filled differs (:class:`_ScalarProduct` instead of per-block
-    storage), which keeps the memory of a crossed design with ~10⁸ distinct
-    level pairs to a few bytes per pair.
-    """
-
-    def _setup_factor(self, mode: str, ordering_method: str) -> None:
-        from sksparse.cholmod import analyze
-
-        if any(t.k != 1 for t in self.design.terms):
-            raise ModelSpecError("ScalarTermsPLSState needs terms with one column each")
-        self._prod = _ScalarProduct(self.design)  # type: ignore[assignment]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.factor = analyze(self._prod.M, mode=mode, ordering_method=ordering_method)
-
 
 def _check_stateful(pf: ParsedFormula) -> None:
     texts = [("the fixed part", pf.fixed), ("the response", pf.response)] + [(repr(b.text), b.lhs) for b in pf.bars]
@@ -1002,7 +842,7 @@ def dask_design(
     """
     from dask import delayed
 
-    if not _is_dask_dataframe(data) or not hasattr(data, "to_delayed"):
+    if not is_dask_dataframe(data) or not hasattr(data, "to_delayed"):
         raise DataError(f"data must be a dask DataFrame, got {type(data).__name__}")
     if na_action not in ("omit", "fail"):
         raise ArgumentError(f"na_action must be 'omit' or 'fail', got {na_action!r}")
@@ -1255,212 +1095,3 @@ def _block_starts(terms: Sequence[RandomTerm]) -> list[int]:
         out.append(pos)
         pos += t.nlevels
     return out
-
-
-# ----------------------------------------------------------------------------------------
-# fitting and the fitted model
-
-
-def lmer_dask(
-    formula: str,
-    data: Any,
-    REML: bool = True,
-    *,
-    weights: str | None = None,
-    offset: str | None = None,
-    na_action: str = "omit",
-    optimizer: str = "auto",
-    start: np.ndarray | None = None,
-    options: dict | None = None,
-    check: bool | str = "auto",
-    verbose: bool = False,
-    split_every: int = 8,
-) -> "DaskLinearMixedModel":
-    """Fit a linear mixed model to a Dask DataFrame (what :func:`sparselmm.lmer` calls for one).
-
-    The cross-products are computed partition by partition on the current Dask
-    scheduler (a ``dask.distributed.Client`` if one exists, else the default
-    threaded scheduler); θ is optimised on the driver.
-
-    Parameters
-    ----------
-    formula : str
-        lme4 formula.
-    data : dask.dataframe.DataFrame
-    REML : bool
-        REML criterion (default) or maximum likelihood.
-    weights, offset : str, optional
-        Column names of prior weights and an offset.
-    na_action : {"omit", "fail"}
-    optimizer, start, options, check, verbose
-        As :func:`sparselmm.lmer`.
-    split_every : int
-        Fan-in of the tree reduction.
-
-    Returns
-    -------
-    DaskLinearMixedModel
-    """
-    d = dask_design(formula, data, weights=weights, offset=offset, na_action=na_action, split_every=split_every)
-    return fit_dask_design(d, REML, optimizer=optimizer, start=start, options=options, check=check, verbose=verbose)
-
-
-def fit_dask_design(
-    d: DaskDesign,
-    REML: bool = True,
-    *,
-    optimizer: str = "auto",
-    start: np.ndarray | None = None,
-    options: dict | None = None,
-    check: bool | str = "auto",
-    verbose: bool = False,
-) -> "DaskLinearMixedModel":
-    """Optimise θ for a :class:`DaskDesign` with :func:`sparselmm.fit_design` (same optimiser
-    choice, checks and warnings) and wrap the result as a :class:`DaskLinearMixedModel`.
-
-    Returns
-    -------
-    DaskLinearMixedModel
-    """
-    from sparselmm.model import fit_design
-
-    m = fit_design(d, REML, optimizer=optimizer, start=start, options=options, check=check, verbose=verbose)
-    return DaskLinearMixedModel(m.design, m.REML, m.optsum, m._state)  # type: ignore[arg-type]
-
-
-def _partition_eta(
-    part: pd.DataFrame,
-    builder: PartitionBuilder,
-    beta: np.ndarray,
-    keep: np.ndarray,
-    b: np.ndarray | None,
-    what: str,
-    sigma: float,
-    newdata: bool,
-    allow_new_levels: bool,
-) -> pd.Series:
-    """Per partition: fitted values, residuals or predictions as a pandas Series."""
-    eta, frame, w = builder.linear_predictor(part, beta, keep, b, newdata=newdata, allow_new_levels=allow_new_levels)
-    if what in ("fitted", "predicted"):
-        return eta.rename(what)
-    y = builder.response_values(frame) if len(frame) else np.zeros(0)
-    r = y - eta.to_numpy()
-    if what == "pearson":
-        if w is not None:
-            r = r * np.sqrt(w)
-        r = r / sigma
-    return pd.Series(r, index=frame.index, name="residuals", dtype=float)
-
-
-class DaskLinearMixedModel(LinearMixedModel):
-    """A model fitted from a Dask DataFrame.
-
-    Everything that depends on θ, β̂, σ̂ and the BLUPs (``fixef``, ``theta``,
-    ``sigma``, ``vcov``, ``objective``, ``varcorr()``, ``ranef()``,
-    ``coef_table()``, ``summary()``...) is as for an in-memory fit.  Quantities
-    with one value per observation — :meth:`fitted`, :meth:`residuals`,
-    :meth:`predict` without new data — are lazy ``dask.dataframe.Series``
-    computed partition by partition; call ``.compute()`` (or write them out
-    with ``.to_parquet``) to get the values.
-    """
-
-    design: DaskDesign
-
-    def _lazy(self, what: str, b: np.ndarray | None, data: Any = None, newdata: bool = False,
-              allow_new_levels: bool = False, builder: PartitionBuilder | None = None) -> Any:
-        d = self.design
-        src = d.source if data is None else data
-        name = "residuals" if what in ("response", "pearson") else what
-        return src.map_partitions(
-            _partition_eta,
-            d.builder if builder is None else builder,
-            self._beta,
-            d.fixed_keep,
-            b,
-            what,
-            self.sigma,
-            newdata,
-            allow_new_levels,
-            meta=pd.Series([], dtype=float, name=name),
-        )
-
-    def fitted(self) -> Any:
-        """Fitted values ``Xβ̂ + Zb̂`` (+ offset), lazily, indexed like the rows used.
-
-        Returns
-        -------
-        dask.dataframe.Series
-        """
-        return self._lazy("fitted", self._b)
-
-    def residuals(self, type: str = "response") -> Any:
-        """Residuals ``y - fitted`` (``"response"``) or scaled by ``√w / σ`` (``"pearson"``), lazily.
-
-        Parameters
-        ----------
-        type : {"response", "pearson"}
-
-        Returns
-        -------
-        dask.dataframe.Series
-        """
-        if type not in ("response", "pearson"):
-            raise ArgumentError(f"residual type must be 'response' or 'pearson', got {type!r}")
-        return self._lazy(type, self._b)
-
-    def predict(self, newdata: Any = None, re_form: Any = None, allow_new_levels: bool = False,
-                offset: Any = None) -> Any:
-        """Predictions ``Xβ̂ (+ Zb̂)`` (lme4's ``predict.merMod``).
-
-        Parameters
-        ----------
-        newdata : pandas.DataFrame or dask.dataframe.DataFrame, optional
-            Default: the data of the fit.  A pandas DataFrame gives a pandas Series
-            (as :func:`sparselmm.inference.predict`), a Dask one a lazy Dask Series.
-        re_form : None, "all", "NA" or "~0"
-            Include the random effects (default) or predict at the population level.
-        allow_new_levels : bool
-            Levels not seen in the fit contribute 0 instead of raising.
-
-        Returns
-        -------
-        pandas.Series or dask.dataframe.Series
-        """
-        from sparselmm.stats.inference import _no_re
-
-        no_re = _no_re(re_form)
-        allow_new_levels = validate.flag(allow_new_levels, "allow_new_levels")
-        b = None if no_re else self._b
-        if newdata is None:
-            if offset is not None:
-                raise ArgumentError("offset= goes with newdata; the data of the fit use the fit's own offset")
-            return self._lazy("predicted", b)
-        if _is_dask_dataframe(newdata):
-            builder = self.design.builder
-            if offset is not None:  # the new data's own offset column
-                if not isinstance(offset, str):
-                    raise ArgumentError(
-                        f"with a Dask newdata, offset= must be the name of one of its columns, got {type(offset).__name__}"
-                    )
-                builder = replace(builder, offset=offset)
-            return self._lazy("predicted", b, data=newdata, newdata=True, allow_new_levels=allow_new_levels,
-                              builder=builder)
-        return super().predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels, offset=offset)
-
-    def simulate(self, nsim: int = 1, seed: int | None = None) -> pd.DataFrame:
-        """Not available for a Dask fit (it would hold ``nsim`` × n values in memory)."""
-        raise SparseLMMError("simulate() is not available for a model fitted from a Dask DataFrame")
-
-    def refit(self, new_y: Any = None, *, REML: bool | None = None) -> "DaskLinearMixedModel":
-        """Refit with ``REML`` changed (the cross-products are reused; a new response is not supported).
-
-        Parameters
-        ----------
-        new_y : None
-            Must be None for a Dask fit.
-        REML : bool, optional
-        """
-        if new_y is not None:
-            raise SparseLMMError("refit(new_y) is not available for a model fitted from a Dask DataFrame")
-        reml = self.REML if REML is None else validate.flag(REML, "REML")
-        return fit_dask_design(self.design, reml, optimizer=self.optsum.optimizer, start=self.theta, check=False)

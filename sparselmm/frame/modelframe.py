@@ -30,6 +30,9 @@ from sparselmm.errors import (
     ScaleWarning,
     SparseLMMWarning,
 )
+from sparselmm.backends import registry
+from sparselmm.backends.base import CrossProducts, PLSBackend
+from sparselmm.backends.blockdiag import blockdiag_eligible, level_blocks
 from sparselmm.frame.conditioning import Conditioning, condition_columns
 from sparselmm.spec.formula import ParsedFormula, parse_formula
 from sparselmm.spec.terms import RandomTerm, as_factor, build_lambda, build_zt, category_strings, check_terms, grouping_factor, order_terms, theta_template
@@ -40,69 +43,8 @@ from sparselmm.spec.vocabulary import needed_variables as _needed_variables
 from sparselmm.spec.vocabulary import to_formulaic  # noqa: F401  (kept importable from here)
 from sparselmm.spec.vocabulary import variables as _variables
 
-if TYPE_CHECKING:  # pragma: no cover
-    from sparselmm.backends.cholmod import PLSState
 
 __all__ = ["Design", "design", "CrossProducts"]
-
-
-@dataclass
-class CrossProducts:
-    """Weighted cross-products of ``[Z X y]``, computed once per model.
-
-    With ``W = diag(weights)``: ``ZtZ = Zᵀ W Z`` (sparse, q × q), ``ZtX``,
-    ``Zty``, ``XtX``, ``Xty`` and ``yty``; ``n`` observations and
-    ``ldW = Σ log wᵢ``.  Nothing after this depends on n.
-    """
-
-    ZtZ: sp.csc_matrix
-    ZtX: np.ndarray
-    Zty: np.ndarray
-    XtX: np.ndarray
-    Xty: np.ndarray
-    yty: float
-    n: int
-    ldW: float = 0.0
-
-    @classmethod
-    def from_arrays(
-        cls, Zt: sp.csc_matrix, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None,
-        XtX: np.ndarray | None = None,
-    ) -> "CrossProducts":
-        """Compute the cross-products from ``Zt`` (q × n), ``X`` (n × p), ``y`` (n)
-        (``XtX``, unweighted, when the caller has it already)."""
-        if weights is None:
-            Zw, Xw, yw, ldW = Zt, X, y, 0.0
-        else:
-            Zw = Zt @ sp.diags(weights)
-            Xw = X * weights[:, None]
-            yw = y * weights
-            ldW = float(np.sum(np.log(weights)))
-        ZtZ = (Zw @ Zt.T).tocsc()
-        ZtZ.sort_indices()
-        return cls(
-            ZtZ=ZtZ,
-            ZtX=np.asarray(Zw @ X),
-            Zty=np.asarray(Zw @ y).ravel(),
-            XtX=X.T @ Xw if XtX is None or weights is not None else XtX,
-            Xty=X.T @ yw,
-            yty=float(y @ yw),
-            n=len(y),
-            ldW=ldW,
-        )
-
-    def __add__(self, other: "CrossProducts") -> "CrossProducts":
-        """Sum of two partial cross-products over disjoint rows (for chunked data)."""
-        return CrossProducts(
-            ZtZ=(self.ZtZ + other.ZtZ).tocsc(),
-            ZtX=self.ZtX + other.ZtX,
-            Zty=self.Zty + other.Zty,
-            XtX=self.XtX + other.XtX,
-            Xty=self.Xty + other.Xty,
-            yty=self.yty + other.yty,
-            n=self.n + other.n,
-            ldW=self.ldW + other.ldW,
-        )
 
 
 @dataclass
@@ -258,40 +200,29 @@ class Design:
         L.data = self.lambda_data(np.asarray(theta, dtype=float))
         return L
 
-    def pls(self, backend: str = "auto") -> "PLSState":
-        """A fresh penalised-least-squares state for this design (see :mod:`sparselmm.pls`).
+    def pls(self, backend: str = "auto") -> PLSBackend:
+        """A fresh penalised-least-squares state for this design, from the backend registry
+        (:mod:`sparselmm.backends.registry`).
 
         Parameters
         ----------
-        backend : {"auto", "cholmod", "schur", "schur_dense", "blockdiag"}
-            ``"cholmod"``: CHOLMOD's supernodal factor of ``ΛᵀAΛ + I``; ``"schur"``: the
-            block factor of :mod:`sparselmm.schur` for crossed scalar terms (Schur complement
-            from a table of level pairs); ``"schur_dense"``: the same factor with the Schur
-            complement from one dense ``dsyrk`` per θ, for crossed designs where most level
-            pairs occur (chosen by ``"auto"`` then, see ``schur._dense_schur_pays``); ``"blockdiag"``:
-            the batched per-level factor of :mod:`sparselmm.blockdiag` when all terms share
-            one grouping factor; ``"auto"`` takes ``"blockdiag"`` where it applies and
-            ``q ≥ 1000`` (below that CHOLMOD's fewer calls win: measured 0.22 against
-            0.33 ms per evaluation on TIMSS, q = 438; 2.4 against 5.4 ms at q = 20,000),
-            ``"schur"`` for large crossed designs it suits, else ``"cholmod"``.
-        """
-        from sparselmm.backends.blockdiag import BlockDiagState, blockdiag_eligible
-        from sparselmm.backends.cholmod import PLSState
-        from sparselmm.backends.schur import DenseSchurPLSState, SchurState, _dense_schur_pays, schur_eligible
+        backend : {"auto", "blockdiag", "schur_dense", "schur", "cholmod_scalar", "cholmod"}
+            ``"cholmod"``: CHOLMOD's supernodal factor of ``ΛᵀAΛ + I`` (any design);
+            ``"cholmod_scalar"``: the same with a lean fill for terms of one column;
+            ``"schur"``: the block factor of :mod:`sparselmm.backends.schur` for crossed scalar
+            terms (Schur complement from a table of level pairs); ``"schur_dense"``: the same
+            factor with the Schur complement from one dense ``dsyrk`` per θ, for crossed designs
+            where most level pairs occur; ``"blockdiag"``: the batched per-level factor of
+            :mod:`sparselmm.backends.blockdiag` when all terms share one grouping factor;
+            ``"auto"``: the first of them that prefers the design (each backend's
+            ``preferred``), CHOLMOD otherwise.
 
-        if backend not in ("auto", "cholmod", "schur", "schur_dense", "blockdiag"):
-            raise ModelSpecError(
-                f"backend must be 'auto', 'cholmod', 'schur', 'schur_dense' or 'blockdiag', got {backend!r}"
-            )
-        if backend == "blockdiag" or (backend == "auto" and self.q >= 1000 and blockdiag_eligible(self)):
-            if not blockdiag_eligible(self):
-                raise ModelSpecError("backend 'blockdiag' needs every term to group by one factor")
-            return BlockDiagState(self)
-        if backend == "schur_dense" or (backend == "auto" and _dense_schur_pays(self)):
-            return DenseSchurPLSState(self)
-        if backend == "schur" or (backend == "auto" and schur_eligible(self) and int(self.Gp[1]) >= 2000):
-            return SchurState(self)
-        return PLSState(self)
+        Raises
+        ------
+        ModelSpecError
+            For an unknown backend, or one that does not apply to the design.
+        """
+        return registry.choose(self, backend)(self)
 
     def moment_start(self) -> np.ndarray:
         """A starting θ from variance-component moments, or lme4's start where there is none.
@@ -375,34 +306,28 @@ class Design:
         numpy.ndarray
             Positive, one per θ entry.
         """
-        from sparselmm.backends.cholmod import _term_entries
+        # the moment start and the fit both ask: kept with the cross-products it is read off
+        return self.cross.memo("theta_scale", self._internal_theta_scale).copy()
 
+    def _internal_theta_scale(self) -> np.ndarray:
         cp = self.cross
-        memo = getattr(self, "_theta_scale_memo", None)
-        if memo is not None and memo[0] is cp:  # the moment start and the fit both ask
-            return memo[1].copy()
-        lower = getattr(cp, "ZtZ_lower", None)
-        dg = np.asarray((cp.ZtZ if lower is None else lower).diagonal(), dtype=float)
+        dg = cp.ZtZ_diagonal()
         scale = np.ones(len(self.theta_start))
         n = float(max(cp.n, 1))
         for t, sl, lo, hi in zip(self.terms, self.theta_slices, self.Gp[:-1], self.Gp[1:]):
-            entries = _term_entries(t.structure)  # (θ index, row, column); None but for us and diag
+            entries = t.structure.linear_entries()  # (θ index, row, column); None unless T is linear
             if entries is None:
                 continue
             # Z's rows are level-major: level j's k columns are rows lo + j·k ... lo + j·k + k - 1
             rms = np.sqrt(dg[lo:hi].reshape(-1, t.k).sum(axis=0) / n)
             scale[sl] = rms[[r for _, r, _ in entries]]
-        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-        self._theta_scale_memo = (cp, scale.copy())  # keyed by the cross-products (not ZᵀWZ: a Dask
-        # design builds its full ZᵀWZ only when asked)
-        return scale
+        return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
 
     def _moment_start_intercepts(self, rr: float, Zr: np.ndarray) -> np.ndarray | None:
         cp = self.cross
         # the level sizes: the diagonal of ZᵀWZ (from its stored lower part in a Dask design,
         # whose full symmetric matrix would double the memory of a large crossed design)
-        lower = getattr(cp, "ZtZ_lower", None)
-        nj = (cp.ZtZ if lower is None else lower).diagonal()
+        nj = cp.ZtZ_diagonal()
         N = float(np.sum(nj[: self.Gp[1]]))  # Σ weights
         J = np.diff(self.Gp).astype(float)
         dof = N - J.sum() - self.p
@@ -416,10 +341,8 @@ class Design:
         return np.sqrt(np.maximum(st2, 0.0) / s2)
 
     def _moment_start_one_factor(self, rr: float, Zr: np.ndarray) -> np.ndarray | None:
-        from sparselmm.backends.blockdiag import blockdiag_eligible, level_blocks
-
         terms = self.terms
-        if not blockdiag_eligible(self) or any(t.structure.name not in ("us", "diag") for t in terms):
+        if not blockdiag_eligible(self) or any(t.structure.theta_from_covariance(np.eye(t.k)) is None for t in terms):
             return None
         perm, blocks = level_blocks(self)
         K = len(perm)
@@ -447,12 +370,7 @@ class Design:
         th = np.empty(len(self.theta_start))
         off = 0
         for t, sl in zip(terms, self.theta_slices):
-            St = S[off : off + t.k, off : off + t.k]
-            if t.structure.name == "diag":
-                th[sl] = np.sqrt(np.diag(St))
-            else:  # lme4's θ: the lower Cholesky factor, column by column
-                L = np.linalg.cholesky(St)
-                th[sl] = [L[r, c] for c in range(t.k) for r in range(c, t.k)]
+            th[sl] = t.structure.theta_from_covariance(S[off : off + t.k, off : off + t.k])
             off += t.k
         return th
 

@@ -75,11 +75,16 @@ class CovStructure(Protocol):
         Size of the block ``T``.
     n_par : int
         Number of parameters the optimiser sees for this term.
+    lme4_theta : bool
+        Whether the parameters are lme4's θ: the lower triangle of ``T`` column by column, every
+        entry free (diagonal ≥ 0), so that the term's covariance is any positive semi-definite
+        matrix and its standard deviations and correlations map one to one onto θ.
     """
 
     name: str
     k: int
     n_par: int
+    lme4_theta: bool
 
     def start(self) -> np.ndarray:
         """Starting parameters (lme4's: ``T = I``)."""
@@ -111,6 +116,27 @@ class CovStructure(Protocol):
     def scales_with_block(self) -> np.ndarray:
         """Which parameters are multiplied by ``f`` when ``T`` is (``T(par') = f T(par)``, ``f > 0``)."""
 
+    def linear_entries(self) -> list[tuple[int, int, int]] | None:
+        """``(parameter, row, column)`` of every entry of ``T`` that one parameter sets linearly
+        (``T = Σ_i par_i E_i``), or None when ``T`` is not linear in its parameters.  The analytic
+        gradient, the search's units and the block backends need a linear structure."""
+
+    def theta_from_covariance(self, S: np.ndarray) -> np.ndarray | None:
+        """The parameters whose ``T Tᵀ`` is the relative covariance ``S`` (``k × k``, positive
+        definite), or None when the structure has no such closed form (the moment start then
+        leaves the term at :meth:`start`)."""
+
+    @property
+    def lind(self) -> np.ndarray | None:
+        """The parameter index of each stored entry of ``T`` (its lower triangle, row-major): lme4's
+        ``Lind`` within a block; None when some stored entry is not one parameter (e.g. a zero)."""
+
+    def covariance_entries(self) -> list[tuple[int, int]] | None:
+        """The free entries ``(a, b)``, ``a ≥ b``, of ``Σ_rel``, lower triangle column by column, when the
+        structure's covariances are the positive semi-definite matrices that are zero elsewhere (so
+        ``Σ_rel = Σ_ab γ_ab E_ab`` is linear in its free entries ``γ``, ``E_ab`` the symmetric indicator:
+        pbkrtest's variance parameters); None when the structure ties entries together."""
+
 
 # ----------------------------------------------------------------------------------------
 # shared machinery
@@ -120,6 +146,7 @@ class _Structure:
     """Common helpers: the implied covariance and correlation, the row-major lower triangle."""
 
     name = "?"
+    lme4_theta = False
 
     def __init__(self, k: int, columns: list[str] | None = None) -> None:
         if k < 1:
@@ -159,6 +186,23 @@ class _Structure:
         linear structures (``us``, ``diag``: θ holds entries of ``T``)."""
         return np.ones(self.n_par, dtype=bool)  # type: ignore[attr-defined]
 
+    def linear_entries(self) -> list[tuple[int, int, int]] | None:
+        """None: ``T`` is not linear in the parameters (overridden by the linear structures)."""
+        return None
+
+    def theta_from_covariance(self, S: np.ndarray) -> np.ndarray | None:
+        """None: no closed form from a covariance (overridden by ``us`` and ``diag``)."""
+        return None
+
+    @property
+    def lind(self) -> np.ndarray | None:
+        """None: ``T`` has stored entries that are not parameters (overridden by ``us``)."""
+        return None
+
+    def covariance_entries(self) -> list[tuple[int, int]] | None:
+        """None: the entries of ``Σ_rel`` are not free (overridden by ``us`` and ``diag``)."""
+        return None
+
     def clip(self, par: np.ndarray) -> np.ndarray:
         """``par`` moved onto the box ``[lower, upper]``."""
         return np.clip(np.asarray(par, dtype=float), self.lower(), self.upper())
@@ -189,6 +233,7 @@ class Unstructured(_Structure):
     """
 
     name = "us"
+    lme4_theta = True
 
     def __init__(self, k: int, columns: list[str] | None = None) -> None:
         super().__init__(k, columns)
@@ -230,6 +275,21 @@ class Unstructured(_Structure):
         k, cols = self.k, self.columns
         return [f"{cols[r]}" if r == c else f"{cols[r]}.{cols[c]}" for c in range(k) for r in range(c, k)]
 
+    def linear_entries(self) -> list[tuple[int, int, int]]:
+        """Every entry of the lower triangle, θ column by column: ``(i, r, c)``."""
+        k = self.k
+        return [(i, r, c) for i, (c, r) in enumerate((c, r) for c in range(k) for r in range(c, k))]
+
+    def theta_from_covariance(self, S: np.ndarray) -> np.ndarray:
+        """lme4's θ: the lower Cholesky factor of ``S``, column by column."""
+        L = np.linalg.cholesky(S)
+        return np.array([L[r, c] for c in range(self.k) for r in range(c, self.k)])
+
+    def covariance_entries(self) -> list[tuple[int, int]]:
+        """The whole lower triangle of ``Σ_rel``, column by column (R's ``lower.tri(diag = TRUE)``)."""
+        k = self.k
+        return [(a, b) for b in range(k) for a in range(b, k)]
+
 
 class Diagonal(Unstructured):
     r"""Independent columns with their own variances (``diag(...)``, lme4's ``||``).
@@ -238,6 +298,7 @@ class Diagonal(Unstructured):
     """
 
     name = "diag"
+    lme4_theta = False
 
     def __init__(self, k: int, columns: list[str] | None = None) -> None:
         super().__init__(k, columns)
@@ -263,6 +324,23 @@ class Diagonal(Unstructured):
 
     def par_names(self) -> list[str]:
         return list(self.columns)
+
+    def linear_entries(self) -> list[tuple[int, int, int]]:
+        """The diagonal: ``(i, i, i)``."""
+        return [(i, i, i) for i in range(self.k)]
+
+    def theta_from_covariance(self, S: np.ndarray) -> np.ndarray:
+        """The standard deviations ``sqrt(diag(S))`` (the correlations are not modelled)."""
+        return np.sqrt(np.diag(S))
+
+    @property
+    def lind(self) -> None:
+        """None: the off-diagonal entries of ``T`` are stored zeros, not parameters."""
+        return None
+
+    def covariance_entries(self) -> list[tuple[int, int]]:
+        """The variances: ``(a, a)``."""
+        return [(a, a) for a in range(self.k)]
 
 
 # ----------------------------------------------------------------------------------------
@@ -431,11 +509,6 @@ class _Scaled(_Structure):
         """The standard deviations scale with ``T``; the correlation parameters do not."""
         return np.arange(self.n_par) < self.n_sd
 
-    def sd_params(self, par: np.ndarray) -> np.ndarray:
-        """The ``k`` standard deviations relative to σ (the SD parameters, repeated when homogeneous)."""
-        s = np.maximum(np.asarray(par, dtype=float)[: self.n_sd], 0.0)
-        return np.full(self.k, s[0]) if self.hom else s.copy()
-
 
 class HomDiagonal(_Scaled):
     r"""One variance, independent columns (``homdiag``): ``T = s I``, ``Σ_rel = s² I``."""
@@ -554,7 +627,6 @@ STRUCTURE_CLASSES: dict[str, type] = {
     "toep": Toeplitz,
     "homtoep": HomToeplitz,
 }
-_STRUCTURES = STRUCTURE_CLASSES
 
 
 def make_structure(name: str, k: int, columns: list[str]) -> CovStructure:
@@ -566,9 +638,9 @@ def make_structure(name: str, k: int, columns: list[str]) -> CovStructure:
         If the structure is unknown or not available.
     """
     try:
-        cls = _STRUCTURES[name]
+        cls = STRUCTURE_CLASSES[name]
     except KeyError:
         raise ModelSpecError(
-            f"covariance structure {name!r} is not available; available: {', '.join(sorted(_STRUCTURES))}"
+            f"covariance structure {name!r} is not available; available: {', '.join(sorted(STRUCTURE_CLASSES))}"
         ) from None
     return cls(k, columns)

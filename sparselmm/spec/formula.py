@@ -8,7 +8,7 @@ terms, expanding lme4's shorthands on the way:
 * ``(1 | a/b)`` ->  ``(1 | a) + (1 | b:a)`` (lme4 names the nested factor ``b:a``);
 * ``(1 | a:b)`` ->  one term whose grouping factor is the interaction of ``a`` and ``b``;
 * ``cs(0 + f | g)``, ``ar1(...)``, ... -> a bar term with a covariance structure
-  (glmmTMB's spelling; see :mod:`sparselmm.covariance`).
+  (glmmTMB's spelling; see :mod:`sparselmm.spec.covariance`).
 
 Characters inside back-quotes (`` `x-y` ``, a column name) and inside quoted
 strings are never operators. Errors are :class:`~sparselmm.errors.FormulaError`
@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from typing import Iterator, NamedTuple
 
 from sparselmm.errors import FormulaError
+from sparselmm.spec.covariance import STRUCTURE_CLASSES
 
 __all__ = ["BarTerm", "Fragment", "ParsedFormula", "parse_formula", "STRUCTURES"]
 
-#: covariance structure wrappers accepted around a bar term (glmmTMB's names)
-STRUCTURES = ("us", "diag", "homdiag", "cs", "homcs", "ar1", "toep", "homtoep")
+#: covariance structure wrappers accepted around a bar term (glmmTMB's names): those of
+#: :data:`sparselmm.spec.covariance.STRUCTURE_CLASSES`
+STRUCTURES = tuple(STRUCTURE_CLASSES)
 
 _BARE_NAME = re.compile(r"(?:[^\W\d]|\.)[\w.]*")  # an R name: letters, digits, "." and "_"
 

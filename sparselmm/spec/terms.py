@@ -371,7 +371,7 @@ def theta_template(
         Each term's range in θ.
     Lind : numpy.ndarray or None
         0-based θ index of every stored entry of Λ (lme4's ``Lind`` − 1), or None
-        when some structure is not lme4's unstructured one.
+        when some structure has no ``Lind`` (:attr:`~sparselmm.spec.covariance.CovStructure.lind`).
     """
     starts, lowers, uppers, slices, linds = [], [], [], [], []
     pos = 0
@@ -381,8 +381,9 @@ def theta_template(
         lowers.append(s.lower())
         uppers.append(s.upper())
         slices.append(slice(pos, pos + s.n_par))
-        if s.name == "us":
-            linds.append(np.tile(s.lind + pos, t.nlevels))
+        block_lind = s.lind
+        if block_lind is not None:
+            linds.append(np.tile(block_lind + pos, t.nlevels))
         pos += s.n_par
     lind = np.concatenate(linds) if len(linds) == len(terms) else None
     return np.concatenate(starts), np.concatenate(lowers), np.concatenate(uppers), slices, lind

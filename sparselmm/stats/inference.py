@@ -22,8 +22,7 @@ from scipy import stats
 
 from sparselmm import validate
 from sparselmm.errors import ArgumentError, DataError, ModelSpecError, SparseLMMError, SparseLMMWarning
-from sparselmm.frame.modelframe import CrossProducts
-from sparselmm.backends.cholmod import LOG2PI
+from sparselmm.backends.base import LOG2PI, CrossProducts
 
 if TYPE_CHECKING:  # pragma: no cover
     from sparselmm.model import LinearMixedModel
@@ -374,7 +373,7 @@ def _sdcor_from_theta(m: "LinearMixedModel", theta: np.ndarray, sigma: float) ->
     out = []
     d = m.design
     for t, sl in zip(d.terms, d.theta_slices):
-        if t.structure.name != "us":
+        if not t.structure.lme4_theta:
             raise ModelSpecError("profile intervals are implemented for unstructured terms only")
         T = t.structure.block(theta[sl])
         S = sigma**2 * T @ T.T
@@ -683,7 +682,15 @@ def confint(
 # prediction and simulation
 
 
-def _no_re(re_form: Any) -> bool:
+def no_random_effects(re_form: Any) -> bool:
+    """Whether ``re_form`` asks for predictions without the random effects (lme4's ``re.form``:
+    ``None``/``"all"`` keeps them, ``"NA"``/``"~0"``/``NA``/``False`` leaves them out).
+
+    Raises
+    ------
+    ArgumentError
+        For any other value.
+    """
     if re_form is None:
         return False
     if isinstance(re_form, str):
@@ -735,7 +742,7 @@ def predict(
     from sparselmm.spec.terms import level_codes, level_labels
 
     d = m.design
-    no_re = _no_re(re_form)
+    no_re = no_random_effects(re_form)
     allow_new_levels = validate.flag(allow_new_levels, "allow_new_levels")
     if newdata is None:
         if offset is not None:

@@ -15,8 +15,8 @@ The marginal covariance of y is written linearly in the variance parameters
 
 one parameter per free entry ``(a, b)``, ``a ≥ b``, of each term's ``k × k``
 covariance matrix ``σ² T Tᵀ`` (``E_ab`` the symmetric indicator of that
-entry; all ``k(k+1)/2`` entries for an unstructured term, the ``k``
-variances for a diagonal one), in pbkrtest's order (term by term, lower
+entry; the structure's ``covariance_entries()``: all ``k(k+1)/2`` entries for
+an unstructured term, the ``k`` variances for a diagonal one), in pbkrtest's order (term by term, lower
 triangle column by column), and the residual variance σ² last.  With
 ``Φ = (XᵀΣ⁻¹X)⁻¹`` (the unadjusted ``vcov``):
 
@@ -157,19 +157,18 @@ class KRAdjustment:
 def _term_entries(term: object) -> list[tuple[int, int]]:
     """Free entries ``(a, b)``, ``a ≥ b``, of a term's covariance, pbkrtest's order.
 
-    Unstructured: the whole lower triangle, column by column (R's
-    ``lower.tri(diag = TRUE)`` order); diagonal: the variances.
+    The structure's :meth:`~sparselmm.spec.covariance.CovStructure.covariance_entries`:
+    for an unstructured term the whole lower triangle, column by column (R's
+    ``lower.tri(diag = TRUE)`` order); for a diagonal one the variances.
     """
     s = term.structure  # type: ignore[attr-defined]
-    k = int(term.k)  # type: ignore[attr-defined]
-    if s.name == "us":
-        return [(a, b) for b in range(k) for a in range(b, k)]
-    if s.name == "diag":
-        return [(a, a) for a in range(k)]
-    raise ModelSpecError(
-        f"Kenward-Roger is available for unstructured and diagonal covariances only; term "
-        f"{term.bar.text!r} has structure {s.name!r}"  # type: ignore[attr-defined]
-    )
+    entries = s.covariance_entries()
+    if entries is None:
+        raise ModelSpecError(
+            "Kenward-Roger needs a covariance that is linear in its free entries (unstructured or "
+            f"diagonal); term {term.bar.text!r} has structure {s.name!r}"  # type: ignore[attr-defined]
+        )
+    return entries
 
 
 class _Param:
@@ -338,8 +337,8 @@ def kr_adjustment(m: "LinearMixedModel", *, refit: bool = False) -> KRAdjustment
     Raises
     ------
     ModelSpecError
-        For an ML fit without ``refit``, or a covariance structure other than
-        unstructured or diagonal.
+        For an ML fit without ``refit``, or a covariance structure that is not
+        linear in its free entries (not unstructured or diagonal).
     """
     m = _reml_model(m, refit)
     if m.design.p == 0:
