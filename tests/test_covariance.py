@@ -30,7 +30,7 @@ from sparselmm.spec.covariance import (
 )
 from sparselmm.errors import ModelSpecError
 from sparselmm.spec.formula import STRUCTURES as formula_structures
-from sparselmm.stats.inference import _sdcor_from_theta, _theta_from_sdcor
+from sparselmm.stats.profile import sdcor_from_theta as _sdcor_from_theta, theta_from_sdcor as _theta_from_sdcor
 
 TMB = json.loads((REF_DIR / "glmmtmb_structured.json").read_text())
 TMB_CASES = sorted(TMB)

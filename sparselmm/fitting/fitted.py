@@ -18,7 +18,7 @@ import pandas as pd
 
 from sparselmm import validate
 from sparselmm.backends.base import CrossProducts, PLSBackend, objective_from_parts, rx_inverse_gram
-from sparselmm.errors import ArgumentError, ConvergenceWarning, DataError, ModelSpecError, SparseLMMError
+from sparselmm.errors import ArgumentError, ConvergenceWarning, DataError, SparseLMMError
 from sparselmm.fitting.control import FitControl
 from sparselmm.fitting.optimize import OptSummary
 from sparselmm.fitting.search import search
@@ -65,6 +65,21 @@ class FittedModel:
         self._pwrss = st.pwrss
         self._ldL2, self._ldRX2 = st.ldL2, st.ldRX2
         self._RX = st.RX.copy()
+        self._memo: dict[str, Any] = {}
+
+    def memo(self, key: str, make: Any) -> Any:
+        """A quantity derived from this fit alone (a second PLS state, Satterthwaite's
+        derivatives), computed on the first request and kept.
+
+        Parameters
+        ----------
+        key : str
+        make : callable
+            Computes the quantity (no arguments).
+        """
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
 
     @classmethod
     def fit(cls, design: Design, REML: bool, control: FitControl, stacklevel: int = 3) -> "Self":

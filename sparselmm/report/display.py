@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sparselmm.model import LinearMixedModel
+    from sparselmm.fitting.fitted import FittedModel
 
 __all__ = ["summary_text", "short_text", "format_real", "format_pval", "abbreviate", "signif_stars"]
 
@@ -349,12 +349,12 @@ def _print_named(values: Sequence[str], names: Sequence[str], gap: int = 1, widt
 # the sections
 
 
-def _method_title(m: "LinearMixedModel") -> str:
+def _method_title(m: "FittedModel") -> str:
     # lme4's methTitle: the ML title ends in a space ("maximum likelihood ").
     return "Linear mixed model fit by " + ("REML" if m.REML else "maximum likelihood ")
 
 
-def _aic_lines(m: "LinearMixedModel", digits: int) -> list[str]:
+def _aic_lines(m: "FittedModel", digits: int) -> list[str]:
     """lme4's ``.prt.aictab``: the REML criterion, or AIC, BIC, logLik, deviance and df.resid."""
     if m.REML:
         return [f"REML criterion at convergence: {_format1(round(m.objective, digits))} "]
@@ -363,7 +363,7 @@ def _aic_lines(m: "LinearMixedModel", digits: int) -> list[str]:
     return _print_named(txt, ["AIC", "BIC", "logLik", "deviance", "df.resid"])
 
 
-def _residual_lines(m: "LinearMixedModel", digits: int) -> list[str]:
+def _residual_lines(m: "FittedModel", digits: int) -> list[str]:
     """lme4's ``.prt.resids``: type-7 quantiles of the Pearson residuals."""
     r = np.asarray(m.residuals("pearson"), dtype=float)
     r = r[np.isfinite(r)]
@@ -371,7 +371,7 @@ def _residual_lines(m: "LinearMixedModel", digits: int) -> list[str]:
     return ["Scaled residuals: ", *_print_named(format_real(q, digits), ["Min", "1Q", "Median", "3Q", "Max"]), ""]
 
 
-def _vc_groups(m: "LinearMixedModel") -> tuple[list[tuple[str, list[str], np.ndarray, np.ndarray]], float]:
+def _vc_groups(m: "FittedModel") -> tuple[list[tuple[str, list[str], np.ndarray, np.ndarray]], float]:
     """Per group of ``m.varcorr()``: name, column names, standard deviations, correlation matrix; and σ."""
     vc = m.varcorr()
     groups: list[tuple[str, list[str], np.ndarray, np.ndarray]] = []
@@ -400,7 +400,7 @@ def _vc_groups(m: "LinearMixedModel") -> tuple[list[tuple[str, list[str], np.nda
     return groups, sigma
 
 
-def _vc_lines(m: "LinearMixedModel", digits: int, variance: bool) -> list[str]:
+def _vc_lines(m: "FittedModel", digits: int, variance: bool) -> list[str]:
     """lme4's ``.prt.VC`` / ``formatVC``: Groups, Name, [Variance,] Std.Dev., Corr."""
     groups, sigma = _vc_groups(m)
     grp_col: list[str] = []
@@ -441,7 +441,7 @@ def _vc_lines(m: "LinearMixedModel", digits: int, variance: bool) -> list[str]:
     return ["Random effects:", *_print_matrix(cells, colnames, [""] * len(cells), right=False)]
 
 
-def _groups_line(m: "LinearMixedModel") -> str:
+def _groups_line(m: "FittedModel") -> str:
     """lme4's ``.prt.grps``: ``Number of obs: n, groups:  g1, n1; g2, n2``."""
     grps = "; ".join(f"{g}, {n}" for g, n in m.ngroups.items())
     return f"Number of obs: {m.nobs}, groups:  {grps}"
@@ -507,7 +507,7 @@ def _coef_matrix(tab: pd.DataFrame, digits: int = DIGITS, stars: bool = True) ->
     return lines
 
 
-def _fixef_corr_lines(m: "LinearMixedModel") -> list[str]:
+def _fixef_corr_lines(m: "FittedModel") -> list[str]:
     """lme4's "Correlation of Fixed Effects": lower triangle, 3 decimals, abbreviated names."""
     V = m.vcov
     p = V.shape[0]
@@ -531,7 +531,7 @@ def _fixef_corr_lines(m: "LinearMixedModel") -> list[str]:
     return ["", "Correlation of Fixed Effects:", *_print_matrix(cells, cols[:-1], rows[1:], right=False)]
 
 
-def _warning_lines(m: "LinearMixedModel") -> list[str]:
+def _warning_lines(m: "FittedModel") -> list[str]:
     """Convergence notes: singular fit, then the optimiser's warnings."""
     out = []
     if m.singular:
@@ -545,7 +545,7 @@ def _warning_lines(m: "LinearMixedModel") -> list[str]:
 # public entry points
 
 
-def summary_text(m: "LinearMixedModel", ddf: str = "satterthwaite") -> str:
+def summary_text(m: "FittedModel", ddf: str = "satterthwaite") -> str:
     """Text of lme4's ``summary()`` of a fitted model (lmerTest's layout).
 
     Sections, in order: title, formula, REML criterion (REML fit) or
@@ -591,7 +591,7 @@ def summary_text(m: "LinearMixedModel", ddf: str = "satterthwaite") -> str:
     return "\n".join(lines) + "\n"
 
 
-def short_text(m: "LinearMixedModel") -> str:
+def short_text(m: "FittedModel") -> str:
     """Text of lme4's ``print()`` of a fitted model (the short form used by ``repr``).
 
     Title, formula, REML criterion or AIC/BIC/logLik/deviance/df.resid (4

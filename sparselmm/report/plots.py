@@ -31,7 +31,7 @@ from sparselmm.errors import DataError, SparseLMMError
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from sparselmm.model import LinearMixedModel
+    from sparselmm.fitting.fitted import FittedModel
 
 __all__ = ["plot_ranef", "plot_residuals", "plot_profile", "profile"]
 
@@ -69,7 +69,7 @@ def _check_level(level: float) -> float:
 
 
 def plot_ranef(
-    m: "LinearMixedModel",
+    m: "FittedModel",
     *,
     level: float = 0.95,
     groups: Sequence[str] | None = None,
@@ -173,7 +173,7 @@ def _ppoints(n: int) -> np.ndarray:
 
 
 def plot_residuals(
-    m: "LinearMixedModel",
+    m: "FittedModel",
     *,
     type: str = "pearson",
     figsize: tuple[float, float] = (9.0, 4.0),
@@ -227,7 +227,7 @@ def plot_residuals(
 # profile zeta traces
 
 
-def _varpar_labels(mm: "LinearMixedModel") -> list[str]:
+def _varpar_labels(mm: "FittedModel") -> list[str]:
     """Readable names of the standard deviations and correlations in θ's order, then σ."""
     out = []
     for t in mm.design.terms:
@@ -276,7 +276,7 @@ def _trace(zeta: Any, v0: float, pilot: float, lo: float | None, hi: float | Non
 
 
 def profile(
-    m: "LinearMixedModel",
+    m: "FittedModel",
     *,
     which: Sequence[str] | None = None,
     alphamax: float = 0.01,
@@ -314,19 +314,19 @@ def profile(
         sorted by parameter then value; one row per evaluated point, including
         the estimate (``zeta = 0``).
     """
-    from sparselmm.stats import inference as inf
+    from sparselmm.stats import profile as pf
 
     if not 0 < alphamax < 1:
         raise DataError(f"alphamax must be between 0 and 1, got {alphamax}")
     if npts < 2:
         raise DataError(f"npts must be at least 2, got {npts}")
-    mm = inf._profile_ml(m)
+    mm = pf.profile_ml(m)
     st = mm.design.pls()
     cut = float(np.sqrt(stats.chi2.ppf(1 - alphamax, 1)))
     dev0 = mm.deviance
-    vec0 = np.concatenate([inf._sdcor_from_theta(mm, mm.theta, mm.sigma), [mm.sigma]])
-    bounds = inf._sdcor_bounds(mm)
-    vp_names = inf.varpar_names(mm)
+    vec0 = np.concatenate([pf.sdcor_from_theta(mm, mm.theta, mm.sigma), [mm.sigma]])
+    bounds = pf.sdcor_bounds(mm)
+    vp_names = pf.varpar_names(mm)
     labels = dict(zip(vp_names, _varpar_labels(mm)))
     fe_names = list(mm.fixef.index)
     labels.update({n: n for n in fe_names})
@@ -347,7 +347,7 @@ def profile(
                 full = np.empty(len(vec0))
                 full[free] = zf
                 full[j] = v
-                return inf._dev_sdcor(st, mm, full)
+                return pf.deviance_at_sdcor(st, mm, full)
 
             if free:
                 with warnings.catch_warnings():
@@ -380,7 +380,7 @@ def profile(
             bhat, se = float(mm.fixef.iloc[j]), float(mm.se.iloc[j])
 
             def zb(v: float, j: int = j, bhat: float = bhat) -> float:
-                dv = inf._fixed_profile_dev(mm, j, v)
+                dv = pf.fixed_profile_deviance(mm, j, v)
                 return float(np.sign(v - bhat) * np.sqrt(max(dv - dev0, 0.0)))
 
             pts = _trace(zb, bhat, 0.1 * se, None, None, cut, npts)
@@ -389,7 +389,7 @@ def profile(
 
 
 def plot_profile(
-    m: "LinearMixedModel",
+    m: "FittedModel",
     *,
     prof: pd.DataFrame | None = None,
     level: float = 0.95,
@@ -446,9 +446,9 @@ def plot_profile(
     fe = m.fixef
     se = m.se
     if m.REML:  # the profile is by ML; its Wald line uses the ML estimates
-        from sparselmm.stats import inference as inf
+        from sparselmm.stats import profile as pf
 
-        mm = inf._profile_ml(m)
+        mm = pf.profile_ml(m)
         fe, se = mm.fixef, mm.se
     for ax, name in zip(axes.ravel(), params):
         p = prof[prof["parameter"] == name].sort_values("value")

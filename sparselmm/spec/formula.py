@@ -33,7 +33,8 @@ __all__ = ["BarTerm", "Fragment", "ParsedFormula", "parse_formula", "STRUCTURES"
 #: :data:`sparselmm.spec.covariance.STRUCTURE_CLASSES`
 STRUCTURES = tuple(STRUCTURE_CLASSES)
 
-_BARE_NAME = re.compile(r"(?:[^\W\d]|\.)[\w.]*")  # an R name: letters, digits, "." and "_"
+#: an R name: letters, digits, "." and "_"
+BARE_NAME = re.compile(r"(?:[^\W\d]|\.)[\w.]*")
 
 
 class Fragment(NamedTuple):
@@ -92,9 +93,9 @@ def _check_quotes(formula: str) -> None:
     for i, j in _quoted_spans(formula):
         if j == len(formula):
             what = "back-quoted name" if formula[i] == "`" else "string"
-            raise _caret(formula, i, f"unclosed {what}: {formula[i]} is never closed")
+            raise caret(formula, i, f"unclosed {what}: {formula[i]} is never closed")
         if formula[i] == "`" and j == i + 1:
-            raise _caret(formula, i, "empty back-quoted name ``")
+            raise caret(formula, i, "empty back-quoted name ``")
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,8 @@ class ParsedFormula:
     fragments: tuple[Fragment, ...] = field(default=(), compare=False, repr=False)
 
 
-def _caret(formula: str, pos: int, msg: str) -> FormulaError:
+def caret(formula: str, pos: int, msg: str) -> FormulaError:
+    """A :class:`FormulaError` whose message shows ``formula`` with a caret under position ``pos``."""
     return FormulaError(f"{msg}\n  {formula}\n  {' ' * max(pos, 0)}^")
 
 
@@ -163,14 +165,32 @@ def _check_parens(formula: str) -> None:
             stack.append(i)
         elif ch == ")":
             if not stack:
-                raise _caret(formula, i, "unbalanced parentheses: ')' without a matching '('")
+                raise caret(formula, i, "unbalanced parentheses: ')' without a matching '('")
             stack.pop()
     if stack:
-        raise _caret(formula, stack[-1], "unbalanced parentheses: '(' is never closed")
+        raise caret(formula, stack[-1], "unbalanced parentheses: '(' is never closed")
 
 
-def _split_top(text: str, offset: int) -> list[tuple[str, str, int]]:
-    """Split ``text`` at top-level ``+`` and ``-``: (sign, piece, start position)."""
+def split_top(text: str, offset: int) -> list[tuple[str, str, int]]:
+    """Split ``text`` at top-level ``+`` and ``-``.
+
+    Parameters
+    ----------
+    text : str
+        A sum of terms (a formula's right-hand side, or part of it).
+    offset : int
+        Position of ``text`` in the formula (the positions returned count from there).
+
+    Returns
+    -------
+    list of (str, str, int)
+        ``(sign, piece, start position)`` of each non-empty piece.
+
+    Raises
+    ------
+    FormulaError
+        For an empty term (``a + + b``).
+    """
     pieces: list[tuple[str, str, int]] = []
     depth, start, sign = 0, 0, "+"
     masked = _mask(text)
@@ -196,6 +216,9 @@ def _split_top(text: str, offset: int) -> list[tuple[str, str, int]]:
             if stripped == "" and (out or s == "-"):
                 raise FormulaError(f"empty term in formula near position {pos}: {text!r}")
     return out
+
+
+_split_top = split_top  # the old name, for this module's own use
 
 
 def _top_level_index(text: str, token: str) -> int:
@@ -250,7 +273,7 @@ def _grouping_factors(formula: str, expr: str, pos: int) -> list[tuple[str, ...]
     """Expand a grouping expression: ``g``, ``a:b``, ``a/b`` (-> ``a``, ``b:a``), ``a/b/c``;
     a back-quoted name (`` `my group` ``) is one column, whatever it holds."""
     if not expr.strip():
-        raise _caret(formula, pos, "bar term without a grouping factor after '|'")
+        raise caret(formula, pos, "bar term without a grouping factor after '|'")
     out: list[tuple[str, ...]] = []
     outer: tuple[str, ...] = ()
     for p, p_at in _split_outside(expr, "/", pos):
@@ -259,7 +282,7 @@ def _grouping_factors(formula: str, expr: str, pos: int) -> list[tuple[str, ...]
             if len(n) > 2 and n[0] == n[-1] == "`" and "`" not in n[1:-1]:
                 names.append(n[1:-1])
                 continue
-            if not _BARE_NAME.fullmatch(n):
+            if not BARE_NAME.fullmatch(n):
                 if n and not re.search(r"[()`'\"]", n) and re.search(r"[+*^\-\s]", n):
                     msg = (
                         f"grouping factor {expr.strip()!r} is an expression; make it a column first"
@@ -270,7 +293,7 @@ def _grouping_factors(formula: str, expr: str, pos: int) -> list[tuple[str, ...]
                         f"grouping factor {expr.strip()!r} must be a column name, an interaction a:b or a"
                         " nesting a/b; compute other expressions as a column of the data first"
                     )
-                raise _caret(formula, at, msg)
+                raise caret(formula, at, msg)
             names.append(n)
         outer = tuple(names) + outer if outer else tuple(names)
         out.append(outer)
@@ -289,7 +312,7 @@ def _expand_double_vert(lhs: str, formula: str = "", pos: int = 0) -> list[str]:
     def factor(f: object) -> str:
         expr = str(getattr(f, "expr"))
         lookup = str(getattr(getattr(f, "eval_method"), "value", "")) == "lookup"
-        return f"`{expr}`" if lookup and not _BARE_NAME.fullmatch(expr) else expr
+        return f"`{expr}`" if lookup and not BARE_NAME.fullmatch(expr) else expr
 
     try:
         terms = [":".join(factor(f) for f in t.factors) for t in Formula(lhs)]
@@ -297,7 +320,7 @@ def _expand_double_vert(lhs: str, formula: str = "", pos: int = 0) -> list[str]:
         # its first line, without the coloured picture of the place that follows it
         why = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().split("\n")[0] or type(exc).__name__
         msg = f"cannot read the left side {lhs!r} of a '||' term: {why}"
-        raise (_caret(formula, pos, msg) if formula else FormulaError(msg)) from None
+        raise (caret(formula, pos, msg) if formula else FormulaError(msg)) from None
     out = ["1"] if "1" in terms else []
     out += [f"0 + {t}" for t in terms if t != "1"]
     return out
@@ -346,16 +369,16 @@ def _parse_formula(formula: str) -> ParsedFormula:
     tilde = _top_level_index(formula, "~")
     if tilde < 0:
         if "~" in masked:
-            raise _caret(
+            raise caret(
                 formula, masked.index("~"), "the '~' between the response and the predictors cannot be inside parentheses"
             )
-        raise _caret(formula, len(formula), "a formula needs '~' between the response and the predictors")
+        raise caret(formula, len(formula), "a formula needs '~' between the response and the predictors")
     response = formula[:tilde].strip()
     if not response:
-        raise _caret(formula, tilde, "the formula has no response left of '~'")
+        raise caret(formula, tilde, "the formula has no response left of '~'")
     for bad in ("~", "|"):
         if bad in masked[:tilde]:
-            raise _caret(
+            raise caret(
                 formula,
                 masked.index(bad),
                 f"the response cannot contain '{bad}'"
@@ -363,9 +386,9 @@ def _parse_formula(formula: str) -> ParsedFormula:
             )
     rhs = formula[tilde + 1 :]
     if _top_level_index(rhs, "~") >= 0:
-        raise _caret(formula, tilde + 1 + _top_level_index(rhs, "~"), "a formula has one '~'")
+        raise caret(formula, tilde + 1 + _top_level_index(rhs, "~"), "a formula has one '~'")
     if not rhs.strip():
-        raise _caret(formula, len(formula), "the formula has no right-hand side after '~'")
+        raise caret(formula, len(formula), "the formula has no right-hand side after '~'")
 
     fragments = [Fragment("response", response, len(formula[:tilde]) - len(formula[:tilde].lstrip()))]
     fixed_parts: list[str] = []
@@ -379,15 +402,15 @@ def _parse_formula(formula: str) -> ParsedFormula:
                 ("~", "a formula has one '~'"),
             ):
                 if bad in mpiece:
-                    raise _caret(formula, pos + mpiece.index(bad), msg)
+                    raise caret(formula, pos + mpiece.index(bad), msg)
             fixed_parts.append(("- " if sign == "-" else "+ ") + piece)
             fragments.append(Fragment("fixed", piece, pos))
             continue
         struct, inner = bp
         if sign == "-":
-            raise _caret(formula, pos, f"a random-effects term cannot be subtracted: -{piece}")
+            raise caret(formula, pos, f"a random-effects term cannot be subtracted: -{piece}")
         if struct and struct not in STRUCTURES:
-            raise _caret(
+            raise caret(
                 formula,
                 pos,
                 f"unknown covariance structure {struct!r} around a bar term; use one of {', '.join(STRUCTURES)}",
@@ -398,19 +421,19 @@ def _parse_formula(formula: str) -> ParsedFormula:
         grp = inner[bar_at + (2 if double >= 0 else 1) :]
         inner_pos = pos + piece.index("(") + 1
         if not lhs:
-            raise _caret(formula, inner_pos, "bar term without a left side: write (1 | g) for a random intercept")
+            raise caret(formula, inner_pos, "bar term without a left side: write (1 | g) for a random intercept")
         lhs_pos = inner_pos + len(inner[:bar_at]) - len(inner[:bar_at].lstrip())
         mlhs = _mask(lhs)
         for bad in ("~", "|"):
             if bad in mlhs:
-                raise _caret(
+                raise caret(
                     formula,
                     lhs_pos + mlhs.index(bad),
                     f"the left side of a bar term cannot contain '{bad}'"
                     + ("; a column whose name has a '|' is written in back-quotes: `y|z`" if bad == "|" else ""),
                 )
         if _top_level_index(grp, "|") >= 0:
-            raise _caret(formula, inner_pos + bar_at, "a bar term has one '|' (or one '||')")
+            raise caret(formula, inner_pos + bar_at, "a bar term has one '|' (or one '||')")
         groups = _grouping_factors(formula, grp, inner_pos + bar_at + (2 if double >= 0 else 1))
         lhss = _expand_double_vert(lhs, formula, lhs_pos) if double >= 0 else [lhs]
         fragments.append(Fragment("bar", lhs, lhs_pos))

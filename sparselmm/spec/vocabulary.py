@@ -49,8 +49,8 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping, NamedTuple
 import numpy
 
 from sparselmm.errors import DataError, FormulaError
-from sparselmm.spec.formula import _BARE_NAME as _NAME  # R's names (letters, digits, '.', '_'); '_' first for messages
-from sparselmm.spec.formula import _caret
+from sparselmm.spec.formula import BARE_NAME as _NAME  # R's names (letters, digits, '.', '_'); '_' first for messages
+from sparselmm.spec.formula import caret
 
 if TYPE_CHECKING:  # pragma: no cover
     from sparselmm.spec.formula import ParsedFormula
@@ -214,15 +214,31 @@ def _functions() -> list[str]:
     return sorted((n for n, w in VOCABULARY.items() if w.kind == "function"), key=str.lower)
 
 
-def _suggest(name: str, columns: list[str]) -> str:
+def suggest(name: str, columns: list[str]) -> str:
     """``"; did you mean 'x'?"`` for the columns nearest to ``name`` (or the same name in
-    another case), else ``""``."""
+    another case), else ``""``.
+
+    Parameters
+    ----------
+    name : str
+        A name that is not among ``columns``.
+    columns : list of str
+        The names there are.
+
+    Returns
+    -------
+    str
+        The hint to append to a message ("" when no name is near).
+    """
     close = difflib.get_close_matches(name, columns, n=3, cutoff=0.6)
     if not close:
         lower = {c.lower(): c for c in columns}
         if name.lower() in lower:
             close = [lower[name.lower()]]
     return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
+_suggest = suggest  # the old name, for this module's own use
 
 
 # ----------------------------------------------------------------------------------------
@@ -287,7 +303,7 @@ def _lex(text: str, shown: str, at: int) -> list[_Tok]:
     i, n = 0, len(text)
 
     def fail(pos: int, msg: str) -> FormulaError:
-        return _caret(shown, at + pos, msg)
+        return caret(shown, at + pos, msg)
 
     while i < n:
         ch = text[i]
@@ -443,7 +459,7 @@ def _read(text: str, shown: str, at: int) -> _Reading:
     """
     toks = _lex(text, shown, at)
     if not toks:
-        raise _caret(shown, at, "empty expression in a formula")
+        raise caret(shown, at, "empty expression in a formula")
     # the Python expression: names as placeholders _N<k> (k: the token), strings as '' (so the
     # code is ASCII and an AST offset is a character offset), R's operators as Python's
     src: list[str] = []
@@ -471,7 +487,7 @@ def _read(text: str, shown: str, at: int) -> _Reading:
         return best
 
     def fail(k: int | None, msg: str) -> FormulaError:
-        return _caret(shown, at + (toks[k].start if k is not None else len(text)), msg)
+        return caret(shown, at + (toks[k].start if k is not None else len(text)), msg)
 
     try:
         with warnings.catch_warnings():
@@ -603,7 +619,7 @@ def _resolve_names(reading: _Reading, columns: Collection[str], shown: str, at: 
         if w is not None and t.in_call:  # a constant, or a function passed as an argument (C(f, Sum))
             roles[k] = "word"
             continue
-        raise _caret(shown, at + t.start, _value_error(t, columns, shown))
+        raise caret(shown, at + t.start, _value_error(t, columns, shown))
     return used, roles
 
 

@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import optimize as sopt
 from scipy import stats
 
 from sparselmm import validate
 from sparselmm.errors import ArgumentError, DataError, ModelSpecError, SparseLMMError, SparseLMMWarning
-from sparselmm.backends.base import LOG2PI, CrossProducts
-
-if TYPE_CHECKING:  # pragma: no cover
-    from sparselmm.model import LinearMixedModel
+from sparselmm.fitting.fitted import FittedModel
+from sparselmm.frame.dask_design import DaskDesign
+from sparselmm.stats.kenward_roger import kenward_roger_se_df
+from sparselmm.stats.profile import profile_intervals, sdcor_from_theta, varpar_names
+from sparselmm.stats.satterthwaite import aux_state, satterthwaite, satterthwaite_df
 
 __all__ = [
     "coef_table",
@@ -45,161 +45,21 @@ DDF = {
     "wald": "wald", "z": "wald", "normal": "wald",
 }
 
-# ----------------------------------------------------------------------------------------
-# the deviance in (θ, σ), lmerTest's devfun_vp
 
 
-def _dev_vp(state: Any, varpar: np.ndarray, REML: bool) -> float:
-    """Deviance (or REML deviance) at θ = varpar[:-1], σ = varpar[-1], β at β̂(θ).
-
-    ``ldL2 - ldW + pwrss/σ² + n log(2πσ²)``, and for REML ``+ ldRX2 - p log(2πσ²)``.
-    """
-    theta, s = varpar[:-1], varpar[-1]
-    if not state.update(theta):
-        return np.inf
-    s2 = s * s
-    n, p = state.n, state.p
-    dev = state.ldL2 - state.design.cross.ldW + state.pwrss / s2 + n * (LOG2PI + np.log(s2))
-    if REML:
-        dev += state.ldRX2 - p * (LOG2PI + np.log(s2))
-    return float(dev)
 
 
-def _dev_vp_model(m: "LinearMixedModel", state: Any, varpar: np.ndarray, REML: bool) -> float:
-    """:func:`_dev_vp` at lme4's (θ, σ) for a model's design, on lme4's scale (the state
-    computes in the design's internal units, sparselmm.conditioning)."""
-    d = m.design
-    vp = np.concatenate([d.internal_theta(varpar[:-1]), [varpar[-1] / d.cond.sigma_factor]])
-    return _dev_vp(state, vp, REML) + d.objective_offset(REML)
 
 
-def _richardson(f: Any, x: np.ndarray, hess: bool, d: float = 0.1, r: int = 4) -> np.ndarray:
-    """Richardson-extrapolated central differences (numDeriv's scheme, as lmerTest uses it).
-
-    Steps start at ``h = d·|x|`` (``1e-4`` where ``x ≈ 0``) and halve ``r`` times;
-    the central-difference tableau is extrapolated in powers of ``h²``.  Returns
-    the Hessian of the scalar ``f`` (``hess=True``) or the Jacobian of the
-    array-valued ``f`` (last axis = parameters).
-    """
-    x = np.asarray(x, dtype=float)
-    m = len(x)
-    h0 = np.where(np.abs(x) < 1.781029e-5, 1e-4, d * np.abs(x))  # numDeriv's zero.tol and eps
-    f0 = f(x) if hess else None
-
-    def jac(h: np.ndarray) -> np.ndarray:
-        cols = []
-        for i in range(m):
-            e = np.zeros(m)
-            e[i] = h[i]
-            cols.append((np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * h[i]))
-        return np.stack(cols, axis=-1)
-
-    def hes(h: np.ndarray) -> np.ndarray:
-        H = np.zeros((m, m))
-        for i in range(m):
-            e = np.zeros(m)
-            e[i] = h[i]
-            H[i, i] = (f(x + e) - 2 * f0 + f(x - e)) / h[i] ** 2
-            for j in range(i):
-                ei, ej = np.zeros(m), np.zeros(m)
-                ei[i], ej[j] = h[i], h[j]
-                H[i, j] = H[j, i] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (
-                    4 * h[i] * h[j]
-                )
-        return H
-
-    g = hes if hess else jac
-    tab = [g(h0 / 2**k) for k in range(r)]
-    for lev in range(1, r):
-        fac = 4.0**lev
-        tab = [(fac * tab[k + 1] - tab[k]) / (fac - 1) for k in range(len(tab) - 1)]
-    return tab[0]
 
 
-def _aux_state(m: "LinearMixedModel") -> Any:
-    st = getattr(m, "_aux", None)
-    if st is None:
-        st = m.design.pls()
-        m._aux = st
-    return st
 
 
-def _satterthwaite_internal(m: "LinearMixedModel") -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """:func:`satterthwaite`'s ingredients in the design's internal units (sparselmm.conditioning),
-    with ``Var(β̂')``: ``(A', J'_i, C')``.  The derivatives are taken in ``(x, σ')`` with
-    ``x = s θ'`` (``s``: :meth:`Design.theta_scale` in the engine's units), where every entry is of
-    natural size whatever the data's units: numDeriv's steps are relative, but absolute (1e-4)
-    below 1.8e-5, where weights scaled by 1e10, or a slope on a covariate of size 1e5, put lme4's
-    θ.  The df of a contrast ``L`` on β is that of ``L J`` on β' (invariant under the
-    reparametrisation)."""
-    cached = getattr(m, "_satt", None)
-    if cached is not None:
-        return cached
-    st = _aux_state(m)
-    d = m.design
-    s_int = d.internal_theta_scale()
-    vp = np.concatenate([s_int * d.internal_theta(m.theta), [m.sigma / d.cond.sigma_factor]])
-
-    def internal(v: np.ndarray) -> np.ndarray:
-        return np.concatenate([v[:-1] / s_int, v[-1:]])
-
-    H = _richardson(lambda v: _dev_vp(st, internal(v), m.REML), vp, hess=True)
-    H = 0.5 * (H + H.T)
-    try:
-        A = 2.0 * np.linalg.inv(H)
-    except np.linalg.LinAlgError:
-        A = 2.0 * np.linalg.pinv(H)
-    p = d.p
-
-    def covbeta(v: np.ndarray) -> np.ndarray:
-        if not st.update(v[:-1] / s_int):
-            return np.full(p * p, np.nan)
-        return (v[-1] ** 2 * st.unscaled_vcov()).ravel()
-
-    J = _richardson(covbeta, vp, hess=False)  # (p*p, m)
-    jac = [J[:, i].reshape(p, p) for i in range(J.shape[1])]
-    st.update(vp[:-1] / s_int)
-    C = vp[-1] ** 2 * st.unscaled_vcov()
-    m._satt = (A, jac, C)
-    return m._satt
 
 
-def satterthwaite(m: "LinearMixedModel") -> tuple[np.ndarray, list[np.ndarray]]:
-    """lmerTest's ingredients: ``A`` = asymptotic covariance of ``(θ, σ)`` and the Jacobian of Var(β̂).
-
-    ``A = 2 H⁻¹`` with ``H`` the Hessian of the deviance in ``(θ, σ)``
-    (REML deviance for REML fits); ``J_i = ∂(σ² (R_XᵀR_X)⁻¹)/∂varpar_i``.  Computed in the
-    design's internal units and mapped to lme4's (``varpar' = D varpar``, ``β − γ_y = Jβ'``):
-    ``A = D⁻¹A'D⁻¹``, ``J_i = J J'_i Jᵀ D_i``.
-
-    Returns
-    -------
-    A : numpy.ndarray
-    jac : list of numpy.ndarray
-        One p × p matrix per variance parameter.
-    """
-    A, jac, _ = _satterthwaite_internal(m)
-    d = m.design
-    F = d.theta_factor()
-    s_int = d.internal_theta_scale()
-    D = np.concatenate([s_int * (np.ones(len(m.theta)) if F is None else F), [1.0 / d.cond.sigma_factor]])
-    Jm = d.cond.J
-    return A / np.outer(D, D), [Jm @ Ji @ Jm.T * Di for Ji, Di in zip(jac, D)]
 
 
-def satterthwaite_df(m: "LinearMixedModel", L: np.ndarray) -> float:
-    """Satterthwaite df of the contrast ``L β`` (one row): ``2 (LCLᵀ)² / (gᵀ A g)``, ``g_i = L J_i Lᵀ``
-    (computed for ``L J`` on the internal β', sparselmm.conditioning)."""
-    A, jac, C = _satterthwaite_internal(m)
-    L = np.asarray(L, dtype=float).ravel() @ m.design.cond.J
-    L = L / np.max(np.abs(L)) if np.any(L) else L  # the df do not depend on L's scale, and J's
-    var = L @ C @ L
-    g = np.array([L @ J @ L for J in jac])
-    denom = g @ A @ g
-    return float(2 * var**2 / denom) if denom > 0 else np.nan
-
-
-def coef_table(m: "LinearMixedModel", ddf: str = "satterthwaite") -> pd.DataFrame:
+def coef_table(m: "FittedModel", ddf: str = "satterthwaite") -> pd.DataFrame:
     """Fixed-effects table with tests.
 
     Parameters
@@ -228,8 +88,6 @@ def coef_table(m: "LinearMixedModel", ddf: str = "satterthwaite") -> pd.DataFram
         p = len(est)
         df = np.array([satterthwaite_df(m, np.eye(p)[j]) for j in range(p)])
     else:  # "kenward-roger"
-        from sparselmm.stats.kenward_roger import kenward_roger_se_df
-
         se, df = kenward_roger_se_df(m)
     t = est / se
     return pd.DataFrame(
@@ -242,7 +100,7 @@ def coef_table(m: "LinearMixedModel", ddf: str = "satterthwaite") -> pd.DataFram
 # likelihood-ratio tests
 
 
-def anova(*models: "LinearMixedModel", names: Sequence[str] | None = None, refit: bool = True) -> pd.DataFrame:
+def anova(*models: "FittedModel", names: Sequence[str] | None = None, refit: bool = True) -> pd.DataFrame:
     """Likelihood-ratio tests between nested models (lme4's ``anova(m0, m1, ...)``).
 
     REML fits are refitted by ML first (with a warning saying so), as lme4
@@ -264,10 +122,8 @@ def anova(*models: "LinearMixedModel", names: Sequence[str] | None = None, refit
         Columns ``npar, AIC, BIC, logLik, deviance, Chisq, Df, Pr(>Chisq)``;
         ``attrs["refitted_ML"]`` tells whether a refit happened.
     """
-    from sparselmm.model import LinearMixedModel
-
     for i, mi in enumerate(models, 1):
-        validate.instance(mi, f"anova's argument {i}", LinearMixedModel, "a fitted LinearMixedModel")
+        validate.instance(mi, f"anova's argument {i}", FittedModel, "a fitted LinearMixedModel")
     refit = validate.flag(refit, "refit")
     if len(models) < 2:
         raise ArgumentError("anova needs at least two models to compare")
@@ -312,7 +168,7 @@ def anova(*models: "LinearMixedModel", names: Sequence[str] | None = None, refit
     return out
 
 
-def _check_same_data(a: "LinearMixedModel", b: "LinearMixedModel", na: str, nb: str) -> None:
+def _check_same_data(a: "FittedModel", b: "FittedModel", na: str, nb: str) -> None:
     """Refuse to compare models that were not fitted to the same response and data.
 
     In memory: the same rows (by index label), the same response values, the same prior
@@ -320,7 +176,7 @@ def _check_same_data(a: "LinearMixedModel", b: "LinearMixedModel", na: str, nb: 
     share by name.  From Dask: the same data (the collection's name), response and weights.
     """
     da, db = a.design, b.design
-    dask_a, dask_b = hasattr(da, "source"), hasattr(db, "source")
+    dask_a, dask_b = isinstance(da, DaskDesign), isinstance(db, DaskDesign)
     what = f"{na} and {nb}"
     if dask_a or dask_b:
         if not (dask_a and dask_b):
@@ -362,269 +218,28 @@ def _check_same_data(a: "LinearMixedModel", b: "LinearMixedModel", na: str, nb: 
 # intervals
 
 
-def varpar_names(m: "LinearMixedModel") -> list[str]:
-    """lme4's names of the variance parameters: ``.sig01, .sig02, ..., .sigma``."""
-    n = len(m.theta)
-    return [f".sig{i + 1:02d}" for i in range(n)] + [".sigma"]
 
 
-def _sdcor_from_theta(m: "LinearMixedModel", theta: np.ndarray, sigma: float) -> np.ndarray:
-    """The standard deviations and correlations of every term, in θ's order, for θ and σ."""
-    out = []
-    d = m.design
-    for t, sl in zip(d.terms, d.theta_slices):
-        if not t.structure.lme4_theta:
-            raise ModelSpecError("profile intervals are implemented for unstructured terms only")
-        T = t.structure.block(theta[sl])
-        S = sigma**2 * T @ T.T
-        sd = np.sqrt(np.diag(S))
-        for j in range(t.k):
-            for i in range(j, t.k):
-                out.append(sd[i] if i == j else (S[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else 0.0))
-    return np.array(out)
 
 
-def _theta_from_sdcor(m: "LinearMixedModel", sdcor: np.ndarray, sigma: float) -> np.ndarray | None:
-    d = m.design
-    out = []
-    pos = 0
-    for t in d.terms:
-        k = t.k
-        vals = sdcor[pos : pos + k * (k + 1) // 2]
-        pos += k * (k + 1) // 2
-        it = iter(vals)
-        sds = np.zeros(k)
-        cor = np.eye(k)
-        for j in range(k):
-            for i in range(j, k):
-                v = next(it)
-                if i == j:
-                    sds[i] = v
-                else:
-                    cor[i, j] = cor[j, i] = v
-        S = cor * np.outer(sds, sds) / sigma**2
-        if k == 1:
-            T = np.sqrt(np.maximum(S, 0))
-        else:
-            try:
-                T = np.linalg.cholesky(S + 1e-300 * np.eye(k)) if np.all(sds > 0) else _psd_chol(S)
-            except np.linalg.LinAlgError:
-                return None
-        out.extend(T[j:, j][i] for j in range(k) for i in range(k - j))
-    return np.array(out, dtype=float)
 
 
-def _psd_chol(S: np.ndarray) -> np.ndarray:
-    """Cholesky-like lower factor of a PSD matrix with zero variances (pivot-free)."""
-    k = S.shape[0]
-    T = np.zeros((k, k))
-    for j in range(k):
-        v = S[j, j] - T[j, :j] @ T[j, :j]
-        if v <= 1e-14 * max(1.0, abs(S[j, j])):
-            continue
-        T[j, j] = np.sqrt(v)
-        for i in range(j + 1, k):
-            T[i, j] = (S[i, j] - T[i, :j] @ T[j, :j]) / T[j, j]
-    return T
 
 
-def _profile_ml(m: "LinearMixedModel") -> "LinearMixedModel":
-    return m.refit(REML=False) if m.REML else m
 
 
-def _dev_sdcor(st: Any, mm: "LinearMixedModel", vec: np.ndarray) -> float:
-    """ML deviance at (sd/cor..., σ) with β profiled."""
-    sigma = vec[-1]
-    if sigma <= 0:
-        return np.inf
-    th = _theta_from_sdcor(mm, vec[:-1], sigma)
-    if th is None:
-        return np.inf
-    return _dev_vp_model(mm, st, np.concatenate([th, [sigma]]), REML=False)
 
 
-def _sdcor_bounds(mm: "LinearMixedModel") -> list[tuple[float, float]]:
-    b = []
-    for t in mm.design.terms:
-        for j in range(t.k):
-            for i in range(j, t.k):
-                b.append((0.0, None) if i == j else (-1.0, 1.0))
-    return b + [(1e-12, None)]
 
 
-def _profile_intervals(m: "LinearMixedModel", level: float) -> pd.DataFrame:
-    mm = _profile_ml(m)
-    st = mm.design.pls()
-    cut = float(np.sqrt(stats.chi2.ppf(level, 1)))
-    dev0 = mm.deviance
-    vec0 = np.concatenate([_sdcor_from_theta(mm, mm.theta, mm.sigma), [mm.sigma]])
-    bounds = _sdcor_bounds(mm)
-    names = varpar_names(mm)
-    rows = {}
-    # each parameter's unit: σ̂ for the standard deviations (and σ), 1 for the correlations; the
-    # tolerances and steps are relative to it, so that a response in nanometres or in 1e12 units
-    # is profiled as the same one in metres
-    unit = np.array([1.0 if hi == 1.0 else mm.sigma for _, hi in bounds])
-
-    def prof_var(j: int, v: float, x0: np.ndarray) -> tuple[float, np.ndarray]:
-        free = [i for i in range(len(vec0)) if i != j]
-        u = unit[free]
-
-        def f(z: np.ndarray) -> float:  # z: the free parameters in their units
-            full = np.empty(len(vec0))
-            full[free] = z * u
-            full[j] = v
-            return _dev_sdcor(st, mm, full)
-
-        if not free:
-            return f(np.zeros(0)), x0
-        lo = np.array([bounds[i][0] if bounds[i][0] is not None else -np.inf for i in free]) / u
-        hi = np.array([bounds[i][1] if bounds[i][1] is not None else np.inf for i in free]) / u
-        best = None
-        # from the last point's optimum and from the estimate: the lower of the two (on a singular
-        # fit a warm start alone can stay on a boundary face, and the profile then jumps)
-        for start in (x0, vec0):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                r = sopt.minimize(
-                    f,
-                    np.clip(start[free] / u, lo, hi),
-                    method="Nelder-Mead",
-                    bounds=sopt.Bounds(lo, hi),
-                    options={"xatol": 1e-10, "fatol": 1e-10, "maxfev": 20000, "adaptive": len(free) > 4},
-                )
-            if best is None or r.fun < best.fun:
-                best = r
-        full = x0.copy()
-        full[free] = best.x * u
-        full[j] = v
-        return float(best.fun), full
-
-    def zeta_fn(j: int) -> Any:
-        cache = {"x": vec0.copy()}
-
-        def zeta(v: float) -> float:
-            dv, x = prof_var(j, v, cache["x"])
-            cache["x"] = x
-            return float(np.sign(v - vec0[j]) * np.sqrt(max(dv - dev0, 0.0)))
-
-        return zeta
-
-    unreached: list[str] = []
-    for j, name in enumerate(names):
-        lo_b, hi_b = bounds[j]
-        v0 = vec0[j]
-        scale = max(abs(v0), 1e-2 * unit[j])
-        step = 0.1 if hi_b == 1.0 else 0.25 * scale  # correlations live in [-1, 1]
-        rows[name] = _profile_ends(zeta_fn(j), v0, cut, step, 1.6, lo_b, hi_b, 60, 1e-10 * unit[j], name, unreached)
-    # fixed effects: profile the deviance over θ with β_j fixed
-    d = mm.design
-    for j, name in enumerate(d.X_names):
-        bhat, se = mm.fixef.iloc[j], mm.se.iloc[j]
-
-        def zb(v: float, j: int = j, bhat: float = bhat) -> float:
-            dv = _fixed_profile_dev(mm, j, v)
-            return float(np.sign(v - bhat) * np.sqrt(max(dv - dev0, 0.0)))
-
-        rows[name] = _profile_ends(zb, bhat, cut, cut * se, 1.0, None, None, 30,
-                                   1e-10 * max(abs(bhat), se), name, unreached)
-    if unreached:
-        warnings.warn(
-            f"the profile of {', '.join(unreached)} does not reach the confidence level's cut-off within its "
-            "search range: that end of the interval is reported as NaN",
-            SparseLMMWarning,
-            stacklevel=3,
-        )
-    pct = [f"{100 * (1 - level) / 2:.1f} %", f"{100 * (1 + level) / 2:.1f} %"]
-    return pd.DataFrame.from_dict(rows, orient="index", columns=pct)
 
 
-def _profile_ends(
-    zeta: Any, v0: float, cut: float, step: float, grow: float, lo: float | None, hi: float | None,
-    max_steps: int, xtol: float, name: str, unreached: list[str],
-) -> list[float]:
-    """Where the profile ``ζ`` crosses ``∓cut`` below and above ``v0``.
-
-    Steps out from ``v0`` (``step``, growing by ``grow``) until ``ζ`` passes the cut-off, then
-    finds the crossing by Brent's method on the bracket.  ``ζ`` is memoised: each value comes
-    from an optimisation, and the bracket must see the values that chose it.  A bound reached
-    first is the end; a cut-off never reached gives NaN (and ``name`` in ``unreached``).
-    """
-    memo: dict[float, float] = {float(v0): 0.0}
-
-    def z(v: float) -> float:
-        v = float(v)
-        if v not in memo:
-            memo[v] = zeta(v)
-        return memo[v]
-
-    ends = []
-    for direction, target in ((-1, -cut), (1, cut)):
-        prev, h, found = float(v0), step, np.nan
-        for _ in range(max_steps):
-            v = prev + direction * h
-            if lo is not None and v <= lo:
-                v = lo
-            if hi is not None and v >= hi:
-                v = hi
-            if (z(v) - target) * direction >= 0:
-                a, b = min(prev, v), max(prev, v)
-                found = float(sopt.brentq(lambda t: z(t) - target, a, b, xtol=xtol))
-                break
-            if v in (lo, hi):  # ζ never reaches the cut-off before the bound: the bound is the limit
-                found = float(v)
-                break
-            prev = v
-            h *= grow
-        else:
-            unreached.append(name)
-        ends.append(found)
-    return ends
 
 
-def _fixed_profile_dev(mm: "LinearMixedModel", j: int, value: float) -> float:
-    """ML deviance minimised over θ with β_j held at ``value`` (lme4's scale).
-
-    In the engine's units ``β = γ_y + J β'`` (sparselmm.conditioning), so ``β_j = value`` is
-    the linear constraint ``ℓᵀβ' = v`` with ``ℓ = J_j·`` and ``v = value − γ_y,j``.  With
-    ``β' = ℓ v/|ℓ|² + N γ`` (N: an orthonormal basis of ℓ's complement) the constrained model
-    is the design with columns ``X'N`` and offset ``X'ℓ v/|ℓ|²``, whose cross-products follow
-    from the design's (nothing touches the n rows).
-    """
-    from sparselmm.fitting.optimize import minimize_theta
-
-    d = mm.design
-    cond = d.cond
-    ell = cond.J[j]
-    v = float(value - cond.y_shift[j])
-    nrm2 = float(ell @ ell)
-    b0 = ell * (v / nrm2)  # the particular solution
-    N = np.linalg.svd(ell[None, :])[2][1:].T  # (p, p-1), orthonormal, ℓᵀN = 0
-    cp = d.cross
-    XtXb0 = cp.XtX @ b0
-    Zb0 = cp.ZtX @ b0
-    cross = CrossProducts(
-        ZtZ=cp.ZtZ,
-        ZtX=cp.ZtX @ N,
-        Zty=cp.Zty - Zb0,
-        XtX=N.T @ cp.XtX @ N,
-        Xty=N.T @ (cp.Xty - XtXb0),
-        yty=float(cp.yty - 2.0 * b0 @ cp.Xty + b0 @ XtXb0),
-        n=cp.n,
-        ldW=cp.ldW,
-    )
-    keep = [i for i in range(d.p) if i != j]
-    d2 = replace(d, X=d.X[:, keep], X_names=[d.X_names[i] for i in keep], cross=cross)
-    st = d2.pls()
-    off = d.objective_offset(False)  # 2n log s_y: the same with one column fewer
-    to_int = d.internal_theta
-    f = lambda th: st.objective(to_int(th), REML=False) + off  # noqa: E731
-    opt = minimize_theta(f, mm.theta, d.lower, d.upper, optimizer="nelder_mead", check=False, restart_edge=False)
-    return opt.objective
 
 
 def confint(
-    m: "LinearMixedModel",
+    m: "FittedModel",
     method: str = "profile",
     level: float = 0.95,
     *,
@@ -662,7 +277,7 @@ def confint(
         fx = pd.DataFrame({pct[0]: fe - z * se, pct[1]: fe + z * se})
         return pd.concat([vp, fx])
     if method == "profile":
-        return _profile_intervals(m, level)
+        return profile_intervals(m, level)
     if method == "boot":
         sims = simulate(m, nsim=nsim, seed=seed)
         rows = []
@@ -670,7 +285,7 @@ def confint(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 mb = m.refit(sims[c].to_numpy())
-            rows.append(np.concatenate([_sdcor_from_theta(mb, mb.theta, mb.sigma), [mb.sigma], mb.fixef.to_numpy()]))
+            rows.append(np.concatenate([sdcor_from_theta(mb, mb.theta, mb.sigma), [mb.sigma], mb.fixef.to_numpy()]))
         arr = np.array(rows)
         lo = np.quantile(arr, (1 - level) / 2, axis=0)
         hi = np.quantile(arr, (1 + level) / 2, axis=0)
@@ -708,7 +323,7 @@ def no_random_effects(re_form: Any) -> bool:
 
 
 def predict(
-    m: "LinearMixedModel",
+    m: "FittedModel",
     newdata: pd.DataFrame | None = None,
     re_form: Any = None,
     allow_new_levels: bool = False,
@@ -858,7 +473,7 @@ def _group_columns(d: Any) -> set[str]:
     return {f for t in d.terms for f in t.bar.factors}
 
 
-def simulate(m: "LinearMixedModel", nsim: int = 1, seed: int | None = None) -> pd.DataFrame:
+def simulate(m: "FittedModel", nsim: int = 1, seed: int | None = None) -> pd.DataFrame:
     """Simulate responses from the fitted model (lme4's ``simulate``, unconditional on b).
 
     ``y* = Xβ̂ + Z Λ(θ̂) σ̂ u* + σ̂ ε / √w (+ offset)``, ``u*, ε ~ N(0, I)``.
@@ -878,7 +493,7 @@ def simulate(m: "LinearMixedModel", nsim: int = 1, seed: int | None = None) -> p
     nsim = validate.count(nsim, "nsim")
     rng = np.random.default_rng(validate.seed(seed))
     d = m.design
-    st = _aux_state(m)
+    st = aux_state(m)
     n, q = d.n, d.q
     mu = d.X @ m.fixef.to_numpy()
     if d.offset is not None:

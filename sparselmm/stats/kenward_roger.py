@@ -102,7 +102,7 @@ from scipy import stats
 from sparselmm.errors import ModelSpecError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sparselmm.model import LinearMixedModel
+    from sparselmm.fitting.fitted import FittedModel
     from sparselmm.frame.modelframe import Design
 
 __all__ = [
@@ -307,7 +307,7 @@ def _vcov_adj_core(d: "Design", theta: np.ndarray, sigma2: float, Phi: np.ndarra
 # public entry points
 
 
-def _reml_model(m: "LinearMixedModel", refit: bool) -> "LinearMixedModel":
+def _reml_model(m: "FittedModel", refit: bool) -> "FittedModel":
     if m.REML:
         return m
     if refit:
@@ -318,7 +318,7 @@ def _reml_model(m: "LinearMixedModel", refit: bool) -> "LinearMixedModel":
     )
 
 
-def kr_adjustment(m: "LinearMixedModel", *, refit: bool = False) -> KRAdjustment:
+def kr_adjustment(m: "FittedModel", *, refit: bool = False) -> KRAdjustment:
     """Kenward–Roger adjustment of a REML fit (pbkrtest's ``vcovAdj``, with its pieces).
 
     Parameters
@@ -443,7 +443,7 @@ def _kr_ddf(adj: KRAdjustment, L: np.ndarray) -> tuple[float, float, float, floa
     return float(df2), float(scaling), float(A1), float(A2)
 
 
-def kenward_roger(m: "LinearMixedModel", *, refit: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def kenward_roger(m: "FittedModel", *, refit: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Kenward–Roger adjusted covariance of β̂ and per-coefficient denominator df.
 
     Reproduces ``pbkrtest::vcovAdj(m)`` and the ``df`` column of lmerTest's
@@ -490,7 +490,7 @@ def _coefficient_df(adj: KRAdjustment) -> np.ndarray:
     return np.array([_kr_ddf(adj, np.eye(p)[j : j + 1])[0] for j in range(p)])
 
 
-def kenward_roger_se_df(m: "LinearMixedModel", *, refit: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def kenward_roger_se_df(m: "FittedModel", *, refit: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Kenward–Roger standard errors ``sqrt(diag(Φ_A))`` and per-coefficient df (lmerTest's
     ``summary(m, ddf = "Kenward-Roger")`` columns), from one adjustment.
 
@@ -508,7 +508,7 @@ def kenward_roger_se_df(m: "LinearMixedModel", *, refit: bool = False) -> tuple[
     return _reml_model(m, refit).design.cond.sd(adj.internal.vcov_adj), df
 
 
-def kenward_roger_contrast(m: "LinearMixedModel", L: np.ndarray, *, refit: bool = False) -> tuple[float, float]:
+def kenward_roger_contrast(m: "FittedModel", L: np.ndarray, *, refit: bool = False) -> tuple[float, float]:
     """Kenward–Roger denominator df and F scaling for the hypothesis ``Lβ = 0``.
 
     pbkrtest's ``KRmodcomp`` with a restriction matrix ``L`` (r × p): the
@@ -538,7 +538,7 @@ def kenward_roger_contrast(m: "LinearMixedModel", L: np.ndarray, *, refit: bool 
 
 
 def kenward_roger_test(
-    m: "LinearMixedModel", L: np.ndarray, rhs: np.ndarray | float = 0.0, *, refit: bool = False
+    m: "FittedModel", L: np.ndarray, rhs: np.ndarray | float = 0.0, *, refit: bool = False
 ) -> dict[str, float]:
     """Kenward–Roger F test of ``Lβ = rhs`` (pbkrtest's ``KRmodcomp`` statistics).
 
