@@ -18,6 +18,7 @@ from sparselmm.errors import (
 from sparselmm.frame.modelframe import Design, design
 from sparselmm.stats.inference import anova
 from sparselmm.api import fit_design, lmer
+from sparselmm.fitting.control import FitControl
 from sparselmm.model import LinearMixedModel
 from sparselmm.stats.rmanova import RMAnovaResult, rm_anova
 from sparselmm.transforms import group_center
@@ -29,6 +30,7 @@ __all__ = [
     "anova",
     "LinearMixedModel",
     "fit_design",
+    "FitControl",
     "design",
     "Design",
     "datasets",

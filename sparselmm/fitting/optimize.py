@@ -84,11 +84,6 @@ class OptSummary:
         """True when no convergence warning was raised."""
         return not self.warnings
 
-    @property
-    def ms_per_eval(self) -> float:
-        """Average milliseconds per objective evaluation."""
-        return 1e3 * self.seconds / max(self.feval, 1)
-
 
 class _Counted:
     """Counts evaluations and remembers the best point seen (a failed

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from sparselmm.frame.modelframe import Design
 from sparselmm.spec.vocabulary import variables
 from sparselmm.threads import single_threaded
 
-__all__ = ["search"]
+__all__ = ["search", "plan", "SearchPlan"]
 
 
 def search(d: Design, REML: bool, control: FitControl) -> tuple[OptSummary, PLSBackend]:
@@ -52,20 +53,97 @@ def search(d: Design, REML: bool, control: FitControl) -> tuple[OptSummary, PLSB
     ModelSpecError
         When the fixed and random effects reproduce the response exactly.
     """
-    optimizer, options, check, verbose = control.optimizer, dict(control.options), control.check, control.verbose
-    start = control.start
     state = d.pls()
     # the search runs on lme4's θ and objective; the state computes in the design's internal
     # units (sparselmm.conditioning): θ' = F θ, objective = internal + offset
     off = d.objective_offset(REML)
-    F = d.theta_factor()
     to_int = d.internal_theta
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         _refuse_exact_fit(d, state, REML)
-    f = _progress(lambda th: state.objective(to_int(th), REML=REML) + off, verbose)
+    how = plan(d, state, REML, control)
+    f = _progress(lambda th: state.objective(to_int(th), REML=REML) + off, control.verbose)
+    search_f = None
+    if how.single_precision:
+        search_f = _progress(lambda th: state.search_objective(to_int(th), REML=REML) + off, control.verbose)
+    # BLAS threads only where a large dense step asks for them; numpy's floating-point warnings
+    # off, since θ far from the optimum (a user's start, a trust region's step) can overflow
+    # ΛᵀAΛ: the objective is then inf, which the search handles, and nothing else is reported
+    with single_threaded(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        opt = minimize_theta(
+            f,
+            how.start,
+            d.lower,
+            d.upper,
+            optimizer=how.optimizer,
+            options=how.options,
+            check=how.check,
+            grad=how.gradient,
+            scale=how.scale,
+            search=search_f,
+        )
+    return opt, state
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """What :func:`~sparselmm.fitting.optimize.minimize_theta` is given for one fit.
+
+    Attributes
+    ----------
+    optimizer : str
+        The optimizer that runs (``"auto"`` becomes ``"bobyqa"``).
+    start : numpy.ndarray
+        The starting θ (lme4's units).
+    options : dict
+        The optimizer's options: the policy's, overridden by the user's.
+    check : bool or "auto"
+        The convergence check and Newton finish.
+    gradient : callable or None
+        The analytic gradient in lme4's θ, where the policy uses it.
+    scale : numpy.ndarray or None
+        The search's units (:meth:`Design.theta_scale`), for ``"auto"``.
+    single_precision : bool
+        Whether the derivative-free passes evaluate the backend's single-precision objective.
+    """
+
+    optimizer: str
+    start: np.ndarray
+    options: dict
+    check: bool | str
+    gradient: Callable[[np.ndarray], np.ndarray] | None = None
+    scale: np.ndarray | None = None
+    single_precision: bool = False
+
+
+def plan(d: Design, state: PLSBackend, REML: bool, control: FitControl) -> SearchPlan:
+    """The fit's policy: a design, its backend and the settings turned into a :class:`SearchPlan`.
+
+    For ``optimizer="auto"``: BOBYQA in the units of :meth:`Design.theta_scale`, from
+    :meth:`Design.moment_start` with a small first step and a loose stop (the Newton finish of
+    the check does the rest) or from lme4's start with lme4's tolerances; the analytic gradient
+    for the check and the finish where the backend makes it cheap; the backend's single-precision
+    objective for the passes where it declares one.  For ``"lbfgsb"``: the analytic gradient
+    where it is available.  The user's options override the policy's.
+
+    Parameters
+    ----------
+    d : Design
+    state : PLSBackend
+        The design's backend.
+    REML : bool
+    control : FitControl
+
+    Returns
+    -------
+    SearchPlan
+    """
+    optimizer, check, start = control.optimizer, control.check, control.start
+    options = dict(control.options)
+    F = d.theta_factor()
+    to_int = d.internal_theta
     grad = None
     scale = None
-    search_f = None
+    single = False
     theta0 = d.theta_start if start is None else validate.theta_start(start, len(d.theta_start), d.lower, d.upper)
     if optimizer == "auto":
         # BOBYQA (lme4's default), finished by the Newton steps of the convergence check.  Where
@@ -103,31 +181,14 @@ def search(d: Design, REML: bool, control: FitControl) -> tuple[OptSummary, PLSB
                 # the fixed effects' Schur complement and the objective is not even evaluable)
                 theta0 = np.where(d.lower == 0, d.theta_start / scale, d.theta_start)
         options = {**auto_opts, **(options or {})}
-        if state.searches_in_single_precision:
-            # a large dense Schur block: BOBYQA's passes factor it in single precision (the check
-            # and the Newton finish in double); InstEval's search evaluations 29 -> 22 ms
-            search_f = _progress(lambda th: state.search_objective(to_int(th), REML=REML) + off, verbose)
+        # a large dense Schur block: BOBYQA's passes factor it in single precision (the check
+        # and the Newton finish in double); InstEval's search evaluations 29 -> 22 ms
+        single = state.searches_in_single_precision
     if optimizer == "lbfgsb":
         g = Gradient(state)
         if g.available:
             grad = _external_gradient(g, to_int, F, REML)
-    # BLAS threads only where a large dense step asks for them; numpy's floating-point warnings
-    # off, since θ far from the optimum (a user's start, a trust region's step) can overflow
-    # ΛᵀAΛ: the objective is then inf, which the search handles, and nothing else is reported
-    with single_threaded(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        opt = minimize_theta(
-            f,
-            theta0,
-            d.lower,
-            d.upper,
-            optimizer=optimizer,
-            options=options,
-            check=check,
-            grad=grad,
-            scale=scale,
-            search=search_f,
-        )
-    return opt, state
+    return SearchPlan(optimizer, theta0, options, check, grad, scale, single)
 
 
 #: the relative residual sum of squares the cross-products can tell from zero: below it, their

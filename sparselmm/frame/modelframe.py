@@ -342,7 +342,7 @@ class Design:
 
     def _moment_start_one_factor(self, rr: float, Zr: np.ndarray) -> np.ndarray | None:
         terms = self.terms
-        if not blockdiag_eligible(self) or any(t.structure.theta_from_covariance(np.eye(t.k)) is None for t in terms):
+        if not blockdiag_eligible(self):
             return None
         perm, blocks = level_blocks(self)
         K = len(perm)
@@ -370,7 +370,10 @@ class Design:
         th = np.empty(len(self.theta_start))
         off = 0
         for t, sl in zip(terms, self.theta_slices):
-            th[sl] = t.structure.theta_from_covariance(S[off : off + t.k, off : off + t.k])
+            th_t = t.structure.theta_from_covariance(S[off : off + t.k, off : off + t.k])
+            if th_t is None:  # no closed form for this structure: lme4's start for the whole design
+                return None
+            th[sl] = th_t
             off += t.k
         return th
 
