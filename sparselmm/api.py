@@ -40,28 +40,10 @@ def fit_design(
     REML : bool
         Minimise the REML criterion (default) or the profiled deviance.
     control : FitControl, optional
-        The fit's settings as one record (lme4's ``lmerControl``); the keywords below
-        override its fields.
+        The fit's settings as one record (lme4's ``lmerControl``).
     **settings
-        The fields of :class:`~sparselmm.fitting.control.FitControl`:
-
-        optimizer : {"auto", "bobyqa", "cobyqa", "nelder_mead", "lbfgsb"}
-            Optimiser for θ: ``"auto"`` is BOBYQA (lme4's default) from a moment-based start
-            (:meth:`Design.moment_start`), finished by Newton steps on the convergence check's
-            derivatives; ``"lbfgsb"`` runs L-BFGS-B on the analytic gradient where it is
-            available (linear covariance structures).
-        start : numpy.ndarray, optional
-            Starting θ (default: the moment start with ``"auto"``, else lme4's).
-        options : dict, optional
-            The optimizer's options (lme4's ``optCtrl`` names accepted, e.g. ``maxfun``);
-            an unknown name is an error listing the valid ones.
-        check : bool or "auto"
-            Finite-difference convergence check at the optimum, whose derivatives also finish
-            the search by Newton steps (``"auto"``: when θ has at most 20 entries); with
-            ``optimizer="auto"`` on one grouping factor its Hessian comes from differences of
-            the analytic gradient.
-        verbose : bool
-            Report progress of long fits (logging at INFO level, and printed).
+        :class:`~sparselmm.fitting.control.FitControl`'s fields (``optimizer``, ``start``,
+        ``options``, ``check``, ``verbose``), overriding ``control``'s: see :func:`lmer`.
 
     Returns
     -------

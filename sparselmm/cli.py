@@ -72,7 +72,7 @@ def _one_line(message: str) -> str:
     if len(lines) >= 3 and _CARET.match(lines[-1]):
         caret = lines[-1].index("^")
         shown = lines[-2]
-        # the picture indents the formula and the caret alike (two spaces in sparselmm.formula)
+        # the picture indents the formula and the caret alike (two spaces in sparselmm.spec.formula)
         indent = 2 if shown.startswith("  ") and caret >= 2 else 0
         formula = shown[indent:]
         pos = caret - indent

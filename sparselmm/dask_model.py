@@ -155,7 +155,7 @@ class DaskLinearMixedModel(LinearMixedModel):
         ----------
         newdata : pandas.DataFrame or dask.dataframe.DataFrame, optional
             Default: the data of the fit.  A pandas DataFrame gives a pandas Series
-            (as :func:`sparselmm.inference.predict`), a Dask one a lazy Dask Series.
+            (as :func:`sparselmm.stats.inference.predict`), a Dask one a lazy Dask Series.
         re_form : None, "all", "NA" or "~0"
             Include the random effects (default) or predict at the population level.
         allow_new_levels : bool

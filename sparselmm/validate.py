@@ -43,7 +43,7 @@ __all__ = [
 MAX_INT = 2**31 - 1
 
 #: COBYQA's trust-region radii when the options do not set them (scipy requires initial ≥ final);
-#: :func:`sparselmm.optimize.minimize_theta` uses these defaults.
+#: :func:`sparselmm.fitting.optimize.minimize_theta` uses these defaults.
 COBYQA_DEFAULT_RADII = {"initial_tr_radius": 0.2, "final_tr_radius": 1e-7}
 
 

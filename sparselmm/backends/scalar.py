@@ -52,7 +52,7 @@ class _ScalarProduct:
 
 
 class ScalarTermsPLSState(PLSState):
-    """:class:`~sparselmm.pls.PLSState` for designs whose terms all have one column.
+    """:class:`~sparselmm.backends.cholmod.PLSState` for designs whose terms all have one column.
 
     Identical results and the same CHOLMOD factorisation; only the way
     ``ΛᵀAΛ`` is filled differs (:class:`_ScalarProduct` instead of per-block

@@ -58,7 +58,7 @@ class FittedModel:
         if not self._state.update(self._theta_int):
             raise SparseLMMError("the objective cannot be evaluated at the optimum found")
         st = self._state
-        # the state's pieces are in the design's internal units (sparselmm.conditioning); the
+        # the state's pieces are in the design's internal units (sparselmm.frame.conditioning); the
         # accessors below report lme4's
         self._beta = design.cond.beta(st.beta)
         self._u = st.u.copy()
@@ -149,7 +149,7 @@ class FittedModel:
 
     @cached_property
     def _unscaled_vcov_int(self) -> np.ndarray:
-        """The engine's ``(R_X'ᵀR_X')⁻¹`` (sparselmm.conditioning)."""
+        """The engine's ``(R_X'ᵀR_X')⁻¹`` (sparselmm.frame.conditioning)."""
         return rx_inverse_gram(self._RX)
 
     @cached_property

@@ -603,7 +603,7 @@ def minimize_theta(
         returned in θ's units.
     search : callable, optional
         A cheaper approximation of ``f`` for the derivative-free passes (the optimizer's
-        runs and restarts), e.g. :meth:`sparselmm.schur.SchurState.search_objective`; the
+        runs and restarts), e.g. :meth:`sparselmm.backends.schur.SchurState.search_objective`; the
         boundary tests, the convergence check, the Newton finish and the reported
         objective use ``f``.  Its evaluations are counted in ``feval``.
 

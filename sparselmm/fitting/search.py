@@ -55,7 +55,7 @@ def search(d: Design, REML: bool, control: FitControl) -> tuple[OptSummary, PLSB
     """
     state = d.pls()
     # the search runs on lme4's θ and objective; the state computes in the design's internal
-    # units (sparselmm.conditioning): θ' = F θ, objective = internal + offset
+    # units (sparselmm.frame.conditioning): θ' = F θ, objective = internal + offset
     off = d.objective_offset(REML)
     to_int = d.internal_theta
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -250,7 +250,7 @@ def _pwrss_at(d: Design, state: PLSBackend, REML: bool, big: float) -> float | N
 
 def _exact_by_fixed_effects(d: Design) -> bool:
     """Whether the fixed effects alone reproduce the response (``y − offset``), from the
-    cross-products, in the engine's units (sparselmm.conditioning).
+    cross-products, in the engine's units (sparselmm.frame.conditioning).
 
     ``y'`` is the response's residual on the binary columns of X, scaled to unit size by ``s_y``:
     when that residual is at the rounding of the data (``s_y·rms(y')`` within 1000 ulps of the

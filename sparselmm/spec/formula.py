@@ -14,7 +14,7 @@ Characters inside back-quotes (`` `x-y` ``, a column name) and inside quoted
 strings are never operators. Errors are :class:`~sparselmm.errors.FormulaError`
 and show the formula with a caret under the offending place. What the pieces
 may contain (functions, operators, names) is checked by
-:mod:`sparselmm.vocabulary` against the data's columns.
+:mod:`sparselmm.spec.vocabulary` against the data's columns.
 """
 
 from __future__ import annotations
@@ -352,7 +352,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     -----
     Only the structure is read here; what the pieces may contain (functions,
     operators, names) is checked against the data by
-    :func:`sparselmm.vocabulary.needed_variables`, using the positions kept in
+    :func:`sparselmm.spec.vocabulary.needed_variables`, using the positions kept in
     :attr:`ParsedFormula.fragments`.
     """
     if not isinstance(formula, str):

@@ -34,7 +34,7 @@ absolute eigenvalue of ``I`` is below 1e-10, and so do we.)
 
 Everything is computed in the space of the q random effects by Woodbury's
 identity.  With ``C = ZᵀWZ`` and the other weighted cross-products of
-:class:`~sparselmm.modelframe.CrossProducts`, ``M = ΛᵀCΛ + I`` and
+:class:`~sparselmm.backends.base.CrossProducts`, ``M = ΛᵀCΛ + I`` and
 ``H = ΛM⁻¹Λᵀ``,
 
 .. math::
@@ -375,7 +375,7 @@ def kr_adjustment_at(d: "Design", theta: np.ndarray) -> KRAdjustment:
 
 
 def _external(d: "Design", adj: KRAdjustment) -> KRAdjustment:
-    """An adjustment computed in the design's internal units (sparselmm.conditioning) in lme4's.
+    """An adjustment computed in the design's internal units (sparselmm.frame.conditioning) in lme4's.
 
     With ``β − c_y a = J β'`` and the variance parameters ``γ_i = k_i γ'_i`` (``k = s_y²`` for the
     terms' covariance entries, ``s_y² c_w`` for σ²): ``Φ = JΦ'Jᵀ``, ``Φ_A = JΦ'_AJᵀ``,
@@ -474,7 +474,7 @@ def kenward_roger(m: "FittedModel", *, refit: bool = False) -> tuple[np.ndarray,
     Examples
     --------
     >>> import sparselmm as slm
-    >>> from sparselmm.kenward_roger import kenward_roger
+    >>> from sparselmm.stats.kenward_roger import kenward_roger
     >>> m = slm.lmer("Reaction ~ Days + (Days | Subject)", slm.datasets.load("sleepstudy"))
     >>> vadj, df = kenward_roger(m)
     >>> [round(float(v), 3) for v in df]

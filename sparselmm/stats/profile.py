@@ -261,7 +261,7 @@ def _profile_ends(
 def fixed_profile_deviance(mm: "FittedModel", j: int, value: float) -> float:
     """ML deviance minimised over θ with β_j held at ``value`` (lme4's scale).
 
-    In the engine's units ``β = γ_y + J β'`` (sparselmm.conditioning), so ``β_j = value`` is
+    In the engine's units ``β = γ_y + J β'`` (sparselmm.frame.conditioning), so ``β_j = value`` is
     the linear constraint ``ℓᵀβ' = v`` with ``ℓ = J_j·`` and ``v = value − γ_y,j``.  With
     ``β' = ℓ v/|ℓ|² + N γ`` (N: an orthonormal basis of ℓ's complement) the constrained model
     is the design with columns ``X'N`` and offset ``X'ℓ v/|ℓ|²``, whose cross-products follow

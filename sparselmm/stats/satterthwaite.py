@@ -37,7 +37,7 @@ def _dev_vp(state: Any, varpar: np.ndarray, REML: bool) -> float:
 
 def deviance_at_varpar(m: "FittedModel", state: Any, varpar: np.ndarray, REML: bool) -> float:
     """:func:`_dev_vp` at lme4's (θ, σ) for a model's design, on lme4's scale (the state
-    computes in the design's internal units, sparselmm.conditioning)."""
+    computes in the design's internal units, sparselmm.frame.conditioning)."""
     d = m.design
     vp = np.concatenate([d.internal_theta(varpar[:-1]), [varpar[-1] / d.cond.sigma_factor]])
     return _dev_vp(state, vp, REML) + d.objective_offset(REML)
@@ -93,7 +93,7 @@ def aux_state(m: "FittedModel") -> Any:
 
 
 def satterthwaite_internal(m: "FittedModel") -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """:func:`satterthwaite`'s ingredients in the design's internal units (sparselmm.conditioning),
+    """:func:`satterthwaite`'s ingredients in the design's internal units (sparselmm.frame.conditioning),
     with ``Var(β̂')``: ``(A', J'_i, C')``.  The derivatives are taken in ``(x, σ')`` with
     ``x = s θ'`` (``s``: :meth:`Design.theta_scale` in the engine's units), where every entry is of
     natural size whatever the data's units: numDeriv's steps are relative, but absolute (1e-4)
@@ -157,7 +157,7 @@ def satterthwaite(m: "FittedModel") -> tuple[np.ndarray, list[np.ndarray]]:
 
 def satterthwaite_df(m: "FittedModel", L: np.ndarray) -> float:
     """Satterthwaite df of the contrast ``L β`` (one row): ``2 (LCLᵀ)² / (gᵀ A g)``, ``g_i = L J_i Lᵀ``
-    (computed for ``L J`` on the internal β', sparselmm.conditioning)."""
+    (computed for ``L J`` on the internal β', sparselmm.frame.conditioning)."""
     A, jac, C = satterthwaite_internal(m)
     L = np.asarray(L, dtype=float).ravel() @ m.design.cond.J
     L = L / np.max(np.abs(L)) if np.any(L) else L  # the df do not depend on L's scale, and J's
