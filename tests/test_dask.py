@@ -274,7 +274,7 @@ def test_independent_columns_gram_matches_qr():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((50, 4))
     X = np.column_stack([np.ones(50), X[:, 0], X[:, 0] * 3 - 1, X[:, 1], X[:, 1] + X[:, 0]])
-    from sparselmm.frame.modelframe import _independent_columns
+    from sparselmm.frame.rank import independent_columns as _independent_columns
 
     np.testing.assert_array_equal(independent_columns_gram(X.T @ X), _independent_columns(X))
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import sparselmm as slm
-from sparselmm.frame.modelframe import SimpleSpec, _formulaic_matrix, _model_matrix, _simple_spec
+from sparselmm.frame.modelframe import SimpleSpec, _formulaic_matrix, _simple_spec, model_matrix
 from sparselmm.spec.terms import as_factor
 
 
@@ -35,7 +35,7 @@ def frame() -> pd.DataFrame:
 def test_fast_path_equals_formulaic(frame, text):
     spec = _simple_spec(text, frame)
     assert isinstance(spec, SimpleSpec)
-    X, names, _ = _model_matrix(text, frame, "X")
+    X, names, _ = model_matrix(text, frame, "X")
     Xf, names_f, _ = _formulaic_matrix(text, frame, "X")
     assert names == names_f
     np.testing.assert_array_equal(X, Xf)

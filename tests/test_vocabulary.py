@@ -458,14 +458,6 @@ def test_to_formulaic():
         to_formulaic("np.log(x)", cols)
 
 
-def test_modelframe_keeps_the_old_names_importable():
-    from sparselmm.frame import modelframe as modelframe
-
-    for name in ("to_formulaic", "_variables", "_needed_variables", "_NOT_COLUMNS", "_NAME_TOKEN", "_suggest"):
-        assert hasattr(modelframe, name)
-    assert modelframe._variables("log(x) + C(f, Treatment('b')) + `x-y`") == ["x", "f", "x-y"]
-
-
 def test_the_table_is_all_there_is_to_extend(ss, monkeypatch):
     """A later issue adds R's words (sqrt, pi, as.factor, TRUE, ...): a row of the table each,
     whatever the name (as.factor is not a Python identifier), and nothing else to change."""

@@ -56,7 +56,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Conditioning", "fit_columns", "condition_columns", "binary_columns", "pow2"]
+__all__ = ["Conditioning", "fit_columns", "condition_columns", "binary_columns", "constant_to_rounding", "pow2"]
 
 _SQRT_HALF = float(np.sqrt(0.5))
 
@@ -291,6 +291,27 @@ def binary_columns(X: np.ndarray) -> np.ndarray:
     return out
 
 
+def constant_to_rounding(spread: np.ndarray, absmax: np.ndarray) -> np.ndarray:
+    """Which columns are constant to rounding: their spread (centred within their cells) is within
+    ``FLAT_ULPS`` units in the last place of their largest value (``0.7`` and ``0.7 ± 1 ulp``).
+
+    The rank test, measuring a column after centring, would keep such a column with a
+    coefficient near 1e16; the design drops it with the rank-deficient ones.
+
+    Parameters
+    ----------
+    spread : numpy.ndarray
+        Per column, the root mean square of its residual on the binary columns before it (data units).
+    absmax : numpy.ndarray
+        Per column, its largest absolute value.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+    """
+    return spread <= FLAT_ULPS * np.spacing(absmax)
+
+
 def _cell_fit(B: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Least-squares coefficients of ``v`` (a vector or columns) on the binary columns ``B``
     (their Gram holds counts; a rank-deficient set gets the minimum-norm solution, which is as
@@ -393,7 +414,7 @@ def condition_columns(X: np.ndarray, names: Sequence[str] = ()) -> tuple[Conditi
     has_cells = np.zeros(len(N), dtype=bool)
     for cells, cols in groups.items():
         has_cells[cols] = bool(cells)
-    flat[N] = has_cells & (rms <= FLAT_ULPS * np.spacing(xmax))
+    flat[N] = has_cells & constant_to_rounding(rms, xmax)
     s = pow2(rms)
     e = np.frexp(big)[1] - np.frexp(s)[1]
     if np.all(np.abs(e) < 1000):  # a product by a power of two within range is exact

@@ -1,6 +1,6 @@
 """Fitting from a Dask DataFrame: cross-products partition by partition, θ on the driver.
 
-Everything after :class:`~sparselmm.modelframe.CrossProducts` is independent
+Everything after :class:`~sparselmm.backends.base.CrossProducts` is independent
 of the number of observations, and the cross-products are sums over rows:
 
 .. math::
@@ -14,7 +14,7 @@ over the partitions ``k``.  A Dask fit therefore makes two passes over the data:
 1. *scan*: per partition, the rows with a missing value in a used column,
    the used levels of every factor (grouping factors, factor predictors) and
    of every interaction ``a:b``, and a few complete rows; combined into the
-   global level sets, sorted as :func:`sparselmm.modelframe.design` sorts them
+   global level sets, sorted as :func:`sparselmm.frame.modelframe.design` sorts them
    (category order for a Categorical, numeric order for numbers, string order
    for strings);
 2. *cross-products*: per partition, ``X``, ``y``, the term columns and level
@@ -22,11 +22,15 @@ over the partitions ``k``.  A Dask fit therefore makes two passes over the data:
    driver), and the partition's ``[Z X y]ᵀW[Z X y]`` (only the block-lower part of
    ``ZᵀWZ``, which halves what travels), summed by a tree reduction.
 
-The checks that need the whole data set are made on the reduced statistics:
-rank deficiency of ``X`` from ``XᵀX``, lme4's scale warning from the column
-SDs (combined partition means and sums of squares), a constant response from
-the global minimum and maximum, collinear term columns from their Gram
-matrices, and lme4's levels-versus-observations checks from the global counts.
+The checks that need the whole data set are made on the reduced statistics
+(:mod:`sparselmm.frame.reduced`: each partition's :class:`~sparselmm.frame.reduced.Partial`,
+its cross-products and column statistics, summed), by the same functions, in the same order and
+with the same messages as for an in-memory design, which takes those statistics of its whole
+frame as one partition: a constant response from the global minimum and maximum, collinear term
+columns from their Gram matrices, rank deficiency of ``X`` from ``X'ᵀX'``, lme4's scale warning
+from the column SDs (combined partition means and sums of squares); lme4's
+levels-versus-observations checks come from the global counts.  The checks of the data
+(:mod:`sparselmm.frame.checks`) are the in-memory design's too, made on the scan's counts.
 
 The optimiser then runs on the driver exactly as for an in-memory fit, and
 :class:`DaskLinearMixedModel` answers the usual accessors; fitted values,
@@ -41,40 +45,23 @@ by the workers (``dd.read_parquet("s3://...")``), not sent from the driver.
 from __future__ import annotations
 
 import re
-import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as sla
 import scipy.sparse as sp
 
-from sparselmm.errors import (
-    ArgumentError,
-    DataError,
-    FormulaError,
-    ModelSpecError,
-    RankDeficiencyWarning,
-    SparseLMMError,
-)
+from sparselmm.errors import DataError, FormulaError, ModelSpecError, SparseLMMError
 from sparselmm.spec.formula import ParsedFormula, parse_formula
-from sparselmm import validate
-from sparselmm.frame.conditioning import FLAT_ULPS, Conditioning, binary_columns, fit_columns
-from sparselmm.frame.modelframe import (
-    Design,
-    _check_scale,
-    REAL_NUMBERS,
-    _real_values,
-    warn_numeric_labels,
-    _check_term_columns,
-    _model_matrix,
-    _needed_variables,
-    _response,
-    _suggest,
-)
+from sparselmm.spec.vocabulary import needed_variables
+from sparselmm.frame import checks
+from sparselmm.frame.conditioning import Conditioning, fit_columns
+from sparselmm.frame.modelframe import REAL_NUMBERS, Design, model_matrix, real_values, response_vector, term_fields
+from sparselmm.frame.reduced import Partial, check_reduced, column_stats, combine_partials
+from sparselmm.frame.rank import independent_columns_gram  # noqa: F401  (kept importable from here)
 from sparselmm.backends.base import BlockLowerCrossProducts, CrossProducts
-from sparselmm.spec.terms import RandomTerm, as_factor, build_lambda, check_terms, grouping_factor, order_terms, theta_template
+from sparselmm.spec.terms import RandomTerm, as_factor, check_terms, grouping_factor, order_terms
 
 __all__ = [
     "dask_design",
@@ -103,7 +90,7 @@ def is_dask_dataframe(obj: Any) -> bool:
 
 
 def _kind(dtype: Any) -> str:
-    """How :func:`sparselmm.terms.as_factor` treats a column of this dtype."""
+    """How :func:`sparselmm.spec.terms.as_factor` treats a column of this dtype."""
     if isinstance(dtype, pd.CategoricalDtype):
         return "category"
     if pd.api.types.is_bool_dtype(dtype):
@@ -123,7 +110,7 @@ def _factorize(col: pd.Series, kind: str, cats: pd.Index) -> pd.Categorical:
 
 
 def _sort_levels(values: pd.Index) -> list:
-    """Sort used values as :func:`sparselmm.terms.as_factor` sorts them (strings after a TypeError)."""
+    """Sort used values as :func:`sparselmm.spec.terms.as_factor` sorts them (strings after a TypeError)."""
     uniq = pd.unique(values.to_numpy())
     try:
         return sorted(uniq)
@@ -148,8 +135,9 @@ class _Scan:
     combos: dict[tuple[str, ...], pd.DataFrame] = field(default_factory=dict)
     sample: pd.DataFrame | None = None
     fixed_factors: tuple[str, ...] = ()
-    bad_weights: int = 0
+    bad_weights: int = 0  # in rows otherwise complete, as in memory
     bad_offset: int = 0
+    first_bad_weight: tuple[int, float] | None = None  # (row position, value) of the first bad weight
 
 
 @dataclass
@@ -171,19 +159,15 @@ def _scan_partition(part: pd.DataFrame, spec: _ScanSpec) -> _Scan:
     out.na_counts = {}
     # weights and offset: a missing value drops its row (as in memory); infinite ones, and
     # weights that are not positive, are refused; non-numbers are refused
+    values: dict[str, np.ndarray] = {}
     for what, col in (("weights", spec.weights), ("offset", spec.offset)):
         if col is None:
             continue
-        v = _real_values(part[col], f"{what} column {col!r}")
+        v = values[what] = real_values(part[col], f"{what} column {col!r}")
         na = np.isnan(v)
         complete &= ~na
         if na.any():
             out.na_counts[what] = int(na.sum())
-        bad = np.isinf(v) | ((v <= 0) & ~na if what == "weights" else np.zeros(len(v), dtype=bool))
-        if what == "weights":
-            out.bad_weights = int(bad.sum())
-        else:
-            out.bad_offset = int(bad.sum())
     for c in spec.object_columns:
         vals = part[c].dropna()
         if len(vals) and all(isinstance(v, (*REAL_NUMBERS, complex)) and not isinstance(v, (bool, np.bool_))
@@ -196,6 +180,9 @@ def _scan_partition(part: pd.DataFrame, spec: _ScanSpec) -> _Scan:
     na = frame.isna()
     out.na_counts.update({c: int(v) for c, v in na.sum().items() if v})
     complete &= ~na.any(axis=1).to_numpy()
+    out.bad_weights, out.first_bad_weight, out.bad_offset = checks.count_invalid(
+        values.get("weights"), values.get("offset"), complete
+    )
     frame = frame.loc[complete]
     out.n_complete = len(frame)
     for c in spec.factor_columns:
@@ -210,7 +197,7 @@ def _scan_partition(part: pd.DataFrame, spec: _ScanSpec) -> _Scan:
     for fs in spec.interactions:
         out.combos[fs] = frame[list(fs)].drop_duplicates()
     extra = [c for c in (spec.weights, spec.offset) if c is not None and c not in spec.columns]
-    # the sample (the conditioning of y, X and w is fitted on it, sparselmm.conditioning): rows
+    # the sample (the conditioning of y, X and w is fitted on it, sparselmm.frame.conditioning): rows
     # spread over the partition, not its head (data sorted by time or by a factor), and the first
     # row of each level of every factor, so that each level's cell has a centre
     rows = part.loc[complete, spec.columns + extra] if extra else frame
@@ -229,6 +216,8 @@ def _combine_scans(scans: Sequence[_Scan]) -> _Scan:
     out = _Scan(fixed_factors=scans[0].fixed_factors if scans else ())
     samples = []
     for s in scans:
+        if out.first_bad_weight is None and s.first_bad_weight is not None:  # its row among all partitions'
+            out.first_bad_weight = (out.n_rows + s.first_bad_weight[0], s.first_bad_weight[1])
         out.n_rows += s.n_rows
         out.n_complete += s.n_complete
         out.bad_weights += s.bad_weights
@@ -308,77 +297,8 @@ class _TermLayout:
     nlevels: int
     combos: np.ndarray | None = None  # sorted combined codes of the used interaction levels
     sizes: tuple[int, ...] = ()
-
-
-@dataclass
-class _Partial:
-    """Cross-products and summary statistics of some rows (one partition or a sum of partitions).
-
-    ``ZtZ`` holds only the block-lower part of ``ZᵀWZ`` (the level blocks on and
-    below the block diagonal), which determines the symmetric matrix.
-    """
-
-    ZtZ: sp.csc_matrix
-    ZtX: np.ndarray
-    Zty: np.ndarray
-    XtX: np.ndarray
-    Xty: np.ndarray
-    yty: float
-    n: int
-    ldW: float
-    ymin: float
-    ymax: float
-    xmean: np.ndarray
-    xM2: np.ndarray
-    xbinary: np.ndarray
-    grams: list[np.ndarray]
-    Xgram: np.ndarray | None = None  # unweighted X'ᵀX' (the rank test's), None when unweighted: XtX
-    rmean: np.ndarray | None = None  # mean and centred sum of squares of X / s (the data's columns,
-    rM2: np.ndarray | None = None  # scaled by the conditioning's powers of two): lme4's scale check
-    xabsmax: np.ndarray | None = None  # max |x| per column of X (data units): "constant to rounding"
-
-
-def _chan(ma: np.ndarray, Ma: np.ndarray, na: int, mb: np.ndarray, Mb: np.ndarray, nb: int) -> tuple:
-    """Column means and centred sums of squares of two sets of rows combined (Chan et al.)."""
-    if na == 0:
-        return mb, Mb
-    if nb == 0:
-        return ma, Ma
-    n = na + nb
-    delta = mb - ma
-    return ma + delta * (nb / n), Ma + Mb + delta**2 * (na * nb / n)
-
-
-def _combine_partials(parts: Sequence[_Partial]) -> _Partial:
-    """Sum partial cross-products; combine column means and sums of squares (Chan et al.)."""
-    parts = [p for p in parts if p is not None]
-    acc = parts[0]
-    for b in parts[1:]:
-        a = acc
-        n = a.n + b.n
-        mean, M2 = _chan(a.xmean, a.xM2, a.n, b.xmean, b.xM2, b.n)
-        rmean, rM2 = _chan(a.rmean, a.rM2, a.n, b.rmean, b.rM2, b.n)
-        acc = _Partial(
-            ZtZ=(a.ZtZ + b.ZtZ).tocsc(),
-            ZtX=a.ZtX + b.ZtX,
-            Zty=a.Zty + b.Zty,
-            XtX=a.XtX + b.XtX,
-            Xty=a.Xty + b.Xty,
-            yty=a.yty + b.yty,
-            n=n,
-            ldW=a.ldW + b.ldW,
-            ymin=min(a.ymin, b.ymin),
-            ymax=max(a.ymax, b.ymax),
-            xmean=mean,
-            xM2=M2,
-            xbinary=a.xbinary & b.xbinary,
-            grams=[ga + gb for ga, gb in zip(a.grams, b.grams)],
-            Xgram=None if a.Xgram is None else a.Xgram + b.Xgram,
-            xabsmax=np.maximum(a.xabsmax, b.xabsmax),
-            rmean=rmean,
-            rM2=rM2,
-        )
-    return acc
+    text: str = ""  # the term as written, and its columns' names: for the messages
+    columns: tuple[str, ...] = ()
 
 
 @dataclass
@@ -457,21 +377,15 @@ class PartitionBuilder:
         if not keep.all():
             frame = frame.loc[keep]
         frame = frame.copy()
-        for c in cols:
-            col = frame[c]
-            if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
-                vals = col.to_numpy(dtype=float)
-                bad = np.isinf(vals)
-                if bad.any():
-                    raise DataError(f"column {c!r} has {int(bad.sum())} infinite value(s); remove or recode them")
+        checks.check_infinite(frame, cols)
         for c, (kind, cats) in self.factors.items():
             if c in frame.columns:
                 frame[c] = _factorize(frame[c], kind, cats)
         w = off = None
         if self.weights is not None and not newdata:
-            w = _real_values(part[self.weights], "weights")[keep]
+            w = real_values(part[self.weights], "weights")[keep]
         if self.offset is not None:
-            off = _real_values(part[self.offset], "offset")[keep]
+            off = real_values(part[self.offset], "offset")[keep]
         return frame, w, off
 
     def fixed_matrix(self, frame: pd.DataFrame) -> np.ndarray:
@@ -482,13 +396,7 @@ class PartitionBuilder:
         except Exception as exc:  # formulaic's own errors
             raise FormulaError(f"cannot build the fixed-effects matrix of a partition: {exc}") from exc
         X = np.asarray(X.to_numpy(dtype=float)).reshape(len(frame), self.p_full)
-        bad = ~np.isfinite(X).all(axis=0)
-        if bad.any():
-            names = [self.fixed_names[j] for j in np.flatnonzero(bad)]
-            raise DataError(
-                f"fixed-effects column {', '.join(names)} has missing or infinite values after transformation "
-                "(e.g. log of a non-positive number); transform or filter the data first"
-            )
+        checks.check_finite(X, self.fixed_names, "fixed-effects column")
         return X
 
     def term_matrix(self, t: _TermLayout, frame: pd.DataFrame) -> np.ndarray:
@@ -501,8 +409,7 @@ class PartitionBuilder:
         except Exception as exc:
             raise FormulaError(f"cannot build the columns of the term on {':'.join(t.factors)!r}: {exc}") from exc
         Xt = np.asarray(Xt.to_numpy(dtype=float)).reshape(len(frame), t.k)
-        if not np.isfinite(Xt).all():
-            raise DataError(f"a column of the term on {':'.join(t.factors)!r} has missing or infinite values")
+        checks.check_finite(Xt, t.columns, checks.term_finite_what(t.text))
         return Xt
 
     def codes(self, t: _TermLayout, frame: pd.DataFrame) -> np.ndarray:
@@ -531,10 +438,10 @@ class PartitionBuilder:
 
     def response_values(self, frame: pd.DataFrame) -> np.ndarray:
         """The response of the rows of ``frame``."""
-        return _response(self.response, frame, self.response_vars)
+        return response_vector(self.response, frame, self.response_vars)
 
     # ----- pass 2 -----------------------------------------------------------------------
-    def cross(self, part: pd.DataFrame) -> _Partial:
+    def cross(self, part: pd.DataFrame) -> Partial:
         """The partition's block-lower ``[Z X y]ᵀW[Z X y]`` and the statistics of the global checks."""
         frame, w, off = self.frame(part)
         n = len(frame)
@@ -551,17 +458,16 @@ class PartitionBuilder:
                     f"internal error: a level of {':'.join(t.factors)!r} was not seen by the scan of the data"
                 )
         yadj = y if off is None else y - off
-        # the engine's units (sparselmm.conditioning), fitted on the scan's sample
+        # the engine's units (sparselmm.frame.conditioning), fitted on the scan's sample
         cond = self.conditioning
-        xbinary = binary_columns(X)
-        xabsmax = np.max(np.abs(X), axis=0) if n else np.zeros(p)
-        Xr = X if cond is None else X / cond.x_scale  # the data's columns, powers of two apart
-        rmean = Xr.mean(axis=0) if n else np.zeros(p)
-        rM2 = ((Xr - rmean) ** 2).sum(axis=0) if n else np.zeros(p)
+        Xc = X
         if cond is not None:
             yadj = cond.y(yadj, X)
-            X = cond.X(X)
+            Xc = cond.X(X)
             w = cond.w(w)
+        stats = column_stats(y, X, Xts, None if cond is None else cond.x_scale, Xc=Xc,
+                             gram=None if w is None else Xc.T @ Xc)
+        X = Xc
         ww = np.ones(n) if w is None else w
         ZtZ = _ztz_block_lower(self.terms, codes, Xts, ww, self.q)
         ZtX = np.zeros((self.q, p))
@@ -574,13 +480,7 @@ class PartitionBuilder:
                 for i in range(p):
                     ZtX[:, i] += np.bincount(rows, weights=v * X[:, i], minlength=self.q)
         Xw = X * ww[:, None]
-        if n:
-            xmean = X.mean(axis=0)
-            xM2 = ((X - xmean) ** 2).sum(axis=0)
-        else:
-            xmean = np.zeros(p)
-            xM2 = np.zeros(p)
-        return _Partial(
+        cross = CrossProducts(
             ZtZ=ZtZ,
             ZtX=ZtX,
             Zty=Zty,
@@ -589,17 +489,8 @@ class PartitionBuilder:
             yty=float(yadj @ (ww * yadj)),
             n=n,
             ldW=0.0 if w is None else float(np.sum(np.log(w))),
-            ymin=float(y.min()) if n else np.inf,
-            ymax=float(y.max()) if n else -np.inf,
-            xmean=xmean,
-            xM2=xM2,
-            xbinary=xbinary,
-            grams=[Xt.T @ Xt for Xt in Xts],
-            Xgram=None if w is None else X.T @ X,
-            xabsmax=xabsmax,
-            rmean=rmean,
-            rM2=rM2,
         )
+        return Partial(cross, stats)
 
     # ----- after the fit ----------------------------------------------------------------
     def linear_predictor(
@@ -699,66 +590,12 @@ def _ztz_block_lower(
 
 
 # ----------------------------------------------------------------------------------------
-# global checks on reduced statistics
-
-
-def independent_columns_gram(G: np.ndarray, tol: float = 1e-7) -> np.ndarray:
-    """Columns to keep, from the Gram matrix ``G = XᵀX`` alone (the reduced-statistics form of
-    :func:`sparselmm.modelframe._independent_columns`).
-
-    Column ``j`` is dropped when its distance to the span of the kept columns before
-    it is at most ``tol`` times its norm:
-
-    .. math:: G_{jj} - G_{jK} G_{KK}^{-1} G_{Kj} \\le \\text{tol}^2\\, G_{jj},
-
-    which is the pivot-free Gram–Schmidt test of R's ``qr()`` (LINPACK dqrdc2),
-    as lme4's ``chkRank.drop.cols`` uses it.
-
-    Parameters
-    ----------
-    G : numpy.ndarray
-        Symmetric positive semi-definite p × p matrix.
-    tol : float
-        Relative tolerance.
-
-    Returns
-    -------
-    numpy.ndarray of int64
-    """
-    p = G.shape[0]
-    d = np.sqrt(np.clip(np.diag(G), 0, None))
-    keep: list[int] = []
-    R = np.zeros((0, 0))
-    for j in range(p):
-        if d[j] == 0:
-            continue
-        g = G[j, j] / d[j] ** 2
-        if keep:
-            gK = G[keep, j] / (d[keep] * d[j])
-            v = sla.solve_triangular(R, gK, trans="T", lower=False, check_finite=False)
-            r2 = g - v @ v
-        else:
-            v = np.zeros(0)
-            r2 = g
-        if r2 > tol**2:
-            r = np.sqrt(r2)
-            m = len(keep)
-            Rn = np.zeros((m + 1, m + 1))
-            Rn[:m, :m] = R
-            Rn[:m, m] = v
-            Rn[m, m] = r
-            R = Rn
-            keep.append(j)
-    return np.array(keep, dtype=np.int64)
-
-
-# ----------------------------------------------------------------------------------------
 # the design
 
 
 @dataclass
 class DaskDesign(Design):
-    """A :class:`~sparselmm.modelframe.Design` whose rows stay in a Dask DataFrame.
+    """A :class:`~sparselmm.frame.modelframe.Design` whose rows stay in a Dask DataFrame.
 
     ``y``, ``X`` and ``Zt`` are empty placeholders (0 rows / 0 columns of the
     right width); ``cross`` holds the reduced cross-products with the full
@@ -843,9 +680,8 @@ def dask_design(
     from dask import delayed
 
     if not is_dask_dataframe(data) or not hasattr(data, "to_delayed"):
-        raise DataError(f"data must be a dask DataFrame, got {type(data).__name__}")
-    if na_action not in ("omit", "fail"):
-        raise ArgumentError(f"na_action must be 'omit' or 'fail', got {na_action!r}")
+        raise checks.not_a_dataframe("dask", data)
+    checks.check_na_action(na_action)
     for what, v in (("weights", weights), ("offset", offset)):
         if v is not None and not isinstance(v, str):
             raise DataError(
@@ -854,21 +690,17 @@ def dask_design(
     pf = parse_formula(formula)
     _check_stateful(pf)
     columns = [str(c) for c in data.columns]
-    if len(set(columns)) != len(columns):
-        dups = sorted({c for c in columns if columns.count(c) > 1})
-        raise DataError(f"the data have duplicated column name(s) {dups}; rename them so the formula is unambiguous")
-    resp_vars, fixed_vars, group_vars = _needed_variables(pf, columns)
+    checks.check_unique_columns(columns)
+    resp_vars, fixed_vars, group_vars = needed_variables(pf, columns)
     used = list(dict.fromkeys(resp_vars + fixed_vars + group_vars))
-    for v in used:
-        if v not in columns:
-            raise FormulaError(f"column {v!r} in formula {formula!r} is not in the data{_suggest(v, columns)}")
+    checks.check_formula_columns(formula, used, columns)
     for what, v in (("weights", weights), ("offset", offset)):
-        if v is not None and v not in columns:
-            raise DataError(f"{what} column {v!r} is not in the data{_suggest(v, columns)}")
+        if v is not None:
+            checks.check_named_column(what, v, columns)
     dtypes = data.dtypes
     for c in dict.fromkeys(used + [c for c in (weights, offset) if c is not None]):
         if pd.api.types.is_complex_dtype(dtypes[c]):
-            raise DataError(f"column {c!r} holds complex numbers; a linear mixed model needs real numbers")
+            raise checks.complex_numbers(c)
     fixed_factor = [
         c
         for c in dict.fromkeys(fixed_vars + resp_vars)
@@ -887,29 +719,23 @@ def dask_design(
     parts = source.to_delayed()
     spec_d = delayed(spec, pure=True)
     scan: _Scan = _tree([delayed(_scan_partition)(p, spec_d) for p in parts], _combine_scans, split_every).compute()
-    if scan.bad_weights:
-        raise DataError(f"weights must be finite and positive; {scan.bad_weights} are not")
-    if scan.bad_offset:
-        raise DataError(f"offset has {scan.bad_offset} infinite value(s)")
+    checks.check_weights(scan.bad_weights, scan.first_bad_weight)
+    checks.check_offset(scan.bad_offset)
     n_dropped = scan.n_rows - scan.n_complete
-    if n_dropped and na_action == "fail":
-        raise DataError(
-            f"missing values in column(s) {sorted(scan.na_counts)} ({n_dropped} rows) and na_action='fail'"
-        )
+    checks.check_missing(n_dropped, sorted(scan.na_counts), na_action)
     n = scan.n_complete
-    if n == 0:
-        raise DataError(f"no observations left after dropping {n_dropped} rows with missing values in {used}")
+    checks.check_rows_left(n, n_dropped, used)
     levels = {c: _global_levels(scan, c) for c in factor_columns}
     for c in fixed_factor:
         if levels[c][0] == "other":  # strings (object columns arrive as strings under dask's convert-string)
-            warn_numeric_labels(c, levels[c][1], stacklevel=5)
+            checks.warn_numeric_labels(c, levels[c][1], stacklevel=5)
     sample = scan.sample.drop(columns=[_LEVEL_ROW])
     for c in fixed_factor:
         sample[c] = _factorize(sample[c], *levels[c])
 
     # ---- model specs, the term layout and the conditioning, on the sample ----------------------
-    y_sample = _response(pf.response, sample, resp_vars)  # a non-numeric response fails here
-    X_sample, X_names_full, fixed_spec = _model_matrix(pf.fixed, sample, "the fixed-effects matrix")
+    y_sample = response_vector(pf.response, sample, resp_vars)  # a non-numeric response fails here
+    X_sample, X_names_full, fixed_spec = model_matrix(pf.fixed, sample, "the fixed-effects matrix")
     w_sample = None if weights is None else sample[weights].to_numpy(dtype=float)
     if offset is not None:
         y_sample = y_sample - sample[offset].to_numpy(dtype=float)
@@ -926,10 +752,9 @@ def dask_design(
         if b.lhs.strip() == "1":
             cols, tspec = ["(Intercept)"], None
         else:
-            Xs, cols, tspec = _model_matrix(b.lhs, sample, f"the columns of term {b.text!r}")
-            if Xs.shape[1] == 0:
-                raise ModelSpecError(f"term {b.text!r} has no columns")
-            _check_term_columns(b, Xs[:, :1], cols[:1], sample)  # '||' on a factor
+            Xs, cols, tspec = model_matrix(b.lhs, sample, f"the columns of term {b.text!r}")
+            checks.check_term_has_columns(b.text, Xs.shape[1])
+            checks.check_term_split(b, sample)
         if len(b.factors) == 1:
             kind, cats = levels[b.factors[0]]
             _, labels, categories = grouping_factor(pd.DataFrame({b.factors[0]: pd.Categorical(cats, categories=cats)}), b.factors)
@@ -949,11 +774,7 @@ def dask_design(
         )
         specs[id(term)] = tspec
         terms.append(term)
-    if not terms:
-        raise ModelSpecError(
-            f"formula {formula!r} has no random-effects term like (1 | g); for a model without random effects "
-            "use ordinary least squares"
-        )
+    checks.check_random_terms(terms, formula)
     terms = order_terms(terms)
     check_terms(terms, n)
     Gp = np.concatenate([[0], np.cumsum([t.q for t in terms])]).astype(np.int64)
@@ -961,7 +782,7 @@ def dask_design(
     layouts = []
     for t, off in zip(terms, Gp[:-1]):
         cmb, sizes = combos.get(t.bar.factors, (None, ()))
-        layouts.append(_TermLayout(t.bar.factors, t.k, t.spec, int(off), t.nlevels, cmb, sizes))
+        layouts.append(_TermLayout(t.bar.factors, t.k, t.spec, int(off), t.nlevels, cmb, sizes, t.bar.text, tuple(t.columns)))
     builder = PartitionBuilder(
         columns=used,
         response=pf.response,
@@ -978,49 +799,23 @@ def dask_design(
     )
 
     # ---- pass 2: the cross-products ------------------------------------------------------------
-    def cross_products(builder: PartitionBuilder) -> _Partial:
+    def cross_products(builder: PartitionBuilder) -> Partial:
         builder_d = delayed(builder, pure=True)
-        total: _Partial = _tree(
-            [delayed(PartitionBuilder.cross)(builder_d, p) for p in source.to_delayed()], _combine_partials, split_every
+        total: Partial = _tree(
+            [delayed(PartitionBuilder.cross)(builder_d, p) for p in source.to_delayed()], combine_partials, split_every
         ).compute()
-        if total.n != n:
-            raise SparseLMMError(f"internal error: the scan counted {n} complete rows, the cross-products {total.n}")
+        if total.cross.n != n:
+            raise SparseLMMError(f"internal error: the scan counted {n} complete rows, the cross-products {total.cross.n}")
         return total
 
     total = cross_products(builder)
 
     # ---- global checks --------------------------------------------------------------------------
-    if total.ymax - total.ymin == 0:
-        raise DataError(f"the response {pf.response!r} is constant ({total.ymin!r}); there is nothing to model")
-    for t, G in zip(terms, total.grams):
-        if t.k > 1:
-            kept = independent_columns_gram(G)
-            if len(kept) < t.k:
-                bad = [t.columns[j] for j in range(t.k) if j not in set(kept.tolist())]
-                raise ModelSpecError(
-                    f"the columns of term {t.bar.text!r} are collinear: {', '.join(bad)} is a combination of the "
-                    "other columns; remove it from the term"
-                )
-    # the rank test on the conditioned columns, unweighted (as modelframe._condition_fixed)
-    keep = independent_columns_gram(total.XtX if total.Xgram is None else total.Xgram)
-    # constant to rounding (sparselmm.conditioning.fit_columns), judged on all rows: the spread of a
-    # column centred against earlier binary columns within FLAT_ULPS of its largest value
-    if n >= 2:
-        spread = cond.x_scale * np.sqrt(total.xM2 / (n - 1))
-        flat = ~cond.binary & cond.G.any(axis=0) & (spread <= FLAT_ULPS * np.spacing(total.xabsmax))
-        keep = keep[~flat[keep]]
-    dropped = [X_names_full[j] for j in range(len(X_names_full)) if j not in set(keep.tolist())]
-    if dropped:
-        warnings.warn(
-            f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} column(s): {', '.join(dropped)}",
-            RankDeficiencyWarning,
-            stacklevel=3,
-        )
+    # the checks on the reduced statistics, as in memory; the conditioning was fitted on the sample, so
+    # the columns constant to rounding are judged here, on all rows
+    keep, dropped = check_reduced(pf.response, terms, total.stats, X_names_full, cond.x_scale, total.rank_gram,
+                                  flat=total.stats.flat_columns(cond), stacklevel=3)
     X_names = [X_names_full[j] for j in keep]
-    # lme4's scale check on the data's columns (not the conditioned ones: a column conditioned on
-    # earlier continuous columns has the SD of its residual)
-    sds = cond.x_scale[keep] * np.sqrt(total.rM2[keep] / (n - 1)) if n >= 2 else np.full(len(keep), np.nan)
-    _check_scale(sds, X_names, total.xbinary[keep], stacklevel=4)
     if dropped:
         kept = cond.restrict(keep)  # X'[:, keep] conditions the kept columns, unless one was
         if kept is not None:  # centred against a dropped one
@@ -1035,19 +830,18 @@ def dask_design(
     block_of = np.concatenate(
         [start + np.repeat(np.arange(t.nlevels, dtype=np.int64), t.k) for t, start in zip(terms, _block_starts(terms))]
     )
+    tc = total.cross
     cross = BlockLowerCrossProducts(
-        total.ZtZ,
+        tc.ZtZ,
         block_of,
-        ZtX=np.ascontiguousarray(total.ZtX[:, keep]),
-        Zty=total.Zty,
-        XtX=total.XtX[np.ix_(keep, keep)],
-        Xty=total.Xty[keep],
-        yty=float(total.yty),
-        n=int(total.n),
-        ldW=float(total.ldW),
+        ZtX=np.ascontiguousarray(tc.ZtX[:, keep]),
+        Zty=tc.Zty,
+        XtX=tc.XtX[np.ix_(keep, keep)],
+        Xty=tc.Xty[keep],
+        yty=float(tc.yty),
+        n=int(tc.n),
+        ldW=float(tc.ldW),
     )
-    Lam, lam_slices = build_lambda(terms, Gp)
-    theta_start, lower, upper, slices, lind = theta_template(terms)
     factor_levels = {c: [str(v) for v in levels[c][1]] for c in fixed_factor}
     factor_categories = {c: levels[c][1] for c in fixed_factor}
     for c in group_vars:
@@ -1060,21 +854,13 @@ def dask_design(
         X=np.zeros((0, p)),
         X_names=X_names,
         Zt=sp.csc_matrix((q, 0)),
-        terms=terms,
-        Gp=Gp,
-        theta_start=theta_start,
-        lower=lower,
-        upper=upper,
-        theta_slices=slices,
-        Lind=lind,
+        **term_fields(terms, Gp),
         weights=None,
         offset=None,
         n_dropped=int(n_dropped),
         dropped_columns=dropped,
         cross=cross,
         row_index=pd.RangeIndex(0),
-        Lambda_pattern=Lam,
-        Lambda_slices=lam_slices,
         fixed_spec=fixed_spec,
         fixed_keep=keep if builder.keep is None else builder.keep,
         factor_levels=factor_levels,

@@ -5,6 +5,12 @@ and cleans the columns it uses, builds the fixed-effects matrix ``X`` with R's
 coding and names (through formulaic), the random-effects terms and ``Zt`` in
 lme4's layout, and the cross-products of ``[Z X y]`` that every later
 evaluation of the objective reuses.
+
+The checks are the Dask design's (:mod:`sparselmm.frame.dask_design`): those of the data in
+:mod:`sparselmm.frame.checks`, and those that need every row (a constant response, collinear
+term columns, the rank of ``X``, lme4's scale warning) made by
+:func:`sparselmm.frame.reduced.check_reduced` on the reduced statistics of the whole frame,
+taken as one partition.
 """
 
 from __future__ import annotations
@@ -12,39 +18,28 @@ from __future__ import annotations
 import decimal
 import numbers
 import re
-import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.linalg import lapack
 
-from sparselmm.errors import (
-    ArgumentError,
-    DataError,
-    FormulaError,
-    ModelSpecError,
-    RankDeficiencyWarning,
-    ScaleWarning,
-    SparseLMMWarning,
-)
+from sparselmm.errors import DataError, FormulaError
 from sparselmm.backends import registry
 from sparselmm.backends.base import CrossProducts, PLSBackend
 from sparselmm.backends.blockdiag import blockdiag_eligible, level_blocks
+from sparselmm.frame import checks
 from sparselmm.frame.conditioning import Conditioning, condition_columns
+from sparselmm.frame.reduced import check_reduced, column_stats
 from sparselmm.spec.formula import ParsedFormula, parse_formula
 from sparselmm.spec.terms import RandomTerm, as_factor, build_lambda, build_zt, category_strings, check_terms, grouping_factor, order_terms, theta_template
-from sparselmm.spec.vocabulary import CONSTANTS as _NOT_COLUMNS  # noqa: F401  (kept importable from here)
-from sparselmm.spec.vocabulary import NAME_TOKEN as _NAME_TOKEN  # noqa: F401  (kept importable from here)
-from sparselmm.spec.vocabulary import ClosedSpec, _suggest, namespace, translate
+from sparselmm.spec.vocabulary import ClosedSpec, namespace, translate
 from sparselmm.spec.vocabulary import needed_variables as _needed_variables
-from sparselmm.spec.vocabulary import to_formulaic  # noqa: F401  (kept importable from here)
-from sparselmm.spec.vocabulary import variables as _variables
 
 
 __all__ = ["Design", "design", "CrossProducts"]
+
 
 
 @dataclass
@@ -89,7 +84,7 @@ class Design:
         The offset's column, when it was given as one (predictions read it from new data).
     conditioning : Conditioning
         The map between the data's units (``y``, ``X``, ``weights``, θ as lme4 reports it) and
-        the engine's (``cross`` and every PLS state): see :mod:`sparselmm.conditioning`.
+        the engine's (``cross`` and every PLS state): see :mod:`sparselmm.frame.conditioning`.
     """
 
     formula: ParsedFormula
@@ -299,7 +294,7 @@ class Design:
 
     def internal_theta_scale(self) -> np.ndarray:
         """:meth:`theta_scale` for θ in the engine's units (from the conditioned ``ZᵀW'Z``): the
-        units in which the Satterthwaite derivatives are taken (:mod:`sparselmm.inference`).
+        units in which the Satterthwaite derivatives are taken (:mod:`sparselmm.stats.inference`).
 
         Returns
         -------
@@ -451,125 +446,6 @@ def r_names(formulaic_names: list[str], formula_text: str) -> list[str]:
     return out
 
 
-def _independent_columns(X: np.ndarray, tol: float = 1e-7, gram: np.ndarray | None = None) -> np.ndarray:
-    """Indices of the columns to keep: drop each column that is (numerically) a
-    combination of the columns before it, as R's ``qr()`` (LINPACK dqrdc2) and
-    lme4's ``chkRank.drop.cols`` do.
-
-    With ``gram = XᵀX`` given, the usual full-rank case is settled from it: the Cholesky
-    factor of the Gram matrix scaled to unit diagonal has ``L_jj`` = column j's distance from
-    the columns before it over its norm, with an absolute rounding error ~p·eps; when every
-    ``L_jj`` clears ``10·tol`` all columns are kept (no pass over the n rows); else the QR below."""
-    p = X.shape[1]
-    if p == 0:
-        return np.arange(0)
-    if gram is not None and p <= X.shape[0]:
-        dg = np.diag(gram)
-        if np.all(dg > 0):
-            sd = np.sqrt(dg)
-            L, info = lapack.dpotrf(gram / np.outer(sd, sd), lower=1)
-            if info == 0 and np.all(np.diag(L) > 10 * tol):
-                return np.arange(p, dtype=np.int64)
-    norms = np.linalg.norm(X, axis=0)
-    if p <= X.shape[0] and np.all(norms > 0):
-        # |R_jj| of a QR without pivoting is column j's distance from the columns before it,
-        # what the loop below measures: when every column is clear of the tolerance (by a margin
-        # for rounding), all are kept, in one LAPACK call
-        R = np.linalg.qr(X, mode="r")
-        if np.all(np.abs(np.diag(R)) > 10 * tol * norms):
-            return np.arange(p, dtype=np.int64)
-    keep: list[int] = []
-    Q = np.zeros((X.shape[0], 0))
-    for j in range(p):
-        if norms[j] == 0:
-            continue
-        v = X[:, j]
-        if keep:
-            v = v - Q @ (Q.T @ v)
-            v = v - Q @ (Q.T @ v)  # re-orthogonalise
-        r = np.linalg.norm(v)
-        if r > tol * norms[j]:
-            keep.append(j)
-            Q = np.column_stack([Q, v / r]) if Q.shape[1] else (v / r)[:, None]
-    return np.array(keep, dtype=np.int64)
-
-
-def _check_scale(sds: np.ndarray, names: list[str], binary: np.ndarray, tol: float = 1e3, stacklevel: int = 3) -> None:
-    """lme4's ``checkScaleX``: warn when continuous columns' SDs differ by more than ``tol``
-    or one is outside ``[1/tol, tol]`` (``sds``, NaN when not computable; ``binary`` columns are skipped)."""
-    cont = [j for j in range(len(names)) if not binary[j] and np.isfinite(sds[j])]
-    if not cont:
-        return
-    sds_all = sds[cont]
-    s = sds_all[sds_all > 0]
-    if not len(s):
-        return
-    logsd = np.abs(np.log(s))
-    spread = np.log(s.max()) - np.log(s.min())
-    if spread > np.log(tol) or np.any(logsd > np.log(tol)):
-        bad = [names[j] for j, v in zip(cont, sds_all) if v > 0 and abs(np.log(v)) > np.log(tol)]
-        warnings.warn(
-            "some predictor variables are on very different scales"
-            + (f" ({', '.join(bad)})" if bad else "")
-            + ": consider rescaling (sparselmm conditions the columns internally, so the fit is not affected; "
-            "the coefficients stay on the columns' own scales)",
-            ScaleWarning,
-            stacklevel=stacklevel,
-        )
-
-
-def warn_numeric_labels(name: str, levels: pd.Index, stacklevel: int = 4) -> None:
-    """Warn when a column of strings used as a factor holds only numbers written as text.
-
-    Such a column is a factor (one coefficient per value), as R's character columns are; but a
-    number stored as text is a common accident (a CSV read as strings, or a Dask DataFrame, whose
-    object columns reach sparselmm as strings under dask's ``dataframe.convert-string``).
-    """
-    if len(levels) < 3:  # "0"/"1" codes are usually meant as a factor
-        return
-    try:
-        pd.to_numeric(pd.Index(levels).astype(str), errors="raise")
-    except (TypeError, ValueError):
-        return
-    warnings.warn(
-        f"column {name!r} holds strings that all read as numbers ({', '.join(map(repr, list(levels[:3])))}, ...): it is "
-        f"treated as a factor with {len(levels)} levels; if it is a number, give it a numeric dtype "
-        f"(df[{name!r}] = df[{name!r}].astype(float))",
-        SparseLMMWarning,
-        stacklevel=stacklevel,
-    )
-
-
-def _check_finite(M: np.ndarray, names: list[str], what: str) -> None:
-    bad = ~np.isfinite(M).all(axis=0)
-    if bad.any():
-        cols = [names[j] for j in np.flatnonzero(bad)]
-        raise DataError(
-            f"{what} {', '.join(cols)} has missing or infinite values after transformation "
-            "(e.g. log of a non-positive number); transform or filter the data first"
-        )
-
-
-def _check_term_columns(bar: Any, Xt: np.ndarray, cols: list[str], frame: pd.DataFrame) -> None:
-    """Refuse term columns that are collinear, and ``||`` splitting a factor's dummies."""
-    if bar.text.count("||") and not bar.lhs.strip() == "1":
-        factors = [v for v in _variables(bar.lhs) if v in frame.columns and isinstance(frame[v].dtype, pd.CategoricalDtype)]
-        if factors:
-            raise ModelSpecError(
-                f"'||' in {bar.text!r} cannot make the columns of factor {factors[0]!r} independent "
-                "(lme4 keeps a factor's columns correlated); write (1 | g) + (0 + x | g) terms with numeric "
-                f"indicator columns, or use diag(0 + {factors[0]} | g)"
-            )
-    if Xt.shape[1] > 1:
-        keep = _independent_columns(Xt)
-        if len(keep) < Xt.shape[1]:
-            bad = [cols[j] for j in range(len(cols)) if j not in set(keep.tolist())]
-            raise ModelSpecError(
-                f"the columns of term {bar.text!r} are collinear: {', '.join(bad)} is a combination of the "
-                "other columns; remove it from the term"
-            )
-
-
 def vector_argument(value: Any, data: pd.DataFrame, what: str) -> np.ndarray | None:
     """A per-row argument (weights, an offset) as a float array in the rows of ``data``.
 
@@ -586,8 +462,7 @@ def vector_argument(value: Any, data: pd.DataFrame, what: str) -> np.ndarray | N
     if value is None:
         return None
     if isinstance(value, str):
-        if value not in data.columns:
-            raise DataError(f"{what} column {value!r} is not in the data{_suggest(value, list(map(str, data.columns)))}")
+        checks.check_named_column(what, value, list(map(str, data.columns)))
         value = data[value]
     if isinstance(value, pd.DataFrame):
         if value.shape[1] != 1:
@@ -595,7 +470,7 @@ def vector_argument(value: Any, data: pd.DataFrame, what: str) -> np.ndarray | N
         value = value.iloc[:, 0]
     if isinstance(value, pd.Series):
         value = aligned(value, data.index, what)
-    arr = _real_values(value, what)
+    arr = real_values(value, what)
     if arr.ndim != 1:
         raise DataError(f"{what} must be one value per row, got an array of shape {arr.shape}")
     if len(arr) != len(data):
@@ -622,8 +497,25 @@ def aligned(s: pd.Series, index: pd.Index, what: str) -> pd.Series:
     return s.reindex(index)
 
 
-def _real_values(value: Any, what: str) -> np.ndarray:
-    """``value`` as a float array; complex numbers, strings and other non-numbers refused."""
+def real_values(value: Any, what: str) -> np.ndarray:
+    """``value`` (weights, an offset) as a float array; complex numbers, strings and other
+    non-numbers refused.
+
+    Parameters
+    ----------
+    value : array-like or pandas.Series
+    what : str
+        What it is, for the messages.
+
+    Returns
+    -------
+    numpy.ndarray of float
+        Missing values as NaN.
+
+    Raises
+    ------
+    DataError
+    """
     if isinstance(value, pd.Series) and not isinstance(value.dtype, np.dtype):  # nullable and arrow dtypes
         value = value.astype(object).where(value.notna(), np.nan)
     arr = np.asarray(value)
@@ -646,17 +538,33 @@ def _real_values(value: Any, what: str) -> np.ndarray:
 REAL_NUMBERS = (numbers.Real, decimal.Decimal)
 
 
-def _real_column(col: pd.Series, name: str) -> pd.Series:
+def real_column(col: pd.Series, name: str) -> pd.Series:
     """A used column as the design reads it: complex numbers refused (the imaginary part would be
-    lost); an object column holding only real numbers (and missing values) made numeric."""
+    lost); an object column holding only real numbers (and missing values) made numeric.
+
+    Parameters
+    ----------
+    col : pandas.Series
+    name : str
+        The column's name, for the messages.
+
+    Returns
+    -------
+    pandas.Series
+
+    Raises
+    ------
+    DataError
+        For complex numbers, and booleans mixed with other values.
+    """
     dt = col.dtype
     if isinstance(dt, np.dtype) and dt.kind == "c":
-        raise DataError(f"column {name!r} holds complex numbers; a linear mixed model needs real numbers")
+        raise checks.complex_numbers(name)
     if dt == object:
         vals = col.dropna()
         kinds = {type(v) for v in vals}
         if any(issubclass(t, complex) and not issubclass(t, float) for t in kinds):
-            raise DataError(f"column {name!r} holds complex numbers; a linear mixed model needs real numbers")
+            raise checks.complex_numbers(name)
         if kinds and all(issubclass(t, REAL_NUMBERS) and not issubclass(t, (bool, np.bool_)) for t in kinds):
             return pd.Series(col.to_numpy(dtype=float, na_value=np.nan), index=col.index, name=col.name)
         bools = {t for t in kinds if issubclass(t, (bool, np.bool_))}
@@ -669,6 +577,7 @@ def _real_column(col: pd.Series, name: str) -> pd.Series:
         if bools:  # an object column of booleans (and missing values) is a logical column, as R reads it
             return col.astype("boolean")
     return col
+
 
 
 
@@ -750,13 +659,13 @@ class SimpleSpec:
 def _simple_spec(text: str, frame: pd.DataFrame) -> SimpleSpec | None:
     """A SimpleSpec when ``text`` is ``[1|0|-1 +] a + b ...`` over numeric columns and factors
     (categoricals with string levels), else None."""
-    from sparselmm.spec.formula import _split_top
+    from sparselmm.spec.formula import split_top
 
     intercept = True
     cols: list[str] = []
     levels: dict[str, list[str]] = {}
     try:
-        pieces = _split_top(text, 0)
+        pieces = split_top(text, 0)
     except Exception:
         return None
     for sign, piece, _ in pieces:
@@ -779,30 +688,56 @@ def _simple_spec(text: str, frame: pd.DataFrame) -> SimpleSpec | None:
     return SimpleSpec(intercept, cols, levels)
 
 
-def _model_matrix(text: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray, list[str], Any]:
+def model_matrix(text: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray, list[str], Any]:
+    """The model matrix of a fixed-effects formula (or a term's left side) on the model frame.
+
+    Parameters
+    ----------
+    text : str
+        The formula's right-hand side, e.g. ``"Days + sector"``.
+    frame : pandas.DataFrame or mapping of str to pandas.Series
+        The model frame (factors as categoricals).
+    what : str
+        What is built, for the messages (``"the fixed-effects matrix"``).
+
+    Returns
+    -------
+    X : numpy.ndarray
+        n × p.
+    names : list of str
+        R's names of the columns.
+    spec : SimpleSpec or ClosedSpec
+        Builds the same columns for new data.
+
+    Raises
+    ------
+    FormulaError, DataError
+    """
     simple = _simple_spec(text, frame)
     if simple is not None:  # plain sums of main effects: no need for formulaic's machinery
         return simple.matrix(frame), simple.names(), simple
     return _formulaic_matrix(text, frame, what)
 
 
+
+
 def _formulaic_matrix(text: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray, list[str], Any]:
     """The model matrix of any fixed-effects formula, by formulaic, with R's column names.
 
-    ``text`` is checked and translated by :func:`sparselmm.vocabulary.translate`; formulaic gets
+    ``text`` is checked and translated by :func:`sparselmm.spec.vocabulary.translate`; formulaic gets
     the columns it uses (under an alias where Python would read the name otherwise) and the
     closed vocabulary as its context, never this module's globals. The spec returned
-    (:class:`~sparselmm.vocabulary.ClosedSpec`) builds new data's matrix the same way.
+    (:class:`~sparselmm.spec.vocabulary.ClosedSpec`) builds new data's matrix the same way.
     """
-    from formulaic import model_matrix
+    from formulaic import model_matrix as formulaic_model_matrix
 
     tr = translate(text, list(map(str, frame.columns)))
     used = pd.DataFrame({tr.renames.get(c, c): frame[c] for c in tr.columns}, index=frame.index, copy=False)
     try:
         # missing values of the data were dropped before: a NaN here comes from a transform (log of a
-        # negative number), reported by _check_finite as such (formulaic's "raise" would call it a null)
+        # negative number), reported by checks.check_finite as such (formulaic's "raise" would call it a null)
         with np.errstate(all="ignore"):
-            mm = model_matrix(tr.text, used, na_action="ignore", output="pandas", context=namespace())
+            mm = formulaic_model_matrix(tr.text, used, na_action="ignore", output="pandas", context=namespace())
             M = np.asarray(mm.to_numpy(dtype=float))
     except Exception as exc:  # formulaic's errors, and values that are not numbers (I('a'))
         raise _factor_in_arithmetic(exc, tr, frame, text, what) or FormulaError(
@@ -900,7 +835,7 @@ def design(
     ----------
     formula : str
         lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``; see
-        :func:`sparselmm.formula.parse_formula` for the grammar.
+        :func:`sparselmm.spec.formula.parse_formula` for the grammar.
     data : pandas.DataFrame
         The data.  Columns used by the formula are selected; string, boolean and
         categorical predictors are treated as factors (treatment contrasts,
@@ -923,19 +858,14 @@ def design(
         With a message naming the column, term or level at fault.
     """
     if not isinstance(data, pd.DataFrame):
-        raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
-    if na_action not in ("omit", "fail"):
-        raise ArgumentError(f"na_action must be 'omit' or 'fail', got {na_action!r}")
+        raise checks.not_a_dataframe("pandas", data)
+    checks.check_na_action(na_action)
     pf = parse_formula(formula)
     columns = [str(c) for c in data.columns]
     resp_vars, fixed_vars, group_vars = _needed_variables(pf, columns)
     used = list(dict.fromkeys(resp_vars + fixed_vars + group_vars))
-    for v in used:
-        if v not in columns:
-            raise FormulaError(f"column {v!r} in formula {formula!r} is not in the data{_suggest(v, columns)}")
-    dups = sorted({c for c in columns if columns.count(c) > 1 and c in used})
-    if dups:
-        raise DataError(f"the data have duplicated column name(s) {dups}; rename them so the formula is unambiguous")
+    checks.check_formula_columns(formula, used, columns)
+    checks.check_unique_columns(columns, among=used)
     if any(not isinstance(c, str) for c in data.columns):  # non-string column labels: by their str()
         data = data.set_axis(columns, axis=1)
 
@@ -946,7 +876,7 @@ def design(
 
     # the model frame: the used columns as a mapping (a pandas lookup by label costs ~30 µs, and the
     # design looks each column up several times); a DataFrame only if formulaic needs one
-    frame = _Columns({c: _real_column(data[c], c) for c in used}, data.index)
+    frame = _Columns({c: real_column(data[c], c) for c in used}, data.index)
     # missing values: dropped and counted (or refused)
     missing = np.zeros(len(data), dtype=bool)
     for c in used:
@@ -956,38 +886,21 @@ def design(
     for v in (w, off):
         if v is not None:
             missing |= np.isnan(v)
-    if w is not None:
-        bad = ~missing & (~np.isfinite(w) | (w <= 0))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"weights must be finite and positive; {int(bad.sum())} are not (first at row {i}: {w[i]})"
-            )
-    if off is not None and np.isinf(off[~missing]).any():
-        raise DataError("offset has infinite values")
+    n_bad, first_bad, n_inf = checks.count_invalid(w, off, ~missing)
+    checks.check_weights(n_bad, first_bad)
+    checks.check_offset(n_inf)
     n_dropped = int(missing.sum())
     if n_dropped:
         if na_action == "fail":
-            cols = [c for c in used if frame[c].isna().any()] + [
+            checks.check_missing(n_dropped, [c for c in used if frame[c].isna().any()] + [
                 what for what, v in (("weights", w), ("offset", off)) if v is not None and np.isnan(v).any()
-            ]
-            raise DataError(f"missing values in column(s) {cols} ({n_dropped} rows) and na_action='fail'")
+            ], na_action)
         keep = ~missing
         frame = frame.rows(keep)
         w = None if w is None else w[keep]
         off = None if off is None else off[keep]
-    if len(frame) == 0:
-        raise DataError(
-            f"no observations left after dropping {n_dropped} rows with missing values in {used}"
-        )
-    for c in used:
-        col = frame[c]
-        if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
-            vals = col.to_numpy(dtype=float)
-            if np.isinf(vals).any():
-                raise DataError(
-                    f"column {c!r} has {int(np.isinf(vals).sum())} infinite value(s); remove or recode them"
-                )
+    checks.check_rows_left(len(frame), n_dropped, used)
+    checks.check_infinite(frame, used)
     # factors: strings / booleans / categoricals used as predictors get R's factor coding
     for c in set(fixed_vars + resp_vars):
         col = frame[c]
@@ -996,20 +909,17 @@ def design(
                 continue
             frame[c] = as_factor(col, c)
             if not isinstance(col.dtype, pd.CategoricalDtype) and not pd.api.types.is_bool_dtype(col.dtype):
-                warn_numeric_labels(c, frame[c].cat.categories)
+                checks.warn_numeric_labels(c, frame[c].cat.categories)
     n = len(frame)
 
     # response
-    y = _response(pf.response, frame, resp_vars)
-    if np.ptp(y) == 0:
-        raise DataError(f"the response {pf.response!r} is constant ({float(y[0]):g} in every row); there is nothing to model")
+    y = response_vector(pf.response, frame, resp_vars)
 
-    # fixed effects, and the units the engine computes in (sparselmm.conditioning): centred and
+    # fixed effects, and the units the engine computes in (sparselmm.frame.conditioning): centred and
     # scaled columns, so that the cross-products keep what the data carry
-    X, X_names, fixed_spec = _model_matrix(pf.fixed, frame, "the fixed-effects matrix")
-    _check_finite(X, X_names, "fixed-effects column")
-    X, X_names, keep, dropped, cond, Xc, XtX = _condition_fixed(X, X_names)
-    _check_scale(column_sds(X, cond), X_names, cond.binary)
+    X, X_names, fixed_spec = model_matrix(pf.fixed, frame, "the fixed-effects matrix")
+    checks.check_finite(X, X_names, "fixed-effects column")
+    cond, Xc = condition_columns(X, X_names)
 
     # random effects
     terms: list[RandomTerm] = []
@@ -1019,24 +929,33 @@ def design(
             # a read-only view of one 1.0: an intercept-only term holds no n-vector (8 MB per term at 1M rows)
             Xt, cols, spec = np.broadcast_to(np.float64(1.0), (n, 1)), ["(Intercept)"], None
         else:
-            Xt, cols, spec = _model_matrix(b.lhs, frame, f"the columns of term {b.text!r}")
-        if Xt.shape[1] == 0:
-            raise ModelSpecError(f"term {b.text!r} has no columns")
-        _check_finite(Xt, cols, f"column of term {b.text!r}:")
-        _check_term_columns(b, Xt, cols, frame)
+            Xt, cols, spec = model_matrix(b.lhs, frame, f"the columns of term {b.text!r}")
+        checks.check_term_has_columns(b.text, Xt.shape[1])
+        checks.check_finite(Xt, cols, checks.term_finite_what(b.text))
+        checks.check_term_split(b, frame)
         terms.append(RandomTerm(bar=b, group=b.group, levels=levels, codes=codes, columns=cols, Xt=Xt, spec=spec,
                                 categories=categories))
-    if not terms:
-        raise ModelSpecError(
-            f"formula {formula!r} has no random-effects term like (1 | g); for a model without random effects "
-            "use ordinary least squares"
-        )
+    checks.check_random_terms(terms, formula)
     terms = order_terms(terms)
     check_terms(terms, n)
-    Zt, Gp = build_zt(terms, n)
-    Lam, lam_slices = build_lambda(terms, Gp)
 
-    theta_start, lower, upper, slices, lind = theta_template(terms)
+    # the checks on the reduced statistics, as a Dask design makes them (here the whole frame is its
+    # one partition, and the tests a Gram matrix does not settle are made on the rows).  The rank
+    # test runs on the conditioned columns X': a column is dropped when its distance from the span of
+    # the columns before it is at most 1e-7 of its own size, measured after centring against the
+    # binary columns before it, so a shifted column (a timestamp, or its interaction with a factor)
+    # is judged as the unshifted one, where R's qr() on the raw column would drop x + 1e9 for a
+    # spread below ~100; columns constant to rounding (cond.flat) are dropped with them
+    XtX = Xc.T @ Xc
+    term_rows = [t.Xt for t in terms]
+    stats = column_stats(y, X, term_rows, cond.x_scale, gram=XtX, binary=cond.binary)
+    keep, dropped = check_reduced(pf.response, terms, stats, X_names, cond.x_scale, XtX, flat=cond.flat, X=Xc,
+                                  term_rows=term_rows, stacklevel=2)
+    if dropped:
+        X, X_names = X[:, keep], [X_names[j] for j in keep]
+        cond, Xc = condition_columns(X, X_names)
+        XtX = Xc.T @ Xc
+    Zt, Gp = build_zt(terms, n)
     y_adj = y if off is None else y - off
     cond = cond.with_response(y_adj, X, w)
     cross = CrossProducts.from_arrays(Zt, Xc, cond.y(y_adj, X), cond.w(w), XtX=XtX if w is None else None)
@@ -1052,21 +971,13 @@ def design(
         X=X,
         X_names=X_names,
         Zt=Zt,
-        terms=terms,
-        Gp=Gp,
-        theta_start=theta_start,
-        lower=lower,
-        upper=upper,
-        theta_slices=slices,
-        Lind=lind,
+        **term_fields(terms, Gp),
         weights=w,
         offset=off,
         n_dropped=n_dropped,
         dropped_columns=dropped,
         cross=cross,
         row_index=frame.index,
-        Lambda_pattern=Lam,
-        Lambda_slices=lam_slices,
         fixed_spec=fixed_spec,
         fixed_keep=keep,
         factor_levels=factor_levels,
@@ -1076,51 +987,49 @@ def design(
     )
 
 
-def _condition_fixed(
-    X: np.ndarray, names: list[str]
-) -> tuple[np.ndarray, list[str], np.ndarray, list[str], Conditioning, np.ndarray, np.ndarray]:
-    """Condition the fixed-effects columns and drop the rank-deficient ones (in that order).
+def term_fields(terms: list[RandomTerm], Gp: np.ndarray) -> dict[str, Any]:
+    """The fields of a :class:`Design` that follow from its random-effects terms alone.
 
-    The rank test runs on the conditioned columns ``X'``: a column is dropped when its
-    distance from the span of the columns before it is at most ``1e-7`` of its own size,
-    measured after centring against the binary columns before it (the intercept, earlier
-    factors) — so a shifted column (a timestamp, or its interaction with a factor) is judged as
-    the unshifted one, where R's ``qr()`` on the raw column would drop ``x + 1e9`` for a spread
-    below ~100.
+    Parameters
+    ----------
+    terms : list of RandomTerm
+        In lme4's order.
+    Gp : numpy.ndarray
+        Their boundaries in the rows of ``Zt``.
 
     Returns
     -------
-    X, names, keep, dropped, conditioning, X', X'ᵀX'
-        The kept columns of X (data units), their names and indices, the names dropped, the
-        conditioning of the kept columns, ``X'`` (internal units) and its Gram.
+    dict
+        ``terms``, ``Gp``, θ's template (``theta_start``, ``lower``, ``upper``, ``theta_slices``,
+        ``Lind``) and Λ's pattern (``Lambda_pattern``, ``Lambda_slices``).
     """
-    cond, Xc = condition_columns(X, names)
-    gram = Xc.T @ Xc
-    keep = _independent_columns(Xc, gram=gram)
-    keep = keep[~cond.flat[keep]]  # constant to rounding: collinear with the columns before it
-    dropped = [names[j] for j in range(X.shape[1]) if j not in set(keep.tolist())]
-    if dropped:
-        warnings.warn(
-            f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} column(s): {', '.join(dropped)}",
-            RankDeficiencyWarning,
-            stacklevel=3,
-        )
-        X, names = X[:, keep], [names[j] for j in keep]
-        cond, Xc = condition_columns(X, names)
-        gram = Xc.T @ Xc
-    return X, names, keep, dropped, cond, Xc, gram
+    Lam, lam_slices = build_lambda(terms, Gp)
+    theta_start, lower, upper, slices, lind = theta_template(terms)
+    return dict(terms=terms, Gp=Gp, theta_start=theta_start, lower=lower, upper=upper, theta_slices=slices, Lind=lind,
+                Lambda_pattern=Lam, Lambda_slices=lam_slices)
 
 
-def column_sds(X: np.ndarray, cond: Conditioning) -> np.ndarray:
-    """Standard deviations of the columns of ``X`` (lme4's ``sd()``), as ``sd(x) = s · sd(x / s)``
-    with the conditioning's powers of two ``s`` (no overflow for a column near 1e200); NaN with
-    fewer than 2 rows."""
-    if X.shape[0] < 2:
-        return np.full(X.shape[1], np.nan)
-    return cond.x_scale * (X / cond.x_scale).std(axis=0, ddof=1)
+def response_vector(text: str, frame: pd.DataFrame, resp_vars: list[str]) -> np.ndarray:
+    """The response: a numeric column, or an expression of numeric columns (``log(y)``).
 
+    Parameters
+    ----------
+    text : str
+        The response as written.
+    frame : pandas.DataFrame or mapping of str to pandas.Series
+        The model frame.
+    resp_vars : list of str
+        The columns it uses.
 
-def _response(text: str, frame: pd.DataFrame, resp_vars: list[str]) -> np.ndarray:
+    Returns
+    -------
+    numpy.ndarray of float
+
+    Raises
+    ------
+    DataError
+        For a response that is not numeric, not one column, or not finite after transformation.
+    """
     t = text.strip().strip("`")
     if t in frame.columns:
         col = frame[t]
@@ -1133,7 +1042,7 @@ def _response(text: str, frame: pd.DataFrame, resp_vars: list[str]) -> np.ndarra
         col = frame[v]
         if isinstance(col.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(col.dtype):
             raise DataError(f"the response uses column {v!r}, which is not numeric ({col.dtype})")
-    Y, _, _ = _model_matrix("0 + " + text, frame, "the response")
+    Y, _, _ = model_matrix("0 + " + text, frame, "the response")
     if Y.shape[1] != 1:
         raise DataError(f"the response {text!r} must be one numeric column, got {Y.shape[1]}")
     y = Y[:, 0]

@@ -218,7 +218,6 @@ def split_top(text: str, offset: int) -> list[tuple[str, str, int]]:
     return out
 
 
-_split_top = split_top  # the old name, for this module's own use
 
 
 def _top_level_index(text: str, token: str) -> int:
@@ -393,7 +392,7 @@ def _parse_formula(formula: str) -> ParsedFormula:
     fragments = [Fragment("response", response, len(formula[:tilde]) - len(formula[:tilde].lstrip()))]
     fixed_parts: list[str] = []
     bars: list[BarTerm] = []
-    for sign, piece, pos in _split_top(rhs, tilde + 1):
+    for sign, piece, pos in split_top(rhs, tilde + 1):
         bp = _bar_piece(piece)
         if bp is None:
             mpiece = _mask(piece)

@@ -238,7 +238,6 @@ def suggest(name: str, columns: list[str]) -> str:
     return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
-_suggest = suggest  # the old name, for this module's own use
 
 
 # ----------------------------------------------------------------------------------------
@@ -595,7 +594,7 @@ def _value_error(t: _Tok, columns: Collection[str], shown: str) -> str:
         return f"{name!r} is not a column of the data, and attribute access is not allowed in a formula"
     if name.startswith("__"):
         return f"{name!r} is neither a column of the data nor a word of the formula vocabulary"
-    hint = _suggest(name, cols)
+    hint = suggest(name, cols)
     if not hint:
         close = difflib.get_close_matches(name, list(VOCABULARY), n=2, cutoff=0.6)
         hint = f"; did you mean {', '.join(repr(c) for c in close)} (of the formula vocabulary)?" if close else ""

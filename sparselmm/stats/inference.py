@@ -377,14 +377,14 @@ def predict(
     groups = _group_columns(d)
     # the columns the model uses, read as the design read them (an object column of numbers is
     # numeric, one of booleans logical; complex numbers refused)
-    from sparselmm.frame.modelframe import _real_column
+    from sparselmm.frame.modelframe import real_column
     from sparselmm.spec.vocabulary import variables
 
     pf = d.formula
     texts = [f.text for f in pf.fragments] or [pf.response, pf.fixed, *(b.lhs for b in pf.bars)]
     for c in dict.fromkeys([v for t in texts for v in variables(t)] + sorted(groups)):
         if c in nd.columns:
-            nd[c] = _real_column(nd[c], c)
+            nd[c] = real_column(nd[c], c)
     for c, cats in d.factor_categories.items():
         if c in nd.columns and c not in groups:
             codes = level_codes(nd[c], cats, c)
