@@ -279,8 +279,9 @@ class Design:
         covariate with standard deviation 16 is scaled by 16.  The ``"auto"`` optimiser
         searches in these units, where BOBYQA's spherical trust region fits the objective
         (TIMSS slopes: 432 → 109 evaluations).  Read off the diagonal of ``ZᵀWZ`` (the sum of
-        ``w z_r²`` per level).  Entries of structures other than ``us``/``diag`` and columns that
-        are zero throughout get 1.
+        ``w z_r²`` per level); a parameter that sets several entries of ``T`` takes the root
+        mean square over their rows.  Entries of structures not linear in their parameters
+        (``CovStructure.linear_entries`` is None) and columns that are zero throughout get 1.
 
         Returns
         -------
@@ -315,7 +316,10 @@ class Design:
                 continue
             # Z's rows are level-major: level j's k columns are rows lo + j·k ... lo + j·k + k - 1
             rms = np.sqrt(dg[lo:hi].reshape(-1, t.k).sum(axis=0) / n)
-            scale[sl] = rms[[r for _, r, _ in entries]]
+            rows: list[list[int]] = [[] for _ in range(sl.stop - sl.start)]
+            for i, r, _ in entries:  # a parameter may set several entries (T = s I): their rows' mean square
+                rows[i].append(r)
+            scale[sl] = [rms[rs[0]] if len(rs) == 1 else float(np.sqrt(np.mean(rms[rs] ** 2))) if rs else 1.0 for rs in rows]
         return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
 
     def _moment_start_intercepts(self, rr: float, Zr: np.ndarray) -> np.ndarray | None:

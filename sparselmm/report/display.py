@@ -536,7 +536,7 @@ def _warning_lines(m: "FittedModel") -> list[str]:
     out = []
     if m.singular:
         out.append("boundary (singular) fit: see help('isSingular')")
-    for msg in getattr(m.optsum, "warnings", []) or []:
+    for msg in m.optsum.warnings:
         out.append(f"Note: {msg}")
     return out
 

@@ -408,11 +408,11 @@ def _parse_formula(formula: str) -> ParsedFormula:
         struct, inner = bp
         if sign == "-":
             raise caret(formula, pos, f"a random-effects term cannot be subtracted: -{piece}")
-        if struct and struct not in STRUCTURES:
+        if struct and struct not in STRUCTURE_CLASSES:  # read here: the registry is the one list
             raise caret(
                 formula,
                 pos,
-                f"unknown covariance structure {struct!r} around a bar term; use one of {', '.join(STRUCTURES)}",
+                f"unknown covariance structure {struct!r} around a bar term; use one of {', '.join(STRUCTURE_CLASSES)}",
             )
         double = _top_level_index(inner, "||")
         bar_at = double if double >= 0 else _top_level_index(inner, "|")

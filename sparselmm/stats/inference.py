@@ -456,7 +456,7 @@ def _newdata_offset(d: Any, nd: pd.DataFrame, offset: Any) -> np.ndarray | None:
 
     if offset is not None:
         return vector_argument(offset, nd, "offset")
-    name = getattr(d, "offset_name", None)
+    name = d.offset_name
     if name is not None:
         if name not in nd.columns:
             raise DataError(f"newdata lacks the offset column {name!r} of the fit; add it or pass offset=")
