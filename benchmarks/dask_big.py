@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"nnz(lower Z'Z) = {d.cross.lower_part.nnz:,}, peak RSS {mem.peak_tree / 1e9:.2f} GB", flush=True)
         m = fit_design(d, REML=args.REML, verbose=True)
         t2 = time.perf_counter()
-        out["pls_state"] = type(m._state).__name__
+        out["pls_state"] = m.backend
         out["seconds_optimise"] = t2 - t1
         out["evaluations"] = m.optsum.feval
         out["optimizer"] = m.optsum.optimizer

@@ -50,9 +50,9 @@ def fit_design(
     LinearMixedModel
         A :class:`~sparselmm.dask_model.DaskLinearMixedModel` for a design made from a Dask DataFrame.
     """
-    control = FitControl.make(control, **settings)
+    control = FitControl.from_settings(control, settings, caller="fit_design", own=("d", "REML"))
     cls = DaskLinearMixedModel if isinstance(d, DaskDesign) else LinearMixedModel
-    return cls.fit(d, _flag_REML(REML), control, stacklevel=4)
+    return cls.fit(d, _flag_REML(REML), control, stacklevel=3)
 
 
 def lmer(
@@ -125,13 +125,15 @@ def lmer(
     1743.628
     """
     REML = _flag_REML(REML)
-    control = FitControl.make(control, **settings)
+    control = FitControl.from_settings(
+        control, settings, caller="lmer", own=("formula", "data", "REML", "weights", "offset", "na_action")
+    )
     if is_dask_dataframe(data):
         d = dask_design(formula, data, weights=weights, offset=offset, na_action=na_action)
-        return DaskLinearMixedModel.fit(d, REML, control, stacklevel=4)
+        return DaskLinearMixedModel.fit(d, REML, control, stacklevel=3)
     with single_threaded():  # the design's small dense algebra too (a second BLAS thread only spins)
         d = design(formula, data, weights=weights, offset=offset, na_action=na_action)
-        return LinearMixedModel.fit(d, REML, control, stacklevel=4)
+        return LinearMixedModel.fit(d, REML, control, stacklevel=3)
 
 
 def _flag_REML(REML: Any) -> bool:

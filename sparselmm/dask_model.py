@@ -61,7 +61,9 @@ def lmer_dask(
     -------
     DaskLinearMixedModel
     """
-    control = FitControl.make(control, **settings)
+    control = FitControl.from_settings(
+        control, settings, caller="lmer_dask", own=("formula", "data", "REML", "weights", "offset", "na_action", "split_every")
+    )
     REML = validate.flag(REML, "REML")
     d = dask_design(formula, data, weights=weights, offset=offset, na_action=na_action, split_every=split_every)
     return DaskLinearMixedModel.fit(d, REML, control)
@@ -130,7 +132,7 @@ class DaskLinearMixedModel(LinearMixedModel):
         -------
         dask.dataframe.Series
         """
-        return self._lazy("fitted", self._b)
+        return self._lazy("fitted", self.b)
 
     def residuals(self, type: str = "response") -> Any:
         """Residuals ``y - fitted`` (``"response"``) or scaled by ``√w / σ`` (``"pearson"``), lazily.
@@ -145,7 +147,7 @@ class DaskLinearMixedModel(LinearMixedModel):
         """
         if type not in ("response", "pearson"):
             raise ArgumentError(f"residual type must be 'response' or 'pearson', got {type!r}")
-        return self._lazy(type, self._b)
+        return self._lazy(type, self.b)
 
     def predict(self, newdata: Any = None, re_form: Any = None, allow_new_levels: bool = False,
                 offset: Any = None) -> Any:
@@ -167,7 +169,7 @@ class DaskLinearMixedModel(LinearMixedModel):
         """
         no_re = inference.no_random_effects(re_form)
         allow_new_levels = validate.flag(allow_new_levels, "allow_new_levels")
-        b = None if no_re else self._b
+        b = None if no_re else self.b
         if newdata is None:
             if offset is not None:
                 raise ArgumentError("offset= goes with newdata; the data of the fit use the fit's own offset")

@@ -38,10 +38,13 @@ def test_make_validates_every_setting():
 
 def test_an_unknown_keyword_of_lmer_is_refused_by_name():
     ss = load_data("sleepstudy")
-    with pytest.raises(slm.ArgumentError, match="unknown fit setting 'maxfun'"):
+    with pytest.raises(slm.ArgumentError, match=r"lmer\(\) got an unknown keyword 'maxfun'; its keywords are formula, data, "
+                       r"REML, weights, offset, na_action, control and the fit settings optimizer, options"):
         slm.lmer(F, ss, maxfun=5)
+    with pytest.raises(slm.ArgumentError, match=r"lmer\(\) got an unknown keyword 'weight'"):
+        slm.lmer(F, ss, weight="Days")
     d = slm.design(F, ss)
-    with pytest.raises(slm.ArgumentError, match="unknown fit setting 'REML_criterion'"):
+    with pytest.raises(slm.ArgumentError, match=r"fit_design\(\) got an unknown keyword 'REML_criterion'"):
         slm.fit_design(d, REML_criterion=True)
 
 
@@ -68,6 +71,12 @@ def test_an_evaluation_limit_is_honoured_and_reported():
 
 def test_a_start_is_checked_against_the_design():
     ss = load_data("sleepstudy")
+    with pytest.raises(slm.ArgumentError, match="start must be an array of real numbers"):
+        slm.FitControl.make(start="abc")
+    th = np.array([0.9, 0.0, 0.2])
+    c = slm.FitControl.make(start=th)
+    th[0] = 5.0  # the record keeps its own copy
+    assert c.start[0] == 0.9 and not c.start.flags.writeable
     with pytest.raises(slm.ArgumentError, match="start"):
         slm.lmer(F, ss, start=[1.0, 0.0])
     m = slm.lmer(F, ss, control=slm.FitControl.make(start=[0.9, 0.0, 0.2]))
@@ -81,3 +90,13 @@ def test_refit_keeps_the_optimizer():
         warnings.simplefilter("ignore")
         m = slm.lmer(F, ss, optimizer="nelder_mead")
     assert m.refit(REML=False).optsum.optimizer == "nelder_mead"
+
+
+def test_convergence_warnings_point_at_the_callers_line():
+    ss = load_data("sleepstudy")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        slm.lmer(F, ss, optimizer="bobyqa", options={"maxfun": 5}, check=False)
+        slm.fit_design(slm.design(F, ss), optimizer="bobyqa", options={"maxfun": 5}, check=False)
+    conv = [x for x in w if issubclass(x.category, slm.ConvergenceWarning)]
+    assert len(conv) == 2 and all(x.filename == __file__ for x in conv)

@@ -17,7 +17,8 @@ from sparselmm.model import LinearMixedModel  # noqa: E402
 from sparselmm.backends.scalar import ScalarTermsPLSState  # noqa: E402
 from sparselmm.backends.schur import DenseSchurPLSState  # noqa: E402
 from sparselmm.dask_model import DaskLinearMixedModel  # noqa: E402
-from sparselmm.frame.dask_design import dask_design, independent_columns_gram  # noqa: E402
+from sparselmm.frame.dask_design import dask_design  # noqa: E402
+from sparselmm.frame.rank import independent_columns_gram  # noqa: E402
 from sparselmm.backends.cholmod import PLSState  # noqa: E402
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"

@@ -98,7 +98,7 @@ def test_a_new_backend_is_one_class_and_one_registry_entry(monkeypatch):
     monkeypatch.setattr(registry, "BACKENDS", (DenseBackend,) + registry.BACKENDS)
     assert "dense" in registry.names()
     m = slm.lmer(F, ss)
-    assert isinstance(m._state, DenseBackend)  # "auto" asked it first, and it prefers q = 36
+    assert m.backend == "dense"  # "auto" asked it first, and it prefers q = 36
     assert m.objective == pytest.approx(ref.objective, rel=1e-12)
     np.testing.assert_allclose(m.theta, ref.theta, rtol=1e-6)
     np.testing.assert_allclose(m.fixef, ref.fixef, rtol=1e-9)
@@ -125,3 +125,14 @@ def test_a_new_structure_is_one_class_and_one_table_entry(monkeypatch):
     np.testing.assert_allclose(m.theta, ref.theta, rtol=1e-5)
     np.testing.assert_allclose(m.varcorr()["sdcor"], ref.varcorr()["sdcor"], rtol=1e-5)
     assert "Subject" in m.summary()
+
+
+def test_a_backend_refuses_a_design_it_does_not_apply_to_however_it_is_made():
+    # built directly, as by the registry: the factor of another matrix would be a wrong objective
+    from sparselmm.backends.schur import DenseSchurPLSState, SchurState
+
+    d = slm.design("y ~ x + (1 | a) + (1 + x | b)", slm.datasets.simulate_crossed(3000, 300, 30, seed=1))
+    for cls in (SchurState, DenseSchurPLSState):
+        with pytest.raises(slm.ModelSpecError, match=f"backend '{cls.name}' does not apply to this design: it needs two or more"):
+            cls(d)
+    assert slm.lmer("y ~ x + (1 | a) + (1 | b)", slm.datasets.simulate_crossed(3000, 300, 30, seed=1)).backend == "cholmod"

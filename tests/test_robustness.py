@@ -339,7 +339,7 @@ def check_fit(m: slm.LinearMixedModel, data: pd.DataFrame) -> None:
     used = data.loc[d.row_index]
     pred, fitted = m.predict(used).to_numpy(), m.fitted().to_numpy()
     # the same sum in another order: equal to the rounding of its terms (Xβ near -1e8 plus an offset near 1e8)
-    size = np.abs(d.X) @ np.abs(m.fixef.to_numpy()) + np.abs(d.Zt.T) @ np.abs(m._b)
+    size = np.abs(d.X) @ np.abs(m.fixef.to_numpy()) + np.abs(d.Zt.T) @ np.abs(m.b)
     if d.offset is not None:
         size = size + np.abs(d.offset)
     assert np.all(np.abs(pred - fitted) <= 1e-12 * size + 1e-300), np.max(np.abs(pred - fitted) / size)

@@ -152,6 +152,21 @@ def test_imports_point_down_the_layers(name):
     assert up == [], f"{name} (layer {_layer(name)}) imports from above: {up}"
 
 
+def test_no_private_attribute_of_another_object():
+    # a module reads other objects through their public members: `x._attr` only on self or cls
+    hits = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+            ):
+                hits.append(f"{name}:{node.lineno}: .{node.attr}")
+    assert hits == []
+
+
 def test_no_structure_name_is_tested_outside_the_covariance_module():
     pattern = re.compile(r"structure\.name\s*(==|!=|in\b|not in\b)|\bname\s*(==|!=)\s*[\"'](us|diag|cs|ar1|toep|homdiag|homcs|homtoep)[\"']")
     hits = [

@@ -167,6 +167,11 @@ class CrossProducts:
             ldW=ldW,
         )
 
+    def with_fixed_part(self, ZtX: np.ndarray, Zty: np.ndarray, XtX: np.ndarray, Xty: np.ndarray, yty: float) -> "CrossProducts":
+        """The same ``ZᵀWZ`` (shared, in the same storage) with other fixed-effects and response
+        parts (a constrained model: the profile of a fixed effect)."""
+        return CrossProducts(ZtZ=self.ZtZ, ZtX=ZtX, Zty=Zty, XtX=XtX, Xty=Xty, yty=yty, n=self.n, ldW=self.ldW)
+
     def __add__(self, other: "CrossProducts") -> "CrossProducts":
         """Sum of two partial cross-products over disjoint rows (for chunked data)."""
         return CrossProducts(
@@ -231,6 +236,14 @@ class BlockLowerCrossProducts(CrossProducts):
     @ZtZ.setter
     def ZtZ(self, value: sp.csc_matrix | None) -> None:
         self._full = value
+
+    def with_fixed_part(self, ZtX: np.ndarray, Zty: np.ndarray, XtX: np.ndarray, Xty: np.ndarray, yty: float) -> "CrossProducts":
+        """As :meth:`CrossProducts.with_fixed_part`, keeping the block-lower storage (and the full
+        ``ZᵀWZ`` if it was built)."""
+        out = BlockLowerCrossProducts(self.lower_part, self._block_of, ZtX=ZtX, Zty=Zty, XtX=XtX, Xty=Xty, yty=yty,
+                                      n=self.n, ldW=self.ldW)
+        out.ZtZ = self._full  # the full matrix, if it was built, is shared
+        return out
 
     def __repr__(self) -> str:
         return f"BlockLowerCrossProducts(q={self.lower_part.shape[0]}, nnz_lower={self.lower_part.nnz}, n={self.n})"
@@ -320,7 +333,20 @@ class PLSBackend(ABC):
         """Whether ``Design.pls("auto")`` should take this backend for the design."""
         return False
 
+    @classmethod
+    def require(cls, design: "PLSProblem") -> None:
+        """Refuse a design the backend does not apply to (its factor would be of another matrix).
+
+        Raises
+        ------
+        ModelSpecError
+            Naming the backend and what it needs (:attr:`needs`).
+        """
+        if not cls.applies(design):
+            raise ModelSpecError(f"backend {cls.name!r} does not apply to this design: it needs {cls.needs}")
+
     def __init__(self, design: "PLSProblem") -> None:
+        type(self).require(design)
         self.design = design
         cp = design.cross
         self.n, self.p, self.q = cp.n, design.p, design.q

@@ -47,8 +47,6 @@ class Gradient:
         # (M⁻¹E)[perm[b, j], a] = (M_j⁻¹)[b, a]: ~60 µs on TIMSS where a dense M⁻¹ costs ~7 ms
         self.levels: tuple | None = None
         if not self.blockwise:
-            from sparselmm.backends.blockdiag import blockdiag_eligible, level_blocks
-
             if blockdiag_eligible(d):
                 perm, Ablk = level_blocks(d)  # (K, nl), (K, K, nl)
                 K, nl = perm.shape

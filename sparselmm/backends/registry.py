@@ -63,6 +63,5 @@ def choose(design: PLSProblem, backend: str = "auto") -> type[PLSBackend]:
     if backend == "auto":
         return next((b for b in BACKENDS if b.preferred(design)), PLSState)
     cls = backend_class(backend)
-    if not cls.applies(design):
-        raise ModelSpecError(f"backend {backend!r} does not apply to this design: it needs {cls.needs}")
+    cls.require(design)
     return cls

@@ -45,7 +45,8 @@ def schur_eligible(design: PLSProblem, max_dense: int = 6000, max_pairs: float =
     q2 = design.q - q1
     if q2 > max_dense or q1 < q2:
         return False
-    cnt = np.diff(design.cross.ZtZ.tocsr()[:q1, q1:].indptr).astype(np.float64)
+    # entries per row of A₁₂ (kept with the cross-products: "auto" and the backend both ask)
+    cnt = design.cross.memo("a12_row_counts", lambda: np.diff(design.cross.ZtZ.tocsr()[:q1, q1:].indptr).astype(np.float64))
     return float(np.sum(cnt * (cnt + 1) / 2)) <= max_pairs
 
 
@@ -170,7 +171,10 @@ class SchurState(PLSBackend):
     """
 
     name = "schur"
-    needs = "two or more crossed terms of one column each, the later ones with at most 6,000 levels in all"
+    needs = (
+        "two or more crossed terms of one column each, the first with at least as many levels as the "
+        "later ones, which have at most 6,000 levels in all, and at most 3·10⁷ pairs of levels"
+    )
     cheap_minv_diag = True
     single_precision_search = True
 
@@ -436,6 +440,10 @@ class DenseSchurPLSState(SchurState):
     """
 
     name = "schur_dense"
+    needs = (
+        "two or more crossed terms of one column each, the first with at least as many levels as the "
+        "later ones, which have at most 6,000 levels in all"
+    )
     single_precision_search = False
     cheap_minv_diag = False
     low_precision_ok = False  # S comes from dsyrk in double precision

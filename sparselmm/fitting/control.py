@@ -2,16 +2,17 @@
 
 :class:`FitControl` holds the optimizer, its options (validated by name and value against
 what that optimizer reads), the convergence check, the start and verbosity.  Every fitting
-entry point (``lmer``, ``fit_design``, the Dask ``lmer_dask``, ``refit``) takes these settings
+entry point (``lmer``, ``fit_design``, the Dask ``lmer_dask``) takes these settings
 as keywords or as ``control=`` and turns them into a record through :meth:`FitControl.make`,
-so the settings and their checks are written once.
+so the settings and their checks are written once; ``refit`` makes one from the fit's optimizer
+and θ.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
-from typing import Any, Mapping, TypedDict
+from typing import Any, Mapping, Sequence, TypedDict
 
 import numpy as np
 
@@ -81,24 +82,47 @@ class FitControl:
         ------
         ArgumentError
             For a setting that is not a field (the message lists them), a value of the wrong
-            type, an unknown optimizer, or an option the optimizer does not read.
+            type, an unknown optimizer, an option the optimizer does not read, or a start that
+            is not an array of real numbers.
+        """
+        return cls.from_settings(control, settings)
+
+    @classmethod
+    def from_settings(
+        cls, control: "FitControl | None", settings: Mapping[str, Any], *, caller: str = "", own: Sequence[str] = ()
+    ) -> "FitControl":
+        """:meth:`make` for a fitting function that passes on its ``**settings``: an unknown
+        keyword is reported as the function's (``caller``), with its own keywords (``own``).
+
+        Returns
+        -------
+        FitControl
         """
         if control is not None and not isinstance(control, FitControl):
             raise ArgumentError(f"control must be a FitControl (or None), got {type(control).__name__}")
         known = [f.name for f in fields(cls)]
         unknown = [k for k in settings if k not in known]
         if unknown:
+            if caller:
+                raise ArgumentError(
+                    f"{caller}() got an unknown keyword {unknown[0]!r}; its keywords are {', '.join(own)}, control "
+                    f"and the fit settings {', '.join(known)}"
+                )
             raise ArgumentError(f"unknown fit setting {unknown[0]!r}; the settings are: {', '.join(known)}")
         base = control if control is not None else cls()
         merged = {f: getattr(base, f) for f in known}
         merged.update(settings)
         optimizer = validate.choice(merged["optimizer"], "optimizer", OPTIMIZERS, fold=False)
         options = validate.optimizer_options(optimizer, merged["options"])
+        start = merged["start"]
+        if start is not None:  # a copy that cannot change under the record (length and bounds: at the fit)
+            start = validate.real_array(start, "start", finite=False, flatten=True).copy()
+            start.flags.writeable = False
         return replace(
             base,
             optimizer=optimizer,
             options=MappingProxyType(options),
             check=validate.flag_or_auto(merged["check"], "check"),
-            start=merged["start"],
+            start=start,
             verbose=validate.flag(merged["verbose"], "verbose"),
         )

@@ -109,6 +109,12 @@ class FittedModel:
 
     # ----- basic quantities ---------------------------------------------------------
     @property
+    def backend(self) -> str:
+        """The name of the PLS backend the fit ran on (``Design.pls``'s choice: ``"cholmod"``,
+        ``"schur"``, ``"blockdiag"``, ...)."""
+        return self._state.name
+
+    @property
     def formula(self) -> str:
         """The formula as given."""
         return self.design.formula.formula
@@ -217,15 +223,17 @@ class FittedModel:
         return self._state.blocks(self.theta)
 
     @cached_property
-    def _b(self) -> np.ndarray:
-        """The conditional modes ``b = Λu`` in the response's units (``s_y b'``)."""
+    def b(self) -> np.ndarray:
+        """The conditional modes ``b = Λu`` in Z's column order, in the response's units
+        (``s_y b'``; lme4's ``getME(m, "b")``)."""
         self._state.update(self._theta_int)
         return self.design.cond.y_scale * self._state.lambda_times(self._theta_int, self._u)
 
-    def _term_effects(self) -> list[pd.DataFrame]:
+    def term_effects(self) -> list[pd.DataFrame]:
+        """Per random-effect term (lme4's order), its conditional modes: levels × the term's columns."""
         out = []
         for t, lo, hi in zip(self.design.terms, self.design.Gp[:-1], self.design.Gp[1:]):
-            out.append(pd.DataFrame(self._b[lo:hi].reshape(t.nlevels, t.k), index=t.levels, columns=t.columns))
+            out.append(pd.DataFrame(self.b[lo:hi].reshape(t.nlevels, t.k), index=t.levels, columns=t.columns))
         return out
 
     def ranef(self) -> dict[str, pd.DataFrame]:
@@ -239,7 +247,7 @@ class FittedModel:
             grouping factor -> DataFrame (index: level as str, columns: term names).
         """
         out: dict[str, pd.DataFrame] = {}
-        for t, df in zip(self.design.terms, self._term_effects()):
+        for t, df in zip(self.design.terms, self.term_effects()):
             if t.group in out:
                 prev = out[t.group]
                 df = df.rename(columns=lambda c: f"{c}.1" if c in prev.columns else c)
@@ -274,7 +282,7 @@ class FittedModel:
             Columns ``grpvar``, ``term``, ``grp``, ``condval``, ``condsd``.
         """
         rows = []
-        for t, eff, cv in zip(self.design.terms, self._term_effects(), self._cond_var_blocks):
+        for t, eff, cv in zip(self.design.terms, self.term_effects(), self._cond_var_blocks):
             sd = np.sqrt(np.maximum(np.diagonal(cv, axis1=1, axis2=2), 0))
             for c, col in enumerate(t.columns):
                 rows.append(
@@ -346,7 +354,7 @@ class FittedModel:
     def fitted(self) -> pd.Series:
         """Fitted values ``Xβ̂ + Zb̂`` (+ offset), indexed like the rows used."""
         d = self.design
-        eta = d.X @ self._beta + d.Zt.T @ self._b
+        eta = d.X @ self._beta + d.Zt.T @ self.b
         if d.offset is not None:
             eta = eta + d.offset
         return pd.Series(eta, index=d.row_index, name="fitted")

@@ -59,7 +59,6 @@ from sparselmm.frame import checks
 from sparselmm.frame.conditioning import Conditioning, fit_columns
 from sparselmm.frame.modelframe import REAL_NUMBERS, Design, model_matrix, real_values, response_vector, term_fields
 from sparselmm.frame.reduced import Partial, check_reduced, column_stats, combine_partials
-from sparselmm.frame.rank import independent_columns_gram  # noqa: F401  (kept importable from here)
 from sparselmm.backends.base import BlockLowerCrossProducts, CrossProducts
 from sparselmm.spec.terms import RandomTerm, as_factor, check_terms, grouping_factor, order_terms
 
@@ -67,7 +66,6 @@ __all__ = [
     "dask_design",
     "DaskDesign",
     "PartitionBuilder",
-    "independent_columns_gram",
     "is_dask_dataframe",
     "STATEFUL_TRANSFORMS",
 ]
@@ -598,9 +596,10 @@ class DaskDesign(Design):
     """A :class:`~sparselmm.frame.modelframe.Design` whose rows stay in a Dask DataFrame.
 
     ``y``, ``X`` and ``Zt`` are empty placeholders (0 rows / 0 columns of the
-    right width); ``cross`` holds the reduced cross-products with the full
-    symmetric ``ZᵀWZ``, so every θ-dependent computation works as for an
-    in-memory design.  ``n`` is the number of observations in the data.
+    right width); ``cross`` holds the reduced cross-products, ``ZᵀWZ`` by its
+    block-lower part (:class:`~sparselmm.backends.base.BlockLowerCrossProducts`: the full
+    symmetric matrix is built only if something reads it), so every θ-dependent computation
+    works as for an in-memory design.  ``n`` is the number of observations in the data.
 
     Attributes
     ----------

@@ -38,7 +38,7 @@ from sparselmm.spec.vocabulary import ClosedSpec, namespace, translate
 from sparselmm.spec.vocabulary import needed_variables as _needed_variables
 
 
-__all__ = ["Design", "design", "CrossProducts"]
+__all__ = ["Design", "design"]
 
 
 
@@ -341,7 +341,9 @@ class Design:
 
     def _moment_start_one_factor(self, rr: float, Zr: np.ndarray) -> np.ndarray | None:
         terms = self.terms
-        if not blockdiag_eligible(self):
+        # a structure without a closed form from a covariance (None, whatever S) leaves the design at
+        # lme4's start: asked first, before the per-level blocks are formed
+        if not blockdiag_eligible(self) or any(t.structure.theta_from_covariance(np.eye(t.k)) is None for t in terms):
             return None
         perm, blocks = level_blocks(self)
         K = len(perm)

@@ -27,11 +27,8 @@ from typing import Iterator, NamedTuple
 from sparselmm.errors import FormulaError
 from sparselmm.spec.covariance import STRUCTURE_CLASSES
 
-__all__ = ["BarTerm", "Fragment", "ParsedFormula", "parse_formula", "STRUCTURES"]
+__all__ = ["BarTerm", "Fragment", "ParsedFormula", "parse_formula"]
 
-#: covariance structure wrappers accepted around a bar term (glmmTMB's names): those of
-#: :data:`sparselmm.spec.covariance.STRUCTURE_CLASSES`
-STRUCTURES = tuple(STRUCTURE_CLASSES)
 
 #: an R name: letters, digits, "." and "_"
 BARE_NAME = re.compile(r"(?:[^\W\d]|\.)[\w.]*")
@@ -110,7 +107,7 @@ class BarTerm:
         Columns whose interaction is the grouping factor, in the order of the
         name (``("cask", "batch")`` for ``cask:batch``).
     structure : str
-        Covariance structure: ``"us"`` (unstructured, plain bars) or one of :data:`STRUCTURES`.
+        Covariance structure: ``"us"`` (unstructured, plain bars) or a name of :data:`sparselmm.spec.covariance.STRUCTURE_CLASSES`.
     text : str
         The term as the user wrote it, for messages.
     """

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -366,7 +365,7 @@ def predict(
         if d.offset is not None:
             eta = eta + d.offset
         if not no_re:
-            eta = eta + d.Zt.T @ m._b
+            eta = eta + d.Zt.T @ m.b
         return pd.Series(eta, index=d.row_index, name="predicted")
     if not isinstance(newdata, pd.DataFrame):
         raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
@@ -404,7 +403,7 @@ def predict(
     if off is not None:
         eta = eta + off
     if not no_re:
-        for t, eff in zip(d.terms, m._term_effects()):
+        for t, eff in zip(d.terms, m.term_effects()):
             missing = [f for f in t.bar.factors if f not in nd.columns]
             if missing:
                 raise DataError(f"newdata lacks grouping column(s) {missing} of term {t.bar.text!r}")

@@ -18,7 +18,6 @@ import pandas as pd
 from scipy import optimize as sopt
 from scipy import stats
 
-from sparselmm.backends.base import CrossProducts
 from sparselmm.errors import ModelSpecError, SparseLMMWarning
 from sparselmm.fitting.optimize import minimize_theta
 from sparselmm.stats.satterthwaite import deviance_at_varpar
@@ -277,15 +276,12 @@ def fixed_profile_deviance(mm: "FittedModel", j: int, value: float) -> float:
     cp = d.cross
     XtXb0 = cp.XtX @ b0
     Zb0 = cp.ZtX @ b0
-    cross = CrossProducts(
-        ZtZ=cp.ZtZ,
+    cross = cp.with_fixed_part(
         ZtX=cp.ZtX @ N,
         Zty=cp.Zty - Zb0,
         XtX=N.T @ cp.XtX @ N,
         Xty=N.T @ (cp.Xty - XtXb0),
         yty=float(cp.yty - 2.0 * b0 @ cp.Xty + b0 @ XtXb0),
-        n=cp.n,
-        ldW=cp.ldW,
     )
     keep = [i for i in range(d.p) if i != j]
     d2 = replace(d, X=d.X[:, keep], X_names=[d.X_names[i] for i in keep], cross=cross)
