@@ -262,7 +262,7 @@ def _break(formula: str, how: str) -> str:
         "empty_term": f"{lhs} ~ x + + {rhs}",
         "trailing_plus": f"{formula} +",
         "unknown_name": f"{lhs} ~ nonexistent + {rhs}",
-        "unknown_function": f"{lhs} ~ sqrt(x) + {rhs}",
+        "unknown_function": f"{lhs} ~ gamma(x) + {rhs}",
         "attribute": f"{lhs} ~ np.log(x) + {rhs}",
         "attribute_of_column": f"{lhs} ~ x.real + {rhs}",
         "dunder_import": f"{lhs} ~ __import__('os') + {rhs}",

@@ -72,7 +72,10 @@ __all__ = [
 
 #: formulaic transforms whose result depends on the whole column (or on row order):
 #: evaluated partition by partition they would differ between partitions.
-STATEFUL_TRANSFORMS = ("center", "scale", "standardize", "poly", "bs", "cs", "cr", "cc", "te", "hashed", "lag")
+STATEFUL_TRANSFORMS = (
+    "center", "scale", "standardize", "poly", "bs", "cs", "cr", "cc", "te", "hashed", "lag",
+    "factor", "as.factor",  # the levels of the whole column: make it a categorical column first
+)
 
 _SAMPLE_ROWS = 2000  # complete rows kept by the scan (spread over the data), for the model specs and
 _LEVEL_ROW = "__sparselmm_level_row__"  # the conditioning; with them the first row of each level
@@ -627,10 +630,14 @@ def _check_stateful(pf: ParsedFormula) -> None:
     for where, text in texts:
         for name in STATEFUL_TRANSFORMS:
             if re.search(rf"(?<![A-Za-z0-9_.]){name}\s*\(", text):
-                raise ModelSpecError(
-                    f"{name}() in {where} of {pf.formula!r} depends on the whole column, which a Dask fit never "
-                    "holds; compute the transformed column first (e.g. ddf['x_s'] = (ddf.x - m) / s with m and s "
+                how = (
+                    "make the column categorical first (ddf['x'] = ddf.x.astype('category')) and use it as it is"
+                    if name in ("factor", "as.factor") else
+                    "compute the transformed column first (e.g. ddf['x_s'] = (ddf.x - m) / s with m and s "
                     "computed by Dask) and use it in the formula"
+                )
+                raise ModelSpecError(
+                    f"{name}() in {where} of {pf.formula!r} depends on the whole column, which a Dask fit never holds; {how}"
                 )
 
 

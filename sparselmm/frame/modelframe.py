@@ -32,6 +32,7 @@ from sparselmm.backends.blockdiag import blockdiag_eligible, level_blocks
 from sparselmm.frame import checks
 from sparselmm.frame.conditioning import Conditioning, condition_columns
 from sparselmm.frame.reduced import check_reduced, column_stats
+from sparselmm.spec.deparse import is_logical, r_deparse
 from sparselmm.spec.formula import ParsedFormula, parse_formula
 from sparselmm.spec.terms import RandomTerm, as_factor, build_lambda, build_zt, category_strings, check_terms, grouping_factor, order_terms, theta_template
 from sparselmm.spec.vocabulary import ClosedSpec, namespace, translate
@@ -414,19 +415,38 @@ def _split_colon(name: str) -> list[str]:
     return parts
 
 
-def _r_component(comp: str) -> tuple[str, str]:
-    """formulaic column component -> (R name, the variable expression it comes from)."""
+#: contrasts whose columns R numbers 1, 2, ... (formulaic labels them by level: S.a, H.b)
+_NUMBERED_CONTRASTS = re.compile(r"^C\(.*,\s*(contr\.sum|Sum|contr\.helmert|Helmert)\s*(\(\s*\))?\)$", re.S)
+_RAW_POLY = re.compile(r"^poly\(.*raw\s*=\s*(True|TRUE|T)\b.*\)$", re.S)
+
+
+def _r_component(comp: str, numbered: dict[str, list[str]], spell: Callable[[str], str]) -> tuple[str, str]:
+    """formulaic column component -> (R name, the variable expression it comes from).
+
+    The expression is written as R deparses it (:func:`sparselmm.spec.deparse.r_deparse`); a
+    comparison gets R's ``TRUE`` suffix; a raw ``poly()``'s columns are numbered from 1 and
+    sum and Helmert contrasts' columns 1, 2, ... as R numbers them (``numbered``: the labels
+    seen so far per expression).  ``spell`` writes formulaic's aliases of columns as R names,
+    after the deparse (a column ``True`` is not the constant ``TRUE``)."""
     if comp == "Intercept":
         return "(Intercept)", ""
     m = re.fullmatch(r"(.*)\[(?:T\.)?(.*)\]", comp, flags=re.S)
     if m:
-        var = m.group(1).strip("`")
-        return var + m.group(2), var
-    expr = comp.strip("`").replace(" ** ", "^")
-    return expr, expr
+        var, level = m.group(1).strip("`"), spell(m.group(2))
+        shown = spell(r_deparse(var))
+        if _RAW_POLY.match(shown) and level.isdigit():
+            level = str(int(level) + 1)  # formulaic numbers the powers from 0, R from 1
+        elif _NUMBERED_CONTRASTS.match(shown):
+            seen = numbered.setdefault(var, [])
+            if level not in seen:
+                seen.append(level)
+            level = str(seen.index(level) + 1)
+        return shown + level, spell(var)
+    expr = comp.strip("`")
+    return spell(r_deparse(expr)) + ("TRUE" if is_logical(expr) else ""), spell(expr).replace(" ** ", "^")
 
 
-def r_names(formulaic_names: list[str], formula_text: str) -> list[str]:
+def r_names(formulaic_names: list[str], formula_text: str, spell: Callable[[str], str] = lambda s: s) -> list[str]:
     """R's names for formulaic's columns (``sector[T.Public]:cses`` -> ``cses:sectorPublic``).
 
     The factors of an interaction are ordered by where their variable first
@@ -437,7 +457,7 @@ def r_names(formulaic_names: list[str], formula_text: str) -> list[str]:
     def position(var: str) -> int:
         if not var:
             return -1
-        v = var.replace(" ", "")
+        v = var.replace(" ", "").replace("**", "^")
         if re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", v):
             m = re.search(rf"(?<![A-Za-z0-9_.]){re.escape(v)}(?![A-Za-z0-9_.])", flat)
         else:
@@ -445,8 +465,9 @@ def r_names(formulaic_names: list[str], formula_text: str) -> list[str]:
         return m.start() if m else 10**9
 
     out = []
+    numbered: dict[str, list[str]] = {}
     for name in formulaic_names:
-        comps = [_r_component(c) for c in _split_colon(name)]
+        comps = [_r_component(c, numbered, spell) for c in _split_colon(name)]
         comps.sort(key=lambda rv: position(rv[1]))
         out.append(":".join(r for r, _ in comps))
     return out
@@ -694,7 +715,9 @@ def _simple_spec(text: str, frame: pd.DataFrame) -> SimpleSpec | None:
     return SimpleSpec(intercept, cols, levels)
 
 
-def model_matrix(text: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray, list[str], Any]:
+def model_matrix(
+    text: str, frame: pd.DataFrame, what: str, state_frame: pd.DataFrame | None = None
+) -> tuple[np.ndarray, list[str], Any]:
     """The model matrix of a fixed-effects formula (or a term's left side) on the model frame.
 
     Parameters
@@ -705,6 +728,11 @@ def model_matrix(text: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray,
         The model frame (factors as categoricals).
     what : str
         What is built, for the messages (``"the fixed-effects matrix"``).
+    state_frame : pandas.DataFrame or mapping, optional
+        The data as given, before rows with missing values were dropped: data-dependent
+        transforms (``scale()``, ``poly()``, splines) take their state (means, SDs,
+        coefficients, knots) from it, as R's ``model.frame`` evaluates them on the data
+        before ``na.omit``.
 
     Returns
     -------
@@ -722,18 +750,22 @@ def model_matrix(text: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray,
     simple = _simple_spec(text, frame)
     if simple is not None:  # plain sums of main effects: no need for formulaic's machinery
         return simple.matrix(frame), simple.names(), simple
-    return _formulaic_matrix(text, frame, what)
+    return _formulaic_matrix(text, frame, what, state_frame)
 
 
 
 
-def _formulaic_matrix(text: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray, list[str], Any]:
+def _formulaic_matrix(
+    text: str, frame: pd.DataFrame, what: str, state_frame: pd.DataFrame | None = None
+) -> tuple[np.ndarray, list[str], Any]:
     """The model matrix of any fixed-effects formula, by formulaic, with R's column names.
 
     ``text`` is checked and translated by :func:`sparselmm.spec.vocabulary.translate`; formulaic gets
     the columns it uses (under an alias where Python would read the name otherwise) and the
     closed vocabulary as its context, never this module's globals. The spec returned
     (:class:`~sparselmm.spec.vocabulary.ClosedSpec`) builds new data's matrix the same way.
+    Data-dependent transforms take their state from ``state_frame`` (the rows before missing
+    values were dropped) where it is given, as in R's ``model.frame``.
     """
     from formulaic import model_matrix as formulaic_model_matrix
 
@@ -744,12 +776,19 @@ def _formulaic_matrix(text: str, frame: pd.DataFrame, what: str) -> tuple[np.nda
         # negative number), reported by checks.check_finite as such (formulaic's "raise" would call it a null)
         with np.errstate(all="ignore"):
             mm = formulaic_model_matrix(tr.text, used, na_action="ignore", output="pandas", context=namespace())
+            if mm.model_spec.transform_state and state_frame is not None and len(state_frame) != len(frame):
+                # R evaluates scale(x), poly(x, 2), ... on the data as given and drops the incomplete rows
+                # after: their state from all rows, the factors' levels from the rows kept
+                full = pd.DataFrame({tr.renames.get(c, c): state_frame[c] for c in tr.columns}, index=state_frame.index)
+                state = formulaic_model_matrix(tr.text, full, na_action="ignore", output="pandas", context=namespace())
+                spec = mm.model_spec.update(transform_state=state.model_spec.transform_state)
+                mm = spec.get_model_matrix(used, na_action="ignore", output="pandas", context=namespace())
             M = np.asarray(mm.to_numpy(dtype=float))
     except Exception as exc:  # formulaic's errors, and values that are not numbers (I('a'))
         raise _factor_in_arithmetic(exc, tr, frame, text, what) or FormulaError(
             f"cannot build {what} from {text!r}: {exc}"
         ) from exc
-    names = r_names([tr.r_spelling(str(c)) for c in mm.columns], text)
+    names = r_names([str(c) for c in mm.columns], text, tr.r_spelling)
     return M, names, ClosedSpec(mm.model_spec, tr.columns, tr.renames)
 
 
@@ -883,6 +922,7 @@ def design(
     # the model frame: the used columns as a mapping (a pandas lookup by label costs ~30 µs, and the
     # design looks each column up several times); a DataFrame only if formulaic needs one
     frame = _Columns({c: real_column(data[c], c) for c in used}, data.index)
+    given = frame  # the data as given: data-dependent transforms take their state from all its rows
     # missing values: dropped and counted (or refused)
     missing = np.zeros(len(data), dtype=bool)
     for c in used:
@@ -923,7 +963,7 @@ def design(
 
     # fixed effects, and the units the engine computes in (sparselmm.frame.conditioning): centred and
     # scaled columns, so that the cross-products keep what the data carry
-    X, X_names, fixed_spec = model_matrix(pf.fixed, frame, "the fixed-effects matrix")
+    X, X_names, fixed_spec = model_matrix(pf.fixed, frame, "the fixed-effects matrix", given)
     checks.check_finite(X, X_names, "fixed-effects column")
     cond, Xc = condition_columns(X, X_names)
 
@@ -935,7 +975,7 @@ def design(
             # a read-only view of one 1.0: an intercept-only term holds no n-vector (8 MB per term at 1M rows)
             Xt, cols, spec = np.broadcast_to(np.float64(1.0), (n, 1)), ["(Intercept)"], None
         else:
-            Xt, cols, spec = model_matrix(b.lhs, frame, f"the columns of term {b.text!r}")
+            Xt, cols, spec = model_matrix(b.lhs, frame, f"the columns of term {b.text!r}", given)
         checks.check_term_has_columns(b.text, Xt.shape[1])
         checks.check_finite(Xt, cols, checks.term_finite_what(b.text))
         checks.check_term_split(b, frame)

@@ -249,7 +249,8 @@ def _bar_piece(piece: str) -> tuple[str, str] | None:
         if depth < 0:
             return None
     if _top_level_index(inner, "|") < 0:
-        return None
+        # redundant parentheses around a bar term, ((1 | g)), as R reads them
+        return _bar_piece(inner.strip()) if not m.group(1) else None
     return (m.group(1) or "", inner)
 
 

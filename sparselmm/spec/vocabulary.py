@@ -105,16 +105,64 @@ def exp10(x: Any) -> Any:
     return numpy.power(10.0, x)
 
 
-_OWN: Mapping[str, Callable[..., Any]] = MappingProxyType({"exp10": exp10})
+def log(x: Any, base: Any = None) -> Any:
+    """R's ``log(x, base = exp(1))``: the natural logarithm, or ``log(x) / log(base)``."""
+    out = numpy.log(x)
+    return out if base is None else out / numpy.log(base)
+
+
+def r_round(x: Any, digits: int = 0) -> Any:
+    """R's ``round(x, digits = 0)`` (halves to even, as IEC 60559 and R)."""
+    return numpy.round(x, int(digits))
+
+
+def pmin(*args: Any) -> Any:
+    """R's ``pmin``: the elementwise minimum of its arguments."""
+    return functools.reduce(numpy.minimum, args)
+
+
+def pmax(*args: Any) -> Any:
+    """R's ``pmax``: the elementwise maximum of its arguments."""
+    return functools.reduce(numpy.maximum, args)
+
+
+def as_numeric(x: Any) -> Any:
+    """R's ``as.numeric``: numbers as they are, a factor's level codes from 1, a logical as 0/1."""
+    import pandas
+
+    if isinstance(getattr(x, "dtype", None), pandas.CategoricalDtype):
+        return pandas.Series(x).cat.codes.to_numpy(dtype=float) + 1.0
+    return numpy.asarray(x, dtype=float)
+
+
+#: this module's words: functions, and R's T and F (names bound to TRUE and FALSE in R, so a
+#: model column keeps their spelling: poly(x, 2, raw = T)1)
+_OWN: Mapping[str, Any] = MappingProxyType(
+    {"exp10": exp10, "log": log, "round": r_round, "pmin": pmin, "pmax": pmax, "as.numeric": as_numeric,
+     "T": True, "F": False}
+)
 
 #: Every name a formula may use besides the data's columns: name -> :class:`Word`.
-#: Extend it here (R's ``factor()``, ``sqrt``, ``pi``, ... are for later); a name that is
+#: Extend it here; a name that is
 #: not a Python identifier (``contr.sum``, ``as.factor``) is handed to formulaic under an
 #: alias, and a column with the same name as a word keeps its meaning (the data first).
 VOCABULARY: Mapping[str, Word] = MappingProxyType(
     {
         # pointwise transforms
-        "log": Word("function", "formulaic:log", "natural logarithm"),
+        "log": Word("function", "sparselmm:log", "natural logarithm; log(x, base = 2) in another base"),
+        "log1p": Word("function", "numpy:log1p", "log(1 + x), accurate for small x"),
+        "expm1": Word("function", "numpy:expm1", "exp(x) - 1, accurate for small x"),
+        "sqrt": Word("function", "numpy:sqrt", "square root"),
+        "sin": Word("function", "numpy:sin", "sine (radians)"),
+        "cos": Word("function", "numpy:cos", "cosine (radians)"),
+        "tan": Word("function", "numpy:tan", "tangent (radians)"),
+        "sign": Word("function", "numpy:sign", "sign: -1, 0 or 1"),
+        "floor": Word("function", "numpy:floor", "largest integer not above x"),
+        "ceiling": Word("function", "numpy:ceil", "smallest integer not below x"),
+        "round": Word("function", "sparselmm:round", "round(x, digits = 0), halves to even as R"),
+        "pmin": Word("function", "sparselmm:pmin", "elementwise minimum of its arguments"),
+        "pmax": Word("function", "sparselmm:pmax", "elementwise maximum of its arguments"),
+        "as.numeric": Word("function", "sparselmm:as.numeric", "a number: a factor's level codes from 1"),
         "log10": Word("function", "formulaic:log10", "base-10 logarithm"),
         "log2": Word("function", "formulaic:log2", "base-2 logarithm"),
         "exp": Word("function", "formulaic:exp", "exponential"),
@@ -133,6 +181,8 @@ VOCABULARY: Mapping[str, Word] = MappingProxyType(
         "cc": Word("function", "formulaic:cc", "cyclic cubic regression spline (needs df or knots)"),
         # factors and their contrasts
         "C": Word("function", "formulaic:C", "a factor, with optional contrasts: C(f, Sum), C(f, Treatment('b'))"),
+        "factor": Word("function", "formulaic:C", "a factor of its argument's values (R's factor())"),
+        "as.factor": Word("function", "formulaic:C", "a factor of its argument's values (R's as.factor())"),
         "Treatment": Word("function", "formulaic:Treatment", "treatment contrasts, Treatment('b') for reference level b"),
         "Sum": Word("function", "formulaic:Sum", "sum-to-zero contrasts"),
         "Helmert": Word("function", "formulaic:Helmert", "Helmert contrasts"),
@@ -146,6 +196,11 @@ VOCABULARY: Mapping[str, Word] = MappingProxyType(
         # constants
         "True": Word("constant", "python:True", "logical true, for arguments such as raw = True"),
         "False": Word("constant", "python:False", "logical false, for arguments such as center = False"),
+        "TRUE": Word("constant", "python:True", "R's logical true (raw = TRUE)"),
+        "FALSE": Word("constant", "python:False", "R's logical false (scale = FALSE)"),
+        "T": Word("constant", "sparselmm:T", "R's short TRUE"),
+        "F": Word("constant", "sparselmm:F", "R's short FALSE"),
+        "pi": Word("constant", "numpy:pi", "3.14159..."),
     }
 )
 

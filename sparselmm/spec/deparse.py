@@ -1,0 +1,121 @@
+"""R's spelling of a formula expression, as R's ``deparse`` writes a term's label.
+
+R names a model column after its term as the parser read it, then deparsed: spaces
+around ``+ - * == != < > <= >=`` and after commas, none around ``/ ^ :``, named arguments
+as ``name = value``, numbers in R's shortest form (``1e3`` is ``1000``, ``1e5`` is ``1e+05``,
+``.5`` is ``0.5``), logicals as ``TRUE``/``FALSE`` and strings in double quotes; so
+``I(age-11)`` is named ``I(age - 11)`` and ``exp(x / 10)`` ``exp(x/10)``.
+
+:func:`r_deparse` takes the expression in the Python dialect formulaic names its columns
+with (``log(Days + 1, base=2)``, ``I(Days ** 2)``) and returns R's label.
+"""
+
+from __future__ import annotations
+
+import ast
+
+__all__ = ["r_deparse", "r_number", "is_logical"]
+
+# R's precedence, low to high (?Syntax): comparison, + -, * /, %any% and :, unary minus, ^
+_PREC = {ast.Add: 3, ast.Sub: 3, ast.Mult: 4, ast.Div: 4, ast.Mod: 5, ast.MatMult: 5, ast.Pow: 7}
+_SPELL = {ast.Add: " + ", ast.Sub: " - ", ast.Mult: " * ", ast.Div: "/", ast.Pow: "^", ast.MatMult: ":", ast.Mod: " %in% "}
+_CMP = {ast.Eq: " == ", ast.NotEq: " != ", ast.Lt: " < ", ast.LtE: " <= ", ast.Gt: " > ", ast.GtE: " >= "}
+
+
+def r_number(x: float) -> str:
+    """A number as R's ``deparse`` writes it: 15 significant digits, the shorter of fixed and
+    scientific notation (fixed on a tie), a two-digit exponent (``1e+05``, ``2.5e-07``)."""
+    if x != x or x in (float("inf"), float("-inf")):
+        return {"nan": "NaN", "inf": "Inf", "-inf": "-Inf"}[repr(float(x))]
+    fixed = f"{x:.15g}"
+    if "e" in fixed:  # Python chose scientific: write it out in fixed notation
+        fixed = f"{x:.{max(0, 15 - 1 - int(f'{x:e}'.split('e')[1]))}f}"
+    if "." in fixed:
+        fixed = fixed.rstrip("0").rstrip(".")
+    mant, exp = f"{x:.14e}".split("e")
+    mant = mant.rstrip("0").rstrip(".")
+    e = int(exp)
+    sci = f"{mant}e{'-' if e < 0 else '+'}{abs(e):02d}"
+    return fixed if len(fixed) <= len(sci) else sci
+
+
+def _prec(node: ast.AST) -> int:
+    if isinstance(node, ast.Compare):
+        return 1
+    if isinstance(node, ast.BinOp):
+        return _PREC.get(type(node.op), 3)
+    if isinstance(node, ast.UnaryOp):
+        return 6
+    return 9
+
+
+def _dp(node: ast.AST) -> str:
+    if isinstance(node, ast.Constant):
+        v = node.value
+        if isinstance(v, bool):
+            return "TRUE" if v else "FALSE"
+        if isinstance(v, (int, float)):
+            return r_number(float(v))
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return repr(v)
+    if isinstance(node, ast.Name):
+        return {"True": "TRUE", "False": "FALSE"}.get(node.id, node.id)
+    if isinstance(node, ast.Attribute):
+        return f"{_dp(node.value)}.{node.attr}"
+    if isinstance(node, ast.Call):
+        args = [_dp(a) for a in node.args] + [f"{k.arg} = {_dp(k.value)}" for k in node.keywords]
+        return f"{_dp(node.func)}({', '.join(args)})"
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _dp(node.operand)
+        if _prec(node.operand) < 6:
+            inner = f"({inner})"
+        return ("-" if isinstance(node.op, ast.USub) else "+") + inner
+    if isinstance(node, ast.BinOp):
+        p = _prec(node)
+        right_assoc = isinstance(node.op, ast.Pow)
+        left, right = _dp(node.left), _dp(node.right)
+        if _prec(node.left) < p or (right_assoc and _prec(node.left) == p):
+            left = f"({left})"
+        if _prec(node.right) < p or (not right_assoc and _prec(node.right) == p):
+            right = f"({right})"
+        return left + _SPELL[type(node.op)] + right
+    if isinstance(node, ast.Compare) and len(node.ops) == 1:
+        left, right = _dp(node.left), _dp(node.comparators[0])
+        if _prec(node.left) <= 1:
+            left = f"({left})"
+        if _prec(node.comparators[0]) <= 1:
+            right = f"({right})"
+        return left + _CMP[type(node.ops[0])] + right
+    raise ValueError("not an R expression")
+
+
+def r_deparse(expr: str) -> str:
+    """R's label of an expression written in formulaic's (Python) dialect, or ``expr`` itself
+    when it does not read as one (a back-quoted name, R's own spelling of a name).
+
+    Parameters
+    ----------
+    expr : str
+
+    Returns
+    -------
+    str
+    """
+    try:
+        tree = ast.parse(expr.strip(), mode="eval")
+        return _dp(tree.body)
+    except (SyntaxError, ValueError, KeyError, RecursionError):
+        return expr
+
+
+def is_logical(expr: str) -> bool:
+    """Whether an expression is a comparison (bare, or inside ``I()``): R codes its logical
+    values as a factor, named ``expr`` + ``TRUE``."""
+    try:
+        node = ast.parse(expr.strip(), mode="eval").body
+    except SyntaxError:
+        return False
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "I" and len(node.args) == 1:
+        node = node.args[0]
+    return isinstance(node, ast.Compare)

@@ -1,0 +1,58 @@
+# Reference fits for R's formula vocabulary in lme4 (issue 19): names, estimates, objective, theta.
+# Run: Rscript tests/reference/formula_reference.R tests/reference/lme4_formulas.json
+suppressMessages({library(lme4); library(jsonlite)})
+args <- commandArgs(trailingOnly = TRUE)
+out_file <- if (length(args)) args[1] else "lme4_formulas.json"
+sleepstudy <- lme4::sleepstudy
+sleepstudy$Subject <- factor(as.character(sleepstudy$Subject))
+# a second covariate with missing values in every 7th row (the model frame drops those rows)
+sleepstudy$w2 <- ifelse(seq_len(nrow(sleepstudy)) %% 7 == 0, NA, (sleepstudy$Days * 7) %% 5)
+grocery <- read.csv("datasets/grocery.csv", stringsAsFactors = TRUE)
+cake <- read.csv("datasets/cake.csv", stringsAsFactors = TRUE)
+cake$replicate <- factor(cake$replicate)
+Hsb82 <- read.csv("datasets/Hsb82.csv", stringsAsFactors = TRUE)
+Hsb82$school <- factor(Hsb82$school)
+Penicillin <- read.csv("datasets/Penicillin.csv", stringsAsFactors = TRUE)
+cases <- list(
+  list("sleepstudy", "Reaction ~ factor(Days) + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ as.factor(Days) + (1 | Subject)", FALSE),
+  list("sleepstudy", "Reaction ~ sqrt(Days) + cos(Days) + (Days | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ log(Days + 1, base = 2) + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ log1p(Days) + expm1(Days/10) + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ scale(Days) + w2 + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ scale(Days) + w2 + (scale(Days) | Subject)", FALSE),
+  list("sleepstudy", "Reaction ~ poly(Days, 2) + w2 + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ poly(Days, 2, raw = TRUE) + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ scale(Days, center = TRUE, scale = FALSE) + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ pmin(Days, 5) + pmax(Days, 3) + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ floor(Days/2) + ceiling(Days/3) + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ abs(Days - 4) + sign(Days - 4) + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ as.numeric(Days) + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ I(Days > 3) + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ Days + ((1 | Subject))", TRUE),
+  list("sleepstudy", "Reaction ~ sin(2*pi*Days/10) + tan(Days/10) + round(Days/3) + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ poly(Days, 3, raw = T) + (1 | Subject)", FALSE),
+  list("sleepstudy", "Reaction ~ scale(Days, scale = F) + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ I(Days/1e3) + I(Days^2 * 1e5) + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ Days + I(Days > 4.5):Days + (Days || Subject)", TRUE),
+  list("cake", "angle ~ log(temp) + I(temp^2/1000) + (1 | recipe:replicate)", TRUE),
+  list("cake", "angle ~ factor(recipe) + sqrt(temp) + (1 | replicate)", TRUE),
+  list("cake", "angle ~ C(recipe, contr.helmert) + temp + (1 | replicate)", FALSE),
+  list("Hsb82", "mAch ~ scale(meanses) + cses + (1 | school)", FALSE),
+  list("Hsb82", "mAch ~ factor(sector) * cses + abs(ses) + (1 | school)", TRUE),
+  list("Penicillin", "diameter ~ 1 + ((1 | plate)) + (1 | sample)", TRUE),
+  list("grocery", "price ~ C(store, contr.sum) + (1 | item)", FALSE),
+  list("grocery", "price ~ factor(store) + (1 | item)", FALSE)
+)
+res <- list()
+for (cs in cases) {
+  d <- get(cs[[1]])
+  m <- lmer(as.formula(cs[[2]]), data = d, REML = cs[[3]])
+  res[[length(res) + 1]] <- list(
+    dataset = cs[[1]], formula = cs[[2]], REML = cs[[3]],
+    fixef_names = names(fixef(m)), fixef = unname(fixef(m)), se = unname(sqrt(diag(as.matrix(vcov(m))))),
+    theta = unname(getME(m, "theta")), objective = unname(if (cs[[3]]) m@devcomp$cmp[["REML"]] else m@devcomp$cmp[["dev"]]),
+    sigma = sigma(m), nobs = nobs(m)
+  )
+}
+writeLines(toJSON(res, digits = NA, auto_unbox = TRUE, pretty = TRUE), out_file)
