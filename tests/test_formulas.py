@@ -20,6 +20,7 @@ def _data(name: str):
         ss = slm.datasets.load("sleepstudy")
         # a covariate missing in every 7th row, as the R script makes it: the model frame drops those rows
         ss["w2"] = np.where((np.arange(len(ss)) + 1) % 7 == 0, np.nan, (ss["Days"] * 7) % 5)
+        ss["n"] = ss["Days"] + 1.0
         return ss
     return slm.datasets.load(name)
 
@@ -28,7 +29,7 @@ def _data(name: str):
 def test_formula_matches_lme4(case):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = slm.lmer(case["formula"], _data(case["dataset"]), REML=case["REML"])
+        m = slm.lmer(case["formula"], _data(case["dataset"]), REML=case["REML"], offset=case.get("offset") or None)
     assert list(m.fixef.index) == list(np.atleast_1d(case["fixef_names"]))
     assert m.nobs == case["nobs"]
     theta = np.atleast_1d(np.asarray(case["theta"], dtype=float))
@@ -63,3 +64,24 @@ def test_factor_needs_a_categorical_column_from_dask():
     m1, m0 = slm.lmer(f, dd.from_pandas(ss, npartitions=3)), slm.lmer(f, ss)
     assert list(m1.fixef.index) == list(m0.fixef.index)
     assert m1.objective == pytest.approx(m0.objective, rel=1e-10)
+
+
+def test_offsets_in_the_formula_add_up_and_reach_new_data():
+    ss = _data("sleepstudy")
+    m = slm.lmer("Reaction ~ Days + offset(10 * Days) + offset(log(n)) + (1 | Subject)", ss, offset="n")
+    ref = slm.lmer("Reaction ~ Days + (1 | Subject)", ss.assign(o=10 * ss.Days + np.log(ss.n) + ss.n), offset="o")
+    assert list(m.fixef.index) == ["(Intercept)", "Days"]
+    assert m.objective == pytest.approx(ref.objective, rel=1e-12)
+    np.testing.assert_allclose(m.fixef, ref.fixef, rtol=1e-10)
+    new = ss.iloc[[0, 11, 25]]
+    # the offsets evaluated on new data: the fit's own rows predict its fitted values
+    np.testing.assert_allclose(m.predict(new), m.fitted().iloc[[0, 11, 25]], rtol=1e-12)
+    np.testing.assert_allclose(m.predict(new, re_form="NA"), new.Days * m.fixef["Days"] + m.fixef.iloc[0]
+                               + 10 * new.Days + np.log(new.n) + new.n, rtol=1e-12)
+    with pytest.raises(slm.DataError, match=r"newdata lacks column\(s\) \['n'\] of the formula's offset\(\)"):
+        slm.lmer("Reaction ~ Days + offset(log(n)) + (1 | Subject)", ss).predict(ss[["Days", "Subject"]])
+    with pytest.raises(slm.FormulaError, match="an offset cannot be subtracted"):
+        slm.design("Reaction ~ Days - offset(n) + (1 | Subject)", ss)
+    dd = pytest.importorskip("dask.dataframe")
+    with pytest.raises(slm.ModelSpecError, match=r"offset\(log\(n\)\) .* not available for a Dask fit yet; .* offset='off'"):
+        slm.lmer("Reaction ~ Days + offset(log(n)) + (1 | Subject)", dd.from_pandas(ss, npartitions=2))

@@ -626,6 +626,11 @@ class DaskDesign(Design):
 
 
 def _check_stateful(pf: ParsedFormula) -> None:
+    if pf.offsets:
+        raise ModelSpecError(
+            f"offset({pf.offsets[0]}) in {pf.formula!r}: an offset written in the formula is not available for a "
+            "Dask fit yet; compute it as a column (ddf['off'] = ...) and pass offset='off'"
+        )
     texts = [("the fixed part", pf.fixed), ("the response", pf.response)] + [(repr(b.text), b.lhs) for b in pf.bars]
     for where, text in texts:
         for name in STATEFUL_TRANSFORMS:

@@ -35,7 +35,7 @@ from sparselmm.frame.reduced import check_reduced, column_stats
 from sparselmm.spec.deparse import is_logical, r_deparse
 from sparselmm.spec.formula import ParsedFormula, parse_formula
 from sparselmm.spec.terms import RandomTerm, as_factor, build_lambda, build_zt, category_strings, check_terms, grouping_factor, order_terms, theta_template
-from sparselmm.spec.vocabulary import ClosedSpec, namespace, translate
+from sparselmm.spec.vocabulary import ClosedSpec, namespace, translate, variables
 from sparselmm.spec.vocabulary import needed_variables as _needed_variables
 
 
@@ -81,6 +81,8 @@ class Design:
     factor_levels, factor_categories : dict
         Per factor column of the fixed part (and categorical columns used otherwise): its
         levels as R prints them, and as values (new data are matched by value).
+    offset_array : bool
+        Whether the ``offset`` argument was an array (new data then need one too).
     offset_name : str or None
         The offset's column, when it was given as one (predictions read it from new data).
     conditioning : Conditioning
@@ -114,6 +116,7 @@ class Design:
     factor_categories: dict[str, pd.Index] = field(default_factory=dict)
     conditioning: Conditioning | None = None
     offset_name: str | None = None
+    offset_array: bool = False
 
     # ----- units: the data's (lme4's) and the engine's -----------------------------------
     @property
@@ -958,8 +961,10 @@ def design(
                 checks.warn_numeric_labels(c, frame[c].cat.categories)
     n = len(frame)
 
-    # response
-    y = response_vector(pf.response, frame, resp_vars)
+    # response, and the offsets written in the formula (each evaluated on the model frame, added up with
+    # the offset argument, as R's model.offset)
+    y = response_vector(pf.response, frame, [v for v in resp_vars if v in set(variables(pf.response))])
+    off = formula_offsets(pf, frame, resp_vars, off)
 
     # fixed effects, and the units the engine computes in (sparselmm.frame.conditioning): centred and
     # scaled columns, so that the cross-products keep what the data carry
@@ -1030,6 +1035,7 @@ def design(
         factor_categories=factor_categories,
         conditioning=cond,
         offset_name=offset if isinstance(offset, str) else None,
+        offset_array=offset is not None and not isinstance(offset, str),
     )
 
 
@@ -1055,8 +1061,25 @@ def term_fields(terms: list[RandomTerm], Gp: np.ndarray) -> dict[str, Any]:
                 Lambda_pattern=Lam, Lambda_slices=lam_slices)
 
 
-def response_vector(text: str, frame: pd.DataFrame, resp_vars: list[str]) -> np.ndarray:
-    """The response: a numeric column, or an expression of numeric columns (``log(y)``).
+def formula_offsets(
+    pf: ParsedFormula, frame: pd.DataFrame, resp_vars: list[str], offset: np.ndarray | None
+) -> np.ndarray | None:
+    """``offset`` (the argument, or None) plus every ``offset(...)`` term of the formula,
+    evaluated on ``frame``.
+
+    Raises
+    ------
+    DataError
+        For an offset that is not numeric or not finite.
+    """
+    for t in pf.offsets:
+        v = response_vector(t, frame, [c for c in resp_vars if c in set(variables(t))], what="the offset")
+        offset = v if offset is None else offset + v
+    return offset
+
+
+def response_vector(text: str, frame: pd.DataFrame, resp_vars: list[str], what: str = "the response") -> np.ndarray:
+    """The response (or an offset): a numeric column, or an expression of numeric columns (``log(y)``).
 
     Parameters
     ----------
@@ -1066,6 +1089,8 @@ def response_vector(text: str, frame: pd.DataFrame, resp_vars: list[str]) -> np.
         The model frame.
     resp_vars : list of str
         The columns it uses.
+    what : str
+        What it is, for the messages (``"the response"``, ``"the offset"``).
 
     Returns
     -------
@@ -1081,17 +1106,17 @@ def response_vector(text: str, frame: pd.DataFrame, resp_vars: list[str]) -> np.
         col = frame[t]
         if isinstance(col.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
             raise DataError(
-                f"the response {t!r} must be numeric, but it is {col.dtype}; a linear mixed model needs a numeric response"
+                f"{what} {t!r} must be numeric, but it is {col.dtype}; a linear mixed model needs a numeric {what[4:]}"
             )
         return col.to_numpy(dtype=float)
     for v in resp_vars:
         col = frame[v]
         if isinstance(col.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(col.dtype):
-            raise DataError(f"the response uses column {v!r}, which is not numeric ({col.dtype})")
-    Y, _, _ = model_matrix("0 + " + text, frame, "the response")
+            raise DataError(f"{what} uses column {v!r}, which is not numeric ({col.dtype})")
+    Y, _, _ = model_matrix(f"0 + I({text})", frame, what)  # I(): arithmetic as R evaluates it (10 * x, y/10)
     if Y.shape[1] != 1:
-        raise DataError(f"the response {text!r} must be one numeric column, got {Y.shape[1]}")
+        raise DataError(f"{what} {text!r} must be one numeric column, got {Y.shape[1]}")
     y = Y[:, 0]
     if not np.all(np.isfinite(y)):
-        raise DataError(f"the response {text!r} has non-finite values after transformation")
+        raise DataError(f"{what} {text!r} has non-finite values after transformation")
     return y

@@ -40,8 +40,9 @@ class Fragment(NamedTuple):
     Attributes
     ----------
     role : str
-        ``"response"``, ``"fixed"`` (one top-level term of the fixed part) or
-        ``"bar"`` (a bar term's left side, before ``||`` is expanded).
+        ``"response"``, ``"fixed"`` (one top-level term of the fixed part), ``"offset"``
+        (the expression inside an ``offset()`` term) or ``"bar"`` (a bar term's left side,
+        before ``||`` is expanded).
     text : str
         The piece, verbatim.
     start : int
@@ -140,6 +141,9 @@ class ParsedFormula:
     fragments : tuple of Fragment
         The response, each term of the fixed part and each bar term's left
         side as written, with their positions in ``formula``.
+    offsets : tuple of str
+        The expressions of the fixed part's ``offset(...)`` terms (R's: added to the linear
+        predictor with coefficient 1, never columns of X).
     """
 
     formula: str
@@ -147,6 +151,7 @@ class ParsedFormula:
     fixed: str
     bars: tuple[BarTerm, ...] = field(default_factory=tuple)
     fragments: tuple[Fragment, ...] = field(default=(), compare=False, repr=False)
+    offsets: tuple[str, ...] = ()
 
 
 def caret(formula: str, pos: int, msg: str) -> FormulaError:
@@ -390,8 +395,19 @@ def _parse_formula(formula: str) -> ParsedFormula:
     fragments = [Fragment("response", response, len(formula[:tilde]) - len(formula[:tilde].lstrip()))]
     fixed_parts: list[str] = []
     bars: list[BarTerm] = []
+    offsets: list[str] = []
     for sign, piece, pos in split_top(rhs, tilde + 1):
         bp = _bar_piece(piece)
+        off = re.fullmatch(r"offset\s*\((.*)\)", _mask(piece), flags=re.S)
+        if bp is None and off is not None and _top_level_index(piece[off.start(1) : off.end(1)], ",") < 0:
+            inner = piece[off.start(1) : off.end(1)]
+            if sign == "-":
+                raise caret(formula, pos, f"an offset cannot be subtracted: -{piece}; write offset(-({inner.strip()}))")
+            if not inner.strip():
+                raise caret(formula, pos, "offset() needs an expression: offset(log(n))")
+            offsets.append(inner.strip())
+            fragments.append(Fragment("offset", inner, pos + off.start(1)))
+            continue
         if bp is None:
             mpiece = _mask(piece)
             for bad, msg in (
@@ -445,4 +461,6 @@ def _parse_formula(formula: str) -> ParsedFormula:
         fixed = "1"
     elif fixed.startswith("- "):
         fixed = "1 " + fixed
-    return ParsedFormula(formula=formula, response=response, fixed=fixed, bars=tuple(bars), fragments=tuple(fragments))
+    return ParsedFormula(
+        formula=formula, response=response, fixed=fixed, bars=tuple(bars), fragments=tuple(fragments), offsets=tuple(offsets)
+    )

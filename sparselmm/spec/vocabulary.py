@@ -725,13 +725,13 @@ def variables(text: str) -> list[str]:
 def needed_variables(pf: "ParsedFormula", columns: list[str]) -> tuple[list[str], list[str], list[str]]:
     """Check a parsed formula against the vocabulary and the data; name the columns it uses.
 
-    Every fragment (the response, each term of the fixed part, each bar term's
-    left side) goes through :func:`check`, with a caret under the formula.
+    Every fragment (the response, each offset, each term of the fixed part, each bar
+    term's left side) goes through :func:`check`, with a caret under the formula.
 
     Returns
     -------
     tuple of three lists of str
-        (response variables, fixed and term-column variables, grouping
+        (response and offset variables, fixed and term-column variables, grouping
         variables), each in order of first appearance. The grouping variables
         are not checked against ``columns`` here.
     """
@@ -748,10 +748,10 @@ def needed_variables(pf: "ParsedFormula", columns: list[str]) -> tuple[list[str]
         shown = pf.formula
     resp: list[str] = []
     fixed: list[str] = []
-    for role in ("response", "fixed", "bar"):
+    for role in ("response", "offset", "fixed", "bar"):
         for f in frags:
             if f.role == role:
-                out = resp if role == "response" else fixed
+                out = resp if role in ("response", "offset") else fixed  # an offset is numeric, as the response
                 out += [v for v in check(f.text, cols, formula=shown, start=f.start) if v not in out]
     groups = [g for b in pf.bars for g in b.factors]
     return resp, fixed, groups

@@ -25,6 +25,7 @@ from sparselmm.frame.dask_design import DaskDesign
 from sparselmm.stats.kenward_roger import kenward_roger_se_df
 from sparselmm.stats.profile import profile_intervals, sdcor_from_theta, varpar_names
 from sparselmm.stats.satterthwaite import aux_state, satterthwaite, satterthwaite_df
+from sparselmm.spec.vocabulary import variables
 
 __all__ = [
     "coef_table",
@@ -377,7 +378,6 @@ def predict(
     # the columns the model uses, read as the design read them (an object column of numbers is
     # numeric, one of booleans logical; complex numbers refused)
     from sparselmm.frame.modelframe import real_column
-    from sparselmm.spec.vocabulary import variables
 
     pf = d.formula
     texts = [f.text for f in pf.fragments] or [pf.response, pf.fixed, *(b.lhs for b in pf.bars)]
@@ -399,7 +399,7 @@ def predict(
             nd[c] = pd.Categorical.from_codes(codes, categories=cats)
     Xn = _new_matrix(d.fixed_spec, nd, "the fixed-effects matrix")[:, d.fixed_keep]
     eta = Xn @ m.fixef.to_numpy()
-    off = _newdata_offset(d, raw, offset)
+    off = _newdata_offset(d, nd, raw, offset)
     if off is not None:
         eta = eta + off
     if not no_re:
@@ -448,24 +448,29 @@ def _new_matrix(spec: Any, nd: pd.DataFrame, what: str) -> np.ndarray:
         raise DataError(f"cannot build {what} for newdata: {exc}") from exc
 
 
-def _newdata_offset(d: Any, nd: pd.DataFrame, offset: Any) -> np.ndarray | None:
+def _newdata_offset(d: Any, nd: pd.DataFrame, raw: pd.DataFrame, offset: Any) -> np.ndarray | None:
     """The offset of new data: the ``offset`` argument (aligned on ``nd``'s index), else the fit's
-    offset column read from ``nd``; a fit with an array offset needs the argument."""
-    from sparselmm.frame.modelframe import vector_argument
+    offset column read from ``raw`` (a fit with an array offset needs the argument), plus the
+    formula's ``offset()`` terms evaluated on ``nd``."""
+    from sparselmm.frame.modelframe import formula_offsets, vector_argument
 
+    base = None
     if offset is not None:
-        return vector_argument(offset, nd, "offset")
-    name = d.offset_name
-    if name is not None:
-        if name not in nd.columns:
-            raise DataError(f"newdata lacks the offset column {name!r} of the fit; add it or pass offset=")
-        return vector_argument(name, nd, "offset")
-    if d.offset is not None:
+        base = vector_argument(offset, raw, "offset")
+    elif d.offset_name is not None:
+        if d.offset_name not in raw.columns:
+            raise DataError(f"newdata lacks the offset column {d.offset_name!r} of the fit; add it or pass offset=")
+        base = vector_argument(d.offset_name, raw, "offset")
+    elif d.offset_array:
         raise DataError(
             "the model was fitted with an offset given as an array: pass offset= (one value per row of "
             "newdata) to predict for new data"
         )
-    return None
+    pf = d.formula
+    missing = [v for t in pf.offsets for v in variables(t) if v not in nd.columns]
+    if missing:
+        raise DataError(f"newdata lacks column(s) {sorted(set(missing))} of the formula's offset()")
+    return formula_offsets(pf, nd, [v for t in pf.offsets for v in variables(t)], base)
 
 
 def _group_columns(d: Any) -> set[str]:

@@ -7,6 +7,7 @@ sleepstudy <- lme4::sleepstudy
 sleepstudy$Subject <- factor(as.character(sleepstudy$Subject))
 # a second covariate with missing values in every 7th row (the model frame drops those rows)
 sleepstudy$w2 <- ifelse(seq_len(nrow(sleepstudy)) %% 7 == 0, NA, (sleepstudy$Days * 7) %% 5)
+sleepstudy$n <- sleepstudy$Days + 1
 grocery <- read.csv("datasets/grocery.csv", stringsAsFactors = TRUE)
 cake <- read.csv("datasets/cake.csv", stringsAsFactors = TRUE)
 cake$replicate <- factor(cake$replicate)
@@ -41,15 +42,19 @@ cases <- list(
   list("Hsb82", "mAch ~ scale(meanses) + cses + (1 | school)", FALSE),
   list("Hsb82", "mAch ~ factor(sector) * cses + abs(ses) + (1 | school)", TRUE),
   list("Penicillin", "diameter ~ 1 + ((1 | plate)) + (1 | sample)", TRUE),
+  list("sleepstudy", "Reaction ~ Days + offset(log(n)) + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ Days + offset(10 * Days) + offset(w2) + (Days | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ offset(sqrt(n)) + Days + (1 | Subject)", FALSE, "n"),
   list("grocery", "price ~ C(store, contr.sum) + (1 | item)", FALSE),
   list("grocery", "price ~ factor(store) + (1 | item)", FALSE)
 )
 res <- list()
 for (cs in cases) {
   d <- get(cs[[1]])
-  m <- lmer(as.formula(cs[[2]]), data = d, REML = cs[[3]])
+  off <- if (length(cs) > 3) d[[cs[[4]]]] else NULL  # the offset argument: a column of the data
+  m <- lmer(as.formula(cs[[2]]), data = d, REML = cs[[3]], offset = off)
   res[[length(res) + 1]] <- list(
-    dataset = cs[[1]], formula = cs[[2]], REML = cs[[3]],
+    dataset = cs[[1]], formula = cs[[2]], REML = cs[[3]], offset = if (length(cs) > 3) cs[[4]] else NULL,
     fixef_names = names(fixef(m)), fixef = unname(fixef(m)), se = unname(sqrt(diag(as.matrix(vcov(m))))),
     theta = unname(getME(m, "theta")), objective = unname(if (cs[[3]]) m@devcomp$cmp[["REML"]] else m@devcomp$cmp[["dev"]]),
     sigma = sigma(m), nobs = nobs(m)
