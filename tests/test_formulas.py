@@ -21,6 +21,7 @@ def _data(name: str):
         # a covariate missing in every 7th row, as the R script makes it: the model frame drops those rows
         ss["w2"] = np.where((np.arange(len(ss)) + 1) % 7 == 0, np.nan, (ss["Days"] * 7) % 5)
         ss["n"] = ss["Days"] + 1.0
+        ss["g"] = np.where(ss["Days"] % 2 == 0, "even", "odd")
         return ss
     return slm.datasets.load(name)
 
@@ -85,3 +86,21 @@ def test_offsets_in_the_formula_add_up_and_reach_new_data():
     dd = pytest.importorskip("dask.dataframe")
     with pytest.raises(slm.ModelSpecError, match=r"offset\(log\(n\)\) .* not available for a Dask fit yet; .* offset='off'"):
         slm.lmer("Reaction ~ Days + offset(log(n)) + (1 | Subject)", dd.from_pandas(ss, npartitions=2))
+
+
+def test_relevel_names_its_reference_and_predicts_new_data_without_it():
+    ss = _data("sleepstudy")
+    m = slm.lmer("Reaction ~ relevel(factor(Days), ref = '3') + (1 | Subject)", ss)
+    assert m.fixef.index[1] == 'relevel(factor(Days), ref = "3")0'
+    few = ss[ss.Days < 2]  # no row of the reference level 3
+    np.testing.assert_allclose(m.predict(few), m.fitted()[few.index], rtol=1e-12)
+    with pytest.raises(slm.FormulaError, match=r"relevel\(\): ref = 'x' is not a level of the factor \(levels: \['even', 'odd'\]\)"):
+        slm.design("Reaction ~ relevel(g, ref = 'x') + (1 | Subject)", ss)
+
+
+def test_double_bar_on_a_factor_is_lme4s_and_says_so():
+    ss = _data("sleepstudy")
+    with pytest.warns(slm.SparseLMMWarning, match=r"'\|\|' in '\(g \|\| Subject\)' keeps the columns of factor 'g' correlated, "
+                      r"as lme4 does .* write diag\(0 \+ g \| Subject\)"):
+        d = slm.design("Reaction ~ Days + (g || Subject)", ss)
+    assert d.cnms == [("Subject", ["(Intercept)"]), ("Subject", ["geven", "godd"])]  # lme4's terms, in its order

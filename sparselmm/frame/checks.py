@@ -277,28 +277,29 @@ def check_term_has_columns(text: str, k: int) -> None:
 
 
 def check_term_split(bar: Any, frame: Mapping[str, pd.Series] | pd.DataFrame) -> None:
-    """Refuse ``||`` on a factor: lme4 keeps a factor's columns correlated.
+    """Warn that ``||`` leaves a factor's columns correlated, as lme4 does it.
+
+    lme4's ``||`` splits the left side into terms (``(f || g)`` is ``(1 | g) + (0 + f | g)``),
+    and a factor's indicator columns stay in one term, correlated with each other.
 
     Parameters
     ----------
     bar : BarTerm
-        The term.
+        The term (one of those ``||`` made).
     frame : mapping of str to pandas.Series
         The model frame (factor predictors as categoricals).
-
-    Raises
-    ------
-    ModelSpecError
     """
     if not bar.text.count("||") or bar.lhs.strip() == "1":
         return
     columns = set(frame.columns)
     factors = [v for v in formula_variables(bar.lhs) if v in columns and isinstance(frame[v].dtype, pd.CategoricalDtype)]
     if factors:
-        raise ModelSpecError(
-            f"'||' in {bar.text!r} cannot make the columns of factor {factors[0]!r} independent "
-            "(lme4 keeps a factor's columns correlated); write (1 | g) + (0 + x | g) terms with numeric "
-            f"indicator columns, or use diag(0 + {factors[0]} | g)"
+        g = ":".join(bar.factors)
+        warnings.warn(
+            f"'||' in {bar.text!r} keeps the columns of factor {factors[0]!r} correlated, as lme4 does "
+            f"({bar.lhs} | {g} is one term); for independent columns write diag({bar.lhs} | {g})",
+            SparseLMMWarning,
+            stacklevel=4,
         )
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from sparselmm.errors import DataError, FormulaError
+from sparselmm.errors import DataError, FormulaError, SparseLMMError
 from sparselmm.backends import registry
 from sparselmm.backends.base import CrossProducts, PLSBackend
 from sparselmm.backends.blockdiag import blockdiag_eligible, level_blocks
@@ -788,6 +788,11 @@ def _formulaic_matrix(
                 mm = spec.get_model_matrix(used, na_action="ignore", output="pandas", context=namespace())
             M = np.asarray(mm.to_numpy(dtype=float))
     except Exception as exc:  # formulaic's errors, and values that are not numbers (I('a'))
+        own = exc.__cause__
+        while own is not None and not isinstance(own, SparseLMMError):
+            own = own.__cause__
+        if own is not None:  # a word of the vocabulary refused its arguments (relevel's ref): its message
+            raise type(own)(f"cannot build {what} from {text!r}: {own}") from None
         raise _factor_in_arithmetic(exc, tr, frame, text, what) or FormulaError(
             f"cannot build {what} from {text!r}: {exc}"
         ) from exc

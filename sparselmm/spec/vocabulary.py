@@ -135,11 +135,36 @@ def as_numeric(x: Any) -> Any:
     return numpy.asarray(x, dtype=float)
 
 
+def _relevel(x: Any, ref: Any, _state: dict | None = None) -> Any:
+    """R's ``relevel(f, ref)``: the factor with level ``ref`` first, the reference of its
+    treatment contrasts (levels compared as R prints them: ``ref = "3"`` for a level 3).  The
+    fit's data must hold ``ref``; new data (a prediction) need not."""
+    import pandas
+
+    values = pandas.Series(getattr(x, "__wrapped__", x))
+    cat = values if isinstance(values.dtype, pandas.CategoricalDtype) else values.astype("category")
+    levels = list(cat.cat.categories)
+    match = [lv for lv in levels if str(lv) == str(ref)]
+    if _state is not None and "fitted" in _state:  # new data: the fit's encoding decides, by level
+        return cat.cat.reorder_categories(match + [lv for lv in levels if lv is not match[0]]) if match else cat
+    if not match:
+        raise FormulaError(f"relevel(): ref = {ref!r} is not a level of the factor (levels: {[str(v) for v in levels][:10]})")
+    if _state is not None:
+        _state["fitted"] = True
+    return cat.cat.reorder_categories(match + [lv for lv in levels if lv is not match[0]])
+
+
+def _stateful(f: Callable[..., Any]) -> Callable[..., Any]:
+    from formulaic.transforms import stateful_transform  # local: formulaic is slow to import
+
+    return stateful_transform(f)
+
+
 #: this module's words: functions, and R's T and F (names bound to TRUE and FALSE in R, so a
 #: model column keeps their spelling: poly(x, 2, raw = T)1)
 _OWN: Mapping[str, Any] = MappingProxyType(
     {"exp10": exp10, "log": log, "round": r_round, "pmin": pmin, "pmax": pmax, "as.numeric": as_numeric,
-     "T": True, "F": False}
+     "relevel": None, "T": True, "F": False}
 )
 
 #: Every name a formula may use besides the data's columns: name -> :class:`Word`.
@@ -183,6 +208,7 @@ VOCABULARY: Mapping[str, Word] = MappingProxyType(
         "C": Word("function", "formulaic:C", "a factor, with optional contrasts: C(f, Sum), C(f, Treatment('b'))"),
         "factor": Word("function", "formulaic:C", "a factor of its argument's values (R's factor())"),
         "as.factor": Word("function", "formulaic:C", "a factor of its argument's values (R's as.factor())"),
+        "relevel": Word("function", "sparselmm:relevel", "relevel(f, ref = \"b\"): the factor with reference level b"),
         "Treatment": Word("function", "formulaic:Treatment", "treatment contrasts, Treatment('b') for reference level b"),
         "Sum": Word("function", "formulaic:Sum", "sum-to-zero contrasts"),
         "Helmert": Word("function", "formulaic:Helmert", "Helmert contrasts"),
@@ -233,7 +259,7 @@ def _resolve(word: Word) -> Any:
     if where == "numpy":
         return getattr(numpy, what)
     if where == "sparselmm":
-        return _OWN[what]
+        return _stateful(_relevel) if what == "relevel" else _OWN[what]
     if where == "python":
         return ast.literal_eval(what)
     raise ValueError(f"unknown source {word.source!r}")  # pragma: no cover - a mistake in the table

@@ -8,6 +8,7 @@ sleepstudy$Subject <- factor(as.character(sleepstudy$Subject))
 # a second covariate with missing values in every 7th row (the model frame drops those rows)
 sleepstudy$w2 <- ifelse(seq_len(nrow(sleepstudy)) %% 7 == 0, NA, (sleepstudy$Days * 7) %% 5)
 sleepstudy$n <- sleepstudy$Days + 1
+sleepstudy$g <- ifelse(sleepstudy$Days %% 2 == 0, "even", "odd")
 grocery <- read.csv("datasets/grocery.csv", stringsAsFactors = TRUE)
 cake <- read.csv("datasets/cake.csv", stringsAsFactors = TRUE)
 cake$replicate <- factor(cake$replicate)
@@ -45,6 +46,15 @@ cases <- list(
   list("sleepstudy", "Reaction ~ Days + offset(log(n)) + (1 | Subject)", TRUE),
   list("sleepstudy", "Reaction ~ Days + offset(10 * Days) + offset(w2) + (Days | Subject)", TRUE),
   list("sleepstudy", "Reaction ~ offset(sqrt(n)) + Days + (1 | Subject)", FALSE, "n"),
+  list("sleepstudy", "Reaction ~ relevel(factor(g), ref = 'odd') + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ relevel(factor(Days), ref = '3') + (1 | Subject)", FALSE),
+  list("sleepstudy", "Reaction ~ Days + (g || Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ Days*g - g + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ (Days + g + I(Days > 5))^2 + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ g/Days + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ Days %in% g + (1 | Subject)", FALSE),
+  list("sleepstudy", "Reaction ~ 0 + g + Days + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ g - 1 + (Days | Subject)", TRUE),
   list("grocery", "price ~ C(store, contr.sum) + (1 | item)", FALSE),
   list("grocery", "price ~ factor(store) + (1 | item)", FALSE)
 )
