@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import sparselmm as slm
@@ -22,6 +23,8 @@ def _data(name: str):
         ss["w2"] = np.where((np.arange(len(ss)) + 1) % 7 == 0, np.nan, (ss["Days"] * 7) % 5)
         ss["n"] = ss["Days"] + 1.0
         ss["g"] = np.where(ss["Days"] % 2 == 0, "even", "odd")
+        ss["o"] = pd.Categorical(np.where(ss["Days"] < 3, "lo", np.where(ss["Days"] < 7, "mid", "hi")),
+                                 categories=["lo", "mid", "hi"], ordered=True)
         return ss
     return slm.datasets.load(name)
 
@@ -33,6 +36,7 @@ def test_formula_matches_lme4(case):
         m = slm.lmer(case["formula"], _data(case["dataset"]), REML=case["REML"], offset=case.get("offset") or None)
     assert list(m.fixef.index) == list(np.atleast_1d(case["fixef_names"]))
     assert m.nobs == case["nobs"]
+    assert [cols for _, cols in m.design.cnms] == [list(np.atleast_1d(v)) for v in case["cnms"].values()]
     theta = np.atleast_1d(np.asarray(case["theta"], dtype=float))
     probe = m.design.objective_function(case["REML"])(theta)
     assert probe == pytest.approx(case["objective"], rel=1e-8)

@@ -437,6 +437,9 @@ def _r_component(comp: str, numbered: dict[str, list[str]], spell: Callable[[str
     if m:
         var, level = m.group(1).strip("`"), spell(m.group(2))
         shown = spell(r_deparse(var))
+        poly = re.fullmatch(r"C\((.+), Poly\)", shown)
+        if poly and level.startswith((".", "^")):  # an ordered factor under R's default contrasts
+            shown = poly.group(1)
         if _RAW_POLY.match(shown) and level.isdigit():
             level = str(int(level) + 1)  # formulaic numbers the powers from 0, R from 1
         elif _NUMBERED_CONTRASTS.match(shown):
@@ -709,8 +712,8 @@ def _simple_spec(text: str, frame: pd.DataFrame) -> SimpleSpec | None:
         dt = frame[piece].dtype
         if isinstance(dt, pd.CategoricalDtype):
             cats = list(dt.categories)
-            if len(cats) < 2 or not all(isinstance(v, str) for v in cats):
-                return None  # one level: formulaic's path says what is wrong
+            if len(cats) < 2 or not all(isinstance(v, str) for v in cats) or dt.ordered:
+                return None  # one level: formulaic's path says what is wrong; ordered: R's contr.poly there
             levels[piece] = cats
         elif not pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt):
             return None
@@ -772,6 +775,9 @@ def _formulaic_matrix(
     """
     from formulaic import model_matrix as formulaic_model_matrix
 
+    ordered = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype) and frame[c].dtype.ordered]
+    if ordered:  # R's default contrasts for an ordered factor are polynomial (contr.poly): .L, .Q, .C, ^4, ...
+        text = with_poly_contrasts(text, ordered)
     tr = translate(text, list(map(str, frame.columns)))
     used = pd.DataFrame({tr.renames.get(c, c): frame[c] for c in tr.columns}, index=frame.index, copy=False)
     try:
@@ -798,6 +804,20 @@ def _formulaic_matrix(
         ) from exc
     names = r_names([str(c) for c in mm.columns], text, tr.r_spelling)
     return M, names, ClosedSpec(mm.model_spec, tr.columns, tr.renames)
+
+
+def with_poly_contrasts(text: str, ordered: list[str]) -> str:
+    """``text`` with every bare use of an ordered factor (a name in ``ordered`` outside any
+    function call) written ``C(f, Poly)``: R's default contrasts for it (the columns are then
+    named ``f.L``, ``f.Q``, ... by :func:`r_names`)."""
+    from sparselmm.spec.vocabulary import name_tokens
+
+    out, last = [], 0
+    for start, end, value in name_tokens(text):
+        if value in ordered:
+            out += [text[last:start], f"C({text[start:end]}, Poly)"]
+            last = end
+    return "".join(out) + text[last:]
 
 
 def _factor_in_arithmetic(exc: Exception, tr: Any, frame: Any, text: str, what: str) -> DataError | None:

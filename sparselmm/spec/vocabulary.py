@@ -703,6 +703,19 @@ def _resolve_names(reading: _Reading, columns: Collection[str], shown: str, at: 
     return used, roles
 
 
+def name_tokens(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, name)`` of every name token of ``text`` used as a variable: outside any
+    function call, not a call's function, not an argument's name (R's tokens: back-quoted names
+    without their quotes)."""
+    toks = _lex(text, text, 0)
+    out = []
+    for i, t in enumerate(toks):
+        nxt = toks[i + 1] if i + 1 < len(toks) else None
+        if t.kind == "name" and not t.in_call and not (nxt is not None and nxt.kind == "("):
+            out.append((t.start, t.end, t.value))
+    return out
+
+
 def check(text: str, columns: Collection[str], *, formula: str | None = None, start: int = 0) -> list[str]:
     """Check that an R formula fragment uses only the vocabulary and the data's columns.
 

@@ -9,6 +9,8 @@ sleepstudy$Subject <- factor(as.character(sleepstudy$Subject))
 sleepstudy$w2 <- ifelse(seq_len(nrow(sleepstudy)) %% 7 == 0, NA, (sleepstudy$Days * 7) %% 5)
 sleepstudy$n <- sleepstudy$Days + 1
 sleepstudy$g <- ifelse(sleepstudy$Days %% 2 == 0, "even", "odd")
+sleepstudy$o <- factor(ifelse(sleepstudy$Days < 3, "lo", ifelse(sleepstudy$Days < 7, "mid", "hi")),
+                       levels = c("lo", "mid", "hi"), ordered = TRUE)
 grocery <- read.csv("datasets/grocery.csv", stringsAsFactors = TRUE)
 cake <- read.csv("datasets/cake.csv", stringsAsFactors = TRUE)
 cake$replicate <- factor(cake$replicate)
@@ -55,6 +57,9 @@ cases <- list(
   list("sleepstudy", "Reaction ~ Days %in% g + (1 | Subject)", FALSE),
   list("sleepstudy", "Reaction ~ 0 + g + Days + (1 | Subject)", TRUE),
   list("sleepstudy", "Reaction ~ g - 1 + (Days | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ o + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ (Days + g + o)^2 + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ Days * o + (o | Subject)", FALSE),
   list("grocery", "price ~ C(store, contr.sum) + (1 | item)", FALSE),
   list("grocery", "price ~ factor(store) + (1 | item)", FALSE)
 )
@@ -67,7 +72,7 @@ for (cs in cases) {
     dataset = cs[[1]], formula = cs[[2]], REML = cs[[3]], offset = if (length(cs) > 3) cs[[4]] else NULL,
     fixef_names = names(fixef(m)), fixef = unname(fixef(m)), se = unname(sqrt(diag(as.matrix(vcov(m))))),
     theta = unname(getME(m, "theta")), objective = unname(if (cs[[3]]) m@devcomp$cmp[["REML"]] else m@devcomp$cmp[["dev"]]),
-    sigma = sigma(m), nobs = nobs(m)
+    sigma = sigma(m), nobs = nobs(m), cnms = getME(m, "cnms")
   )
 }
 writeLines(toJSON(res, digits = NA, auto_unbox = TRUE, pretty = TRUE), out_file)
