@@ -17,6 +17,8 @@ REF = json.loads((Path(__file__).parent / "reference" / "lme4_formulas.json").re
 
 
 def _data(name: str):
+    if name == "sleep3":  # the bundled columns only, for '.'
+        return slm.datasets.load("sleepstudy")
     if name == "sleepstudy":
         ss = slm.datasets.load("sleepstudy")
         # a covariate missing in every 7th row, as the R script makes it: the model frame drops those rows

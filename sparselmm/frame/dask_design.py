@@ -57,7 +57,7 @@ from sparselmm.spec.formula import ParsedFormula, parse_formula
 from sparselmm.spec.vocabulary import needed_variables
 from sparselmm.frame import checks
 from sparselmm.frame.conditioning import Conditioning, fit_columns
-from sparselmm.frame.modelframe import REAL_NUMBERS, Design, model_matrix, real_values, response_vector, term_fields
+from sparselmm.frame.modelframe import REAL_NUMBERS, Design, expand_dot, model_matrix, real_values, response_vector, term_fields
 from sparselmm.frame.reduced import Partial, check_reduced, column_stats, combine_partials
 from sparselmm.backends.base import BlockLowerCrossProducts, CrossProducts
 from sparselmm.spec.terms import RandomTerm, as_factor, check_terms, grouping_factor, order_terms
@@ -698,9 +698,9 @@ def dask_design(
             raise DataError(
                 f"with a Dask DataFrame, {what} must be the name of a column of the data, got {type(v).__name__}"
             )
-    pf = parse_formula(formula)
-    _check_stateful(pf)
     columns = [str(c) for c in data.columns]
+    pf = expand_dot(parse_formula(formula), columns)
+    _check_stateful(pf)
     checks.check_unique_columns(columns)
     resp_vars, fixed_vars, group_vars = needed_variables(pf, columns)
     used = list(dict.fromkeys(resp_vars + fixed_vars + group_vars))

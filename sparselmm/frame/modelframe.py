@@ -18,7 +18,7 @@ from __future__ import annotations
 import decimal
 import numbers
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -33,7 +33,7 @@ from sparselmm.frame import checks
 from sparselmm.frame.conditioning import Conditioning, condition_columns
 from sparselmm.frame.reduced import check_reduced, column_stats
 from sparselmm.spec.deparse import is_logical, r_deparse
-from sparselmm.spec.formula import ParsedFormula, parse_formula
+from sparselmm.spec.formula import Fragment, ParsedFormula, parse_formula
 from sparselmm.spec.terms import RandomTerm, as_factor, build_lambda, build_zt, category_strings, check_terms, grouping_factor, order_terms, theta_template
 from sparselmm.spec.vocabulary import ClosedSpec, namespace, translate, variables
 from sparselmm.spec.vocabulary import needed_variables as _needed_variables
@@ -806,6 +806,43 @@ def _formulaic_matrix(
     return M, names, ClosedSpec(mm.model_spec, tr.columns, tr.renames)
 
 
+def expand_dot(pf: ParsedFormula, columns: list[str]) -> ParsedFormula:
+    """R's ``.`` in the fixed part: every column of the data that is not in the response, in the
+    data's order (``y ~ .``, ``y ~ .^2``, ``y ~ . - x``); a column named ``.`` is that column.
+
+    Returns
+    -------
+    ParsedFormula
+        ``pf`` itself when its fixed part has no ``.``.
+    """
+    from sparselmm.spec.formula import BARE_NAME
+    from sparselmm.spec.vocabulary import name_tokens
+
+    if "." in columns or "." not in pf.fixed:
+        return pf
+    try:
+        if not any(v == "." for _, _, v in name_tokens(pf.fixed)):
+            return pf
+    except FormulaError:  # the vocabulary's check of the fixed part says what is wrong, with its caret
+        return pf
+    resp = set(variables(pf.response))
+    rest = [c for c in columns if c not in resp]
+    if not rest:
+        raise FormulaError(f"'.' in {pf.formula!r} stands for the data's other columns, but there are none")
+    every = "(" + " + ".join(c if BARE_NAME.fullmatch(c) else f"`{c}`" for c in rest) + ")"
+
+    def expand(text: str) -> str:
+        out, last = [], 0
+        for start, end, value in name_tokens(text):
+            if value == ".":
+                out += [text[last:start], every]
+                last = end
+        return "".join(out) + text[last:]
+
+    frags = tuple(Fragment(f.role, expand(f.text), f.start) if f.role == "fixed" else f for f in pf.fragments)
+    return replace(pf, fixed=expand(pf.fixed), fragments=frags)
+
+
 def with_poly_contrasts(text: str, ordered: list[str]) -> str:
     """``text`` with every bare use of an ordered factor (a name in ``ordered`` outside any
     function call) written ``C(f, Poly)``: R's default contrasts for it (the columns are then
@@ -933,8 +970,8 @@ def design(
     if not isinstance(data, pd.DataFrame):
         raise checks.not_a_dataframe("pandas", data)
     checks.check_na_action(na_action)
-    pf = parse_formula(formula)
     columns = [str(c) for c in data.columns]
+    pf = expand_dot(parse_formula(formula), columns)
     resp_vars, fixed_vars, group_vars = _needed_variables(pf, columns)
     used = list(dict.fromkeys(resp_vars + fixed_vars + group_vars))
     checks.check_formula_columns(formula, used, columns)

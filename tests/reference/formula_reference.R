@@ -17,6 +17,8 @@ cake$replicate <- factor(cake$replicate)
 Hsb82 <- read.csv("datasets/Hsb82.csv", stringsAsFactors = TRUE)
 Hsb82$school <- factor(Hsb82$school)
 Penicillin <- read.csv("datasets/Penicillin.csv", stringsAsFactors = TRUE)
+sleep3 <- sleepstudy[, c("Reaction", "Days", "Subject")]  # the bundled columns only, for '.'
+
 cases <- list(
   list("sleepstudy", "Reaction ~ factor(Days) + (1 | Subject)", TRUE),
   list("sleepstudy", "Reaction ~ as.factor(Days) + (1 | Subject)", FALSE),
@@ -60,6 +62,8 @@ cases <- list(
   list("sleepstudy", "Reaction ~ o + (1 | Subject)", TRUE),
   list("sleepstudy", "Reaction ~ (Days + g + o)^2 + (1 | Subject)", TRUE),
   list("sleepstudy", "Reaction ~ Days * o + (o | Subject)", FALSE),
+  list("sleep3", "Reaction ~ . - Subject + (Days | Subject)", TRUE),
+  list("cake", "angle ~ . - replicate - temperature + (1 | replicate)", TRUE),
   list("grocery", "price ~ C(store, contr.sum) + (1 | item)", FALSE),
   list("grocery", "price ~ factor(store) + (1 | item)", FALSE)
 )
