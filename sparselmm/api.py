@@ -63,6 +63,7 @@ def lmer(
     weights: Any = None,
     offset: Any = None,
     na_action: str = "omit",
+    contrasts: Any = None,
     control: FitControl | None = None,
     **settings: Unpack[FitSettings],
 ) -> LinearMixedModel:
@@ -84,6 +85,10 @@ def lmer(
         Prior weights and offset (arrays or column names).
     na_action : {"omit", "fail"}
         Drop rows with missing values in used columns (default) or raise.
+    contrasts : dict, optional
+        R's ``contrasts =``: per factor of the fixed part, its contrasts
+        (``{"store": "contr.sum"}``; ``"contr.treatment"``, ``"contr.sum"``, ``"contr.helmert"``,
+        ``"contr.poly"``, ``"contr.SAS"``), columns named as R names them (``store1``, ...).
     control : FitControl, optional
         The fit's settings as one record (lme4's ``lmerControl``); the keywords below
         override its fields.
@@ -126,13 +131,17 @@ def lmer(
     """
     REML = _flag_REML(REML)
     control = FitControl.from_settings(
-        control, settings, caller="lmer", own=("formula", "data", "REML", "weights", "offset", "na_action")
+        control, settings, caller="lmer", own=("formula", "data", "REML", "weights", "offset", "na_action", "contrasts")
     )
     if is_dask_dataframe(data):
+        if contrasts is not None:
+            from sparselmm.errors import ArgumentError
+
+            raise ArgumentError("contrasts= is not available for a Dask fit yet; write C(f, contr.sum) in the formula")
         d = dask_design(formula, data, weights=weights, offset=offset, na_action=na_action)
         return DaskLinearMixedModel.fit(d, REML, control, stacklevel=3)
     with single_threaded():  # the design's small dense algebra too (a second BLAS thread only spins)
-        d = design(formula, data, weights=weights, offset=offset, na_action=na_action)
+        d = design(formula, data, weights=weights, offset=offset, na_action=na_action, contrasts=contrasts)
         return LinearMixedModel.fit(d, REML, control, stacklevel=3)
 
 

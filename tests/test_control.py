@@ -39,7 +39,7 @@ def test_make_validates_every_setting():
 def test_an_unknown_keyword_of_lmer_is_refused_by_name():
     ss = load_data("sleepstudy")
     with pytest.raises(slm.ArgumentError, match=r"lmer\(\) got an unknown keyword 'maxfun'; its keywords are formula, data, "
-                       r"REML, weights, offset, na_action, control and the fit settings optimizer, options"):
+                       r"REML, weights, offset, na_action, contrasts, control and the fit settings optimizer, options"):
         slm.lmer(F, ss, maxfun=5)
     with pytest.raises(slm.ArgumentError, match=r"lmer\(\) got an unknown keyword 'weight'"):
         slm.lmer(F, ss, weight="Days")

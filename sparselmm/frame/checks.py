@@ -40,6 +40,7 @@ __all__ = [
     "check_term_split",
     "check_random_terms",
     "warn_numeric_labels",
+    "check_contrasts",
 ]
 
 
@@ -346,3 +347,37 @@ def warn_numeric_labels(name: str, levels: pd.Index, stacklevel: int = 4) -> Non
         SparseLMMWarning,
         stacklevel=stacklevel,
     )
+
+
+def check_contrasts(
+    contrasts: Any, frame: Mapping[str, pd.Series] | pd.DataFrame, fixed_vars: Sequence[str], valid: Sequence[str]
+) -> dict[str, str]:
+    """The ``contrasts =`` argument checked: a mapping from factors of the fixed part to R's
+    names of contrasts (``{"store": "contr.sum"}``).
+
+    Returns
+    -------
+    dict of str to str
+
+    Raises
+    ------
+    ArgumentError
+        For a value that is not a mapping, a column that is not a factor of the fixed part, or
+        contrasts of an unknown name (the message lists the valid ones).
+    """
+    if contrasts is None:
+        return {}
+    if not isinstance(contrasts, Mapping):
+        raise ArgumentError(f"contrasts must be a dict of factor -> contrasts name, got {type(contrasts).__name__}")
+    factors = [v for v in fixed_vars if isinstance(frame[v].dtype, pd.CategoricalDtype)]
+    out: dict[str, str] = {}
+    for col, name in contrasts.items():
+        if col not in factors:
+            raise ArgumentError(
+                f"contrasts names {col!r}, which is not a factor of the fixed part"
+                + (f" (its factors: {', '.join(map(repr, factors))})" if factors else " (it has no factors)")
+            )
+        if name not in valid:
+            raise ArgumentError(f"contrasts for {col!r} must be one of {', '.join(valid)}, got {name!r}")
+        out[str(col)] = str(name)
+    return out

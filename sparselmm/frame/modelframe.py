@@ -423,23 +423,23 @@ _NUMBERED_CONTRASTS = re.compile(r"^C\(.*,\s*(contr\.sum|Sum|contr\.helmert|Helm
 _RAW_POLY = re.compile(r"^poly\(.*raw\s*=\s*(True|TRUE|T)\b.*\)$", re.S)
 
 
-def _r_component(comp: str, numbered: dict[str, list[str]], spell: Callable[[str], str]) -> tuple[str, str]:
+def _r_component(
+    comp: str, numbered: dict[str, list[str]], spell: Callable[[str], str], auto: set[str] = frozenset()
+) -> tuple[str, str]:
     """formulaic column component -> (R name, the variable expression it comes from).
 
     The expression is written as R deparses it (:func:`sparselmm.spec.deparse.r_deparse`); a
     comparison gets R's ``TRUE`` suffix; a raw ``poly()``'s columns are numbered from 1 and
     sum and Helmert contrasts' columns 1, 2, ... as R numbers them (``numbered``: the labels
     seen so far per expression).  ``spell`` writes formulaic's aliases of columns as R names,
-    after the deparse (a column ``True`` is not the constant ``TRUE``)."""
+    after the deparse (a column ``True`` is not the constant ``TRUE``).  A factor in ``auto``
+    (given its contrasts by :func:`with_contrasts`) is named by its column, as R names it."""
     if comp == "Intercept":
         return "(Intercept)", ""
     m = re.fullmatch(r"(.*)\[(?:T\.)?(.*)\]", comp, flags=re.S)
     if m:
         var, level = m.group(1).strip("`"), spell(m.group(2))
         shown = spell(r_deparse(var))
-        poly = re.fullmatch(r"C\((.+), Poly\)", shown)
-        if poly and level.startswith((".", "^")):  # an ordered factor under R's default contrasts
-            shown = poly.group(1)
         if _RAW_POLY.match(shown) and level.isdigit():
             level = str(int(level) + 1)  # formulaic numbers the powers from 0, R from 1
         elif _NUMBERED_CONTRASTS.match(shown):
@@ -447,12 +447,18 @@ def _r_component(comp: str, numbered: dict[str, list[str]], spell: Callable[[str
             if level not in seen:
                 seen.append(level)
             level = str(seen.index(level) + 1)
+        wrapped = re.fullmatch(r"C\((.+?), (?:Poly|Sum|Helmert|contr\.treatment|Treatment\(.*\))\)", shown)
+        if wrapped and wrapped.group(1).strip("`") in auto:  # contrasts chosen for a column: R names it by the column
+            shown = wrapped.group(1)
         return shown + level, spell(var)
+
     expr = comp.strip("`")
     return spell(r_deparse(expr)) + ("TRUE" if is_logical(expr) else ""), spell(expr).replace(" ** ", "^")
 
 
-def r_names(formulaic_names: list[str], formula_text: str, spell: Callable[[str], str] = lambda s: s) -> list[str]:
+def r_names(
+    formulaic_names: list[str], formula_text: str, spell: Callable[[str], str] = lambda s: s, auto: set[str] = frozenset()
+) -> list[str]:
     """R's names for formulaic's columns (``sector[T.Public]:cses`` -> ``cses:sectorPublic``).
 
     The factors of an interaction are ordered by where their variable first
@@ -473,7 +479,7 @@ def r_names(formulaic_names: list[str], formula_text: str, spell: Callable[[str]
     out = []
     numbered: dict[str, list[str]] = {}
     for name in formulaic_names:
-        comps = [_r_component(c, numbered, spell) for c in _split_colon(name)]
+        comps = [_r_component(c, numbered, spell, auto) for c in _split_colon(name)]
         comps.sort(key=lambda rv: position(rv[1]))
         out.append(":".join(r for r, _ in comps))
     return out
@@ -722,7 +728,8 @@ def _simple_spec(text: str, frame: pd.DataFrame) -> SimpleSpec | None:
 
 
 def model_matrix(
-    text: str, frame: pd.DataFrame, what: str, state_frame: pd.DataFrame | None = None
+    text: str, frame: pd.DataFrame, what: str, state_frame: pd.DataFrame | None = None,
+    contrasts: Mapping[str, str] | None = None,
 ) -> tuple[np.ndarray, list[str], Any]:
     """The model matrix of a fixed-effects formula (or a term's left side) on the model frame.
 
@@ -739,6 +746,8 @@ def model_matrix(
         transforms (``scale()``, ``poly()``, splines) take their state (means, SDs,
         coefficients, knots) from it, as R's ``model.frame`` evaluates them on the data
         before ``na.omit``.
+    contrasts : mapping of str to str, optional
+        R's contrasts per factor (``{"store": "contr.sum"}``, see :data:`CONTRASTS`).
 
     Returns
     -------
@@ -753,16 +762,17 @@ def model_matrix(
     ------
     FormulaError, DataError
     """
-    simple = _simple_spec(text, frame)
+    simple = None if contrasts else _simple_spec(text, frame)
     if simple is not None:  # plain sums of main effects: no need for formulaic's machinery
         return simple.matrix(frame), simple.names(), simple
-    return _formulaic_matrix(text, frame, what, state_frame)
+    return _formulaic_matrix(text, frame, what, state_frame, contrasts)
 
 
 
 
 def _formulaic_matrix(
-    text: str, frame: pd.DataFrame, what: str, state_frame: pd.DataFrame | None = None
+    text: str, frame: pd.DataFrame, what: str, state_frame: pd.DataFrame | None = None,
+    contrasts: Mapping[str, str] | None = None,
 ) -> tuple[np.ndarray, list[str], Any]:
     """The model matrix of any fixed-effects formula, by formulaic, with R's column names.
 
@@ -775,9 +785,11 @@ def _formulaic_matrix(
     """
     from formulaic import model_matrix as formulaic_model_matrix
 
-    ordered = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype) and frame[c].dtype.ordered]
-    if ordered:  # R's default contrasts for an ordered factor are polynomial (contr.poly): .L, .Q, .C, ^4, ...
-        text = with_poly_contrasts(text, ordered)
+    # R's default contrasts for an ordered factor are polynomial (contr.poly): .L, .Q, .C, ^4, ...; the
+    # contrasts argument chooses others
+    auto = {c: "Poly" for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype) and frame[c].dtype.ordered}
+    auto.update({c: _spelling(v, frame[c]) for c, v in (contrasts or {}).items()})
+    text = with_contrasts(text, auto)
     tr = translate(text, list(map(str, frame.columns)))
     used = pd.DataFrame({tr.renames.get(c, c): frame[c] for c in tr.columns}, index=frame.index, copy=False)
     try:
@@ -802,7 +814,7 @@ def _formulaic_matrix(
         raise _factor_in_arithmetic(exc, tr, frame, text, what) or FormulaError(
             f"cannot build {what} from {text!r}: {exc}"
         ) from exc
-    names = r_names([str(c) for c in mm.columns], text, tr.r_spelling)
+    names = r_names([str(c) for c in mm.columns], text, tr.r_spelling, set(auto))
     return M, names, ClosedSpec(mm.model_spec, tr.columns, tr.renames)
 
 
@@ -843,16 +855,37 @@ def expand_dot(pf: ParsedFormula, columns: list[str]) -> ParsedFormula:
     return replace(pf, fixed=expand(pf.fixed), fragments=frags)
 
 
-def with_poly_contrasts(text: str, ordered: list[str]) -> str:
-    """``text`` with every bare use of an ordered factor (a name in ``ordered`` outside any
-    function call) written ``C(f, Poly)``: R's default contrasts for it (the columns are then
-    named ``f.L``, ``f.Q``, ... by :func:`r_names`)."""
+#: R's contrasts by name -> formulaic's spelling inside C() (contr.SAS: treatment contrasts with
+#: the last level as reference, see :func:`_spelling`)
+CONTRASTS = {
+    "contr.treatment": "contr.treatment",
+    "contr.sum": "Sum",
+    "contr.helmert": "Helmert",
+    "contr.poly": "Poly",
+    "contr.SAS": "SAS",
+}
+
+
+def _spelling(name: str, column: pd.Series) -> str:
+    """formulaic's spelling of R's contrasts ``name`` for a factor column."""
+    if name == "contr.SAS":
+        return f"Treatment({str(column.dtype.categories[-1])!r})"
+    return CONTRASTS[name]
+
+
+def with_contrasts(text: str, contrasts: Mapping[str, str]) -> str:
+    """``text`` with every bare use of a factor of ``contrasts`` (outside any function call)
+    written ``C(f, <contrasts>)`` in formulaic's spelling; :func:`r_names` names the columns as
+    R names them under ``contrasts =`` (``f1``, ``f.L``, ``fB``).  Ordered factors default to
+    R's polynomial contrasts through the same rewrite."""
     from sparselmm.spec.vocabulary import name_tokens
 
+    if not contrasts:
+        return text
     out, last = [], 0
     for start, end, value in name_tokens(text):
-        if value in ordered:
-            out += [text[last:start], f"C({text[start:end]}, Poly)"]
+        if value in contrasts:
+            out += [text[last:start], f"C({text[start:end]}, {contrasts[value]})"]
             last = end
     return "".join(out) + text[last:]
 
@@ -938,6 +971,7 @@ def design(
     weights: Any = None,
     offset: Any = None,
     na_action: str = "omit",
+    contrasts: Mapping[str, str] | None = None,
 ) -> Design:
     """Build the design of a linear mixed model from an lme4 formula (lme4's ``lFormula``).
 
@@ -957,6 +991,11 @@ def design(
     na_action : {"omit", "fail"}
         ``"omit"`` drops rows with a missing value in a used column (counted in
         ``n_dropped``); ``"fail"`` raises instead.
+    contrasts : mapping of str to str, optional
+        R's ``contrasts =`` of ``lm``/``lmer``: per factor of the fixed part, the contrasts
+        to code it with (``{"store": "contr.sum"}``): ``"contr.treatment"``, ``"contr.sum"``,
+        ``"contr.helmert"``, ``"contr.poly"``, ``"contr.SAS"``; columns named as R names them
+        (``store1``, ``store2``, ... for sums).
 
     Returns
     -------
@@ -1030,7 +1069,8 @@ def design(
 
     # fixed effects, and the units the engine computes in (sparselmm.frame.conditioning): centred and
     # scaled columns, so that the cross-products keep what the data carry
-    X, X_names, fixed_spec = model_matrix(pf.fixed, frame, "the fixed-effects matrix", given)
+    chosen = checks.check_contrasts(contrasts, frame, fixed_vars, list(CONTRASTS))
+    X, X_names, fixed_spec = model_matrix(pf.fixed, frame, "the fixed-effects matrix", given, chosen)
     checks.check_finite(X, X_names, "fixed-effects column")
     cond, Xc = condition_columns(X, X_names)
 

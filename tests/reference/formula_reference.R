@@ -17,6 +17,8 @@ cake$replicate <- factor(cake$replicate)
 Hsb82 <- read.csv("datasets/Hsb82.csv", stringsAsFactors = TRUE)
 Hsb82$school <- factor(Hsb82$school)
 Penicillin <- read.csv("datasets/Penicillin.csv", stringsAsFactors = TRUE)
+Dyestuff <- read.csv("datasets/Dyestuff.csv", stringsAsFactors = TRUE)
+Pastes <- read.csv("datasets/Pastes.csv", stringsAsFactors = TRUE)
 sleep3 <- sleepstudy[, c("Reaction", "Days", "Subject")]  # the bundled columns only, for '.'
 
 cases <- list(
@@ -49,7 +51,7 @@ cases <- list(
   list("Penicillin", "diameter ~ 1 + ((1 | plate)) + (1 | sample)", TRUE),
   list("sleepstudy", "Reaction ~ Days + offset(log(n)) + (1 | Subject)", TRUE),
   list("sleepstudy", "Reaction ~ Days + offset(10 * Days) + offset(w2) + (Days | Subject)", TRUE),
-  list("sleepstudy", "Reaction ~ offset(sqrt(n)) + Days + (1 | Subject)", FALSE, "n"),
+  list("sleepstudy", "Reaction ~ offset(sqrt(n)) + Days + (1 | Subject)", FALSE, offset = "n"),
   list("sleepstudy", "Reaction ~ relevel(factor(g), ref = 'odd') + (1 | Subject)", TRUE),
   list("sleepstudy", "Reaction ~ relevel(factor(Days), ref = '3') + (1 | Subject)", FALSE),
   list("sleepstudy", "Reaction ~ Days + (g || Subject)", TRUE),
@@ -64,16 +66,30 @@ cases <- list(
   list("sleepstudy", "Reaction ~ Days * o + (o | Subject)", FALSE),
   list("sleep3", "Reaction ~ . - Subject + (Days | Subject)", TRUE),
   list("cake", "angle ~ . - replicate - temperature + (1 | replicate)", TRUE),
+  list("Dyestuff", "log(Yield) ~ 1 + (1 | Batch)", TRUE),
+  list("Dyestuff", "sqrt(Yield) ~ 1 + (1 | Batch)", FALSE),
+  list("Dyestuff", "I(Yield/100) ~ 1 + ((1 | Batch))", TRUE),
+  list("Pastes", "strength ~ 1 + (1 | batch/cask)", TRUE),
+  list("Pastes", "I(strength - 60) ~ 1 + (1 | batch) + (1 | batch:cask)", FALSE),
+  list("Penicillin", "log(diameter) ~ 1 + (1 | plate) + (1 | sample)", TRUE),
+  list("Hsb82", "mAch ~ sector * cses + (cses | school)", TRUE, contrasts = list(sector = "contr.sum")),
+  list("Hsb82", "mAch ~ poly(ses, 2) + sector + (1 | school)", FALSE),
+  list("Hsb82", "mAch ~ I(ses > 0) * sector + (1 | school)", TRUE),
   list("grocery", "price ~ C(store, contr.sum) + (1 | item)", FALSE),
+  list("grocery", "price ~ store + (1 | item)", FALSE, contrasts = list(store = "contr.sum")),
+  list("grocery", "price ~ store + (1 | item)", TRUE, contrasts = list(store = "contr.helmert")),
+  list("grocery", "price ~ store + (1 | item)", TRUE, contrasts = list(store = "contr.poly")),
+  list("grocery", "price ~ store + (1 | item)", FALSE, contrasts = list(store = "contr.SAS")),
+  list("cake", "angle ~ recipe * temp + (1 | replicate)", TRUE, contrasts = list(recipe = "contr.sum")),
   list("grocery", "price ~ factor(store) + (1 | item)", FALSE)
 )
 res <- list()
 for (cs in cases) {
   d <- get(cs[[1]])
-  off <- if (length(cs) > 3) d[[cs[[4]]]] else NULL  # the offset argument: a column of the data
-  m <- lmer(as.formula(cs[[2]]), data = d, REML = cs[[3]], offset = off)
+  off <- if (!is.null(cs$offset)) d[[cs$offset]] else NULL  # the offset argument: a column of the data
+  m <- lmer(as.formula(cs[[2]]), data = d, REML = cs[[3]], offset = off, contrasts = cs$contrasts)
   res[[length(res) + 1]] <- list(
-    dataset = cs[[1]], formula = cs[[2]], REML = cs[[3]], offset = if (length(cs) > 3) cs[[4]] else NULL,
+    dataset = cs[[1]], formula = cs[[2]], REML = cs[[3]], offset = cs$offset, contrasts = cs$contrasts,
     fixef_names = names(fixef(m)), fixef = unname(fixef(m)), se = unname(sqrt(diag(as.matrix(vcov(m))))),
     theta = unname(getME(m, "theta")), objective = unname(if (cs[[3]]) m@devcomp$cmp[["REML"]] else m@devcomp$cmp[["dev"]]),
     sigma = sigma(m), nobs = nobs(m), cnms = getME(m, "cnms")
