@@ -21,6 +21,7 @@ import pandas as pd
 
 from sparselmm.dask_model import DaskLinearMixedModel
 from sparselmm.fitting.control import FitControl, FitSettings
+from sparselmm.fitting.fitted import Call
 from sparselmm.frame.dask_design import DaskDesign, dask_design, is_dask_dataframe
 from sparselmm.frame.modelframe import Design, design
 from sparselmm.model import LinearMixedModel
@@ -133,16 +134,17 @@ def lmer(
     control = FitControl.from_settings(
         control, settings, caller="lmer", own=("formula", "data", "REML", "weights", "offset", "na_action", "contrasts")
     )
+    call = Call(formula, data, weights, offset, na_action, contrasts, control)
     if is_dask_dataframe(data):
         if contrasts is not None:
             from sparselmm.errors import ArgumentError
 
             raise ArgumentError("contrasts= is not available for a Dask fit yet; write C(f, contr.sum) in the formula")
         d = dask_design(formula, data, weights=weights, offset=offset, na_action=na_action)
-        return DaskLinearMixedModel.fit(d, REML, control, stacklevel=3)
+        return DaskLinearMixedModel.fit(d, REML, control, stacklevel=3, call=call)
     with single_threaded():  # the design's small dense algebra too (a second BLAS thread only spins)
         d = design(formula, data, weights=weights, offset=offset, na_action=na_action, contrasts=contrasts)
-        return LinearMixedModel.fit(d, REML, control, stacklevel=3)
+        return LinearMixedModel.fit(d, REML, control, stacklevel=3, call=call)
 
 
 def _flag_REML(REML: Any) -> bool:

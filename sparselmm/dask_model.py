@@ -17,6 +17,7 @@ import pandas as pd
 from sparselmm import validate
 from sparselmm.errors import ArgumentError, SparseLMMError
 from sparselmm.fitting.control import FitControl, FitSettings
+from sparselmm.fitting.fitted import Call
 from sparselmm.frame.dask_design import DaskDesign, PartitionBuilder, dask_design, is_dask_dataframe
 from sparselmm.model import LinearMixedModel
 from sparselmm.stats import inference
@@ -66,7 +67,7 @@ def lmer_dask(
     )
     REML = validate.flag(REML, "REML")
     d = dask_design(formula, data, weights=weights, offset=offset, na_action=na_action, split_every=split_every)
-    return DaskLinearMixedModel.fit(d, REML, control)
+    return DaskLinearMixedModel.fit(d, REML, control, call=Call(formula, data, weights, offset, na_action, None, control))
 
 
 def _partition_eta(
@@ -202,4 +203,5 @@ class DaskLinearMixedModel(LinearMixedModel):
         if new_y is not None:
             raise SparseLMMError("refit(new_y) is not available for a model fitted from a Dask DataFrame")
         reml = self.REML if REML is None else validate.flag(REML, "REML")
-        return self.fit(self.design, reml, FitControl.make(optimizer=self.optsum.optimizer, start=self.theta, check=False))
+        control = FitControl.make(optimizer=self.optsum.optimizer, start=self.theta, check=False)
+        return self.fit(self.design, reml, control, call=self.call)

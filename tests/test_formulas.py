@@ -125,3 +125,27 @@ def test_contrasts_argument_is_checked():
     dd = pytest.importorskip("dask.dataframe")
     with pytest.raises(slm.ArgumentError, match=r"contrasts= is not available for a Dask fit yet; write C\(f, contr.sum\)"):
         slm.lmer("price ~ store + (1 | item)", dd.from_pandas(g, npartitions=2), contrasts={"store": "contr.sum"})
+
+
+def test_update_refits_with_the_call_changed():
+    ss = slm.datasets.load("sleepstudy")
+    m = slm.lmer("Reaction ~ Days + (Days | Subject)", ss)
+    for kw, formula, extra in [
+        (dict(formula=". ~ . - Days"), "Reaction ~ (Days | Subject)", {}),
+        (dict(formula="log(.) ~ ."), "log(Reaction) ~ Days + (Days | Subject)", {}),
+        (dict(formula="~ . + I(Days^2)"), "Reaction ~ Days + I(Days^2) + (Days | Subject)", {}),
+        (dict(REML=False), "Reaction ~ Days + (Days | Subject)", dict(REML=False)),
+    ]:
+        u, ref = m.update(**kw), slm.lmer(formula, ss, **extra)
+        assert list(u.fixef.index) == list(ref.fixef.index) and u.REML == ref.REML
+        assert u.objective == pytest.approx(ref.objective, rel=1e-10)
+    u = m.update(data=ss.iloc[:120], optimizer="nelder_mead")
+    assert u.nobs == 120 and u.optsum.optimizer == "nelder_mead"
+    assert u.objective == pytest.approx(slm.lmer(m.formula, ss.iloc[:120]).objective, rel=1e-6)
+    assert m.refit(REML=False).update(REML=True).objective == pytest.approx(m.objective, rel=1e-10)
+    with pytest.raises(slm.FormulaError, match=r"update\(\): '\.' inside the term"):
+        m.update(". ~ .^2")
+    with pytest.raises(slm.SparseLMMError, match=r"update\(\) needs the call of lmer\(\)"):
+        slm.fit_design(slm.design(m.formula, ss)).update(REML=False)
+    with pytest.raises(slm.ArgumentError, match=r"update\(\) got an unknown keyword 'reml'"):
+        m.update(reml=False)

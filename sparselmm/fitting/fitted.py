@@ -9,7 +9,7 @@ search becomes a model.
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Self
 
@@ -22,10 +22,37 @@ from sparselmm.errors import ArgumentError, ConvergenceWarning, DataError, Spars
 from sparselmm.fitting.control import FitControl
 from sparselmm.fitting.optimize import OptSummary
 from sparselmm.fitting.search import search
-from sparselmm.frame.modelframe import Design, vector_argument
+from sparselmm.frame.dask_design import dask_design, is_dask_dataframe
+from sparselmm.frame.modelframe import Design, design, vector_argument
+from sparselmm.spec.formula import update_formula
 from sparselmm.threads import single_threaded
 
-__all__ = ["FittedModel"]
+__all__ = ["FittedModel", "Call"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """How a model was fitted (lme4's ``m@call``): what :meth:`FittedModel.update` changes.
+
+    Attributes
+    ----------
+    formula : str
+    data : pandas.DataFrame or dask.dataframe.DataFrame
+        The data as given (a reference, not a copy).
+    weights, offset : Any
+        The arguments as given (column names, or arrays).
+    na_action : str
+    contrasts : mapping or None
+    control : FitControl
+    """
+
+    formula: str
+    data: Any
+    weights: Any = None
+    offset: Any = None
+    na_action: str = "omit"
+    contrasts: Any = None
+    control: FitControl | None = None
 
 
 class FittedModel:
@@ -66,6 +93,8 @@ class FittedModel:
         self._ldL2, self._ldRX2 = st.ldL2, st.ldRX2
         self._RX = st.RX.copy()
         self._memo: dict[str, Any] = {}
+        #: how the model was fitted (set by :meth:`fit`; None for a model made from a design by hand)
+        self.call: Call | None = None
 
     def memo(self, key: str, make: Any) -> Any:
         """A quantity derived from this fit alone (a second PLS state, Satterthwaite's
@@ -82,7 +111,7 @@ class FittedModel:
         return self._memo[key]
 
     @classmethod
-    def fit(cls, design: Design, REML: bool, control: FitControl, stacklevel: int = 3) -> "Self":
+    def fit(cls, design: Design, REML: bool, control: FitControl, stacklevel: int = 3, call: Call | None = None) -> "Self":
         """Search θ for a design (:func:`sparselmm.fitting.search.search`) and make the fitted model.
 
         Parameters
@@ -92,6 +121,8 @@ class FittedModel:
         control : FitControl
         stacklevel : int
             Where the convergence warnings point (as :func:`warnings.warn`'s, counted from here).
+        call : Call, optional
+            How the design was made, for :meth:`update`.
 
         Returns
         -------
@@ -103,6 +134,7 @@ class FittedModel:
         with single_threaded(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             opt, state = search(design, REML, control)
             m = cls(design, REML, opt, state)
+        m.call = call
         for msg in opt.warnings:
             warnings.warn(msg, ConvergenceWarning, stacklevel=stacklevel)
         return m
@@ -423,6 +455,44 @@ class FittedModel:
         return int(sum(t.k for t in self.design.terms))
 
     # ----- refitting ------------------------------------------------------------------
+    def update(
+        self, formula: str | None = None, *, data: Any = None, REML: bool | None = None,
+        control: FitControl | None = None, **settings: Any,
+    ) -> "Self":
+        """Fit again with some of the call changed (R's ``update``): a formula in R's
+        ``update.formula`` spelling (``". ~ . - Days"``, ``"~ . + (1 | item)"``), new data (the
+        same kind of data frame), ``REML``, or fit settings; the rest as in this fit.
+
+        Returns
+        -------
+        FittedModel
+            A new fit, of this model's class.
+
+        Raises
+        ------
+        SparseLMMError
+            For a model not fitted by ``lmer()`` (no call to change), or new data of another kind.
+        """
+        call = self.call
+        if call is None:
+            raise SparseLMMError("update() needs the call of lmer(): this model was made from a design; use fit_design()")
+        new = replace(
+            call,
+            formula=call.formula if formula is None else update_formula(call.formula, formula),
+            data=call.data if data is None else data,
+            control=FitControl.from_settings(control or call.control, settings, caller="update",
+                                             own=("formula", "data", "REML")),
+        )
+        if is_dask_dataframe(new.data) != is_dask_dataframe(call.data):
+            raise SparseLMMError("update(data=...) with another kind of data frame (pandas / Dask): fit it with lmer()")
+        if is_dask_dataframe(new.data):
+            d = dask_design(new.formula, new.data, weights=new.weights, offset=new.offset, na_action=new.na_action)
+        else:
+            d = design(new.formula, new.data, weights=new.weights, offset=new.offset, na_action=new.na_action,
+                       contrasts=new.contrasts)
+        reml = self.REML if REML is None else validate.flag(REML, "REML")
+        return type(self).fit(d, reml, new.control, call=new)
+
     def refit(self, new_y: Any = None, *, REML: bool | None = None) -> "Self":
         """Refit to a new response (same design), or with ``REML`` changed (lme4's ``refit``/``refitML``).
 
@@ -448,4 +518,5 @@ class FittedModel:
             cond = d.cond.with_response(y_adj, d.X, d.weights)
             cross = CrossProducts.from_arrays(d.Zt, cond.X(d.X), cond.y(y_adj, d.X), cond.w(d.weights))
             d = replace(d, y=y, cross=cross, conditioning=cond)
-        return self.fit(d, reml, FitControl.make(optimizer=self.optsum.optimizer, start=self.theta, check=False))
+        control = FitControl.make(optimizer=self.optsum.optimizer, start=self.theta, check=False)
+        return self.fit(d, reml, control, call=self.call if new_y is None else None)

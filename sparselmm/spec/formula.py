@@ -27,7 +27,7 @@ from typing import Iterator, NamedTuple
 from sparselmm.errors import FormulaError
 from sparselmm.spec.covariance import STRUCTURE_CLASSES
 
-__all__ = ["BarTerm", "Fragment", "ParsedFormula", "parse_formula"]
+__all__ = ["BarTerm", "Fragment", "ParsedFormula", "parse_formula", "update_formula"]
 
 
 #: an R name: letters, digits, "." and "_"
@@ -464,3 +464,36 @@ def _parse_formula(formula: str) -> ParsedFormula:
     return ParsedFormula(
         formula=formula, response=response, fixed=fixed, bars=tuple(bars), fragments=tuple(fragments), offsets=tuple(offsets)
     )
+
+
+def update_formula(old: str, new: str) -> str:
+    """R's ``update.formula``: ``new`` with ``.`` standing for ``old``'s response (left of ``~``)
+    and for its whole right-hand side (a term ``.`` on the right), e.g. ``". ~ . - Days"``;
+    ``"~ . + (1 | item)"`` keeps the response.
+
+    Raises
+    ------
+    FormulaError
+        For a ``.`` inside an expression of ``new`` (``.^2``: write the terms out), or a formula
+        without ``~``.
+    """
+    if not isinstance(new, str) or _top_level_index(new, "~") < 0:
+        raise FormulaError(f"update(): the new formula must be a string with '~', like '. ~ . - x', got {new!r}")
+    t_old, t_new = _top_level_index(old, "~"), _top_level_index(new, "~")
+    old_lhs, old_rhs = old[:t_old].strip(), old[t_old + 1 :].strip()
+    lhs, rhs = new[:t_new].strip(), new[t_new + 1 :].strip()
+    if lhs in ("", "."):
+        lhs = old_lhs
+    else:  # log(.) ~ ...: the old response inside an expression
+        lhs = re.sub(r"(?<![\w.`])\.(?![\w.`])", lambda _: old_lhs if BARE_NAME.fullmatch(old_lhs) else f"({old_lhs})", lhs)
+    pieces = []
+    for sign, piece, _ in split_top(rhs, 0):
+        if piece == ".":
+            if sign == "-":
+                raise FormulaError(f"update(): '- .' in {new!r} would remove every term")
+            pieces.append(("+ " if pieces else "") + old_rhs)
+        elif re.search(r"(?<![\w.`])\.(?![\w.`])", _mask(piece)):
+            raise FormulaError(f"update(): '.' inside the term {piece!r} of {new!r}; write the terms out")
+        else:
+            pieces.append(("- " if sign == "-" else "+ " if pieces else "") + piece)
+    return f"{lhs} ~ {' '.join(pieces)}"
