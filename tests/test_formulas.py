@@ -149,3 +149,14 @@ def test_update_refits_with_the_call_changed():
         slm.fit_design(slm.design(m.formula, ss)).update(REML=False)
     with pytest.raises(slm.ArgumentError, match=r"update\(\) got an unknown keyword 'reml'"):
         m.update(reml=False)
+
+
+def test_missing_values_inside_scale_and_poly_as_r_treats_them():
+    ss = slm.datasets.load("sleepstudy")
+    ss["x"] = np.where(np.arange(len(ss)) % 9 == 0, np.nan, ss["Days"])
+    m = slm.lmer("Reaction ~ scale(x) + (1 | Subject)", ss)  # R: colMeans(na.rm = TRUE), sd of the rest
+    x = ss["x"].dropna()
+    np.testing.assert_allclose(m.design.X[:, 1], ((x - x.mean()) / x.std()).to_numpy(), rtol=1e-13)
+    assert m.objective == pytest.approx(1585.09508537, rel=1e-9)  # lme4 1.1-31's REMLcrit, print(digits = 12)
+    with pytest.raises(slm.FormulaError, match=r"poly\(x, 2\) has missing values in column 'x', which R's poly\(\) does not allow"):
+        slm.design("Reaction ~ poly(x, 2) + (1 | Subject)", ss)

@@ -800,11 +800,14 @@ def _formulaic_matrix(
             if mm.model_spec.transform_state and state_frame is not None and len(state_frame) != len(frame):
                 # R evaluates scale(x), poly(x, 2), ... on the data as given and drops the incomplete rows
                 # after: their state from all rows, the factors' levels from the rows kept
+                _refuse_poly_of_missing(text, state_frame, what)
                 full = pd.DataFrame({tr.renames.get(c, c): state_frame[c] for c in tr.columns}, index=state_frame.index)
                 state = formulaic_model_matrix(tr.text, full, na_action="ignore", output="pandas", context=namespace())
                 spec = mm.model_spec.update(transform_state=state.model_spec.transform_state)
                 mm = spec.get_model_matrix(used, na_action="ignore", output="pandas", context=namespace())
             M = np.asarray(mm.to_numpy(dtype=float))
+    except SparseLMMError:  # this module's own refusals (poly() of missing values)
+        raise
     except Exception as exc:  # formulaic's errors, and values that are not numbers (I('a'))
         own = exc.__cause__
         while own is not None and not isinstance(own, SparseLMMError):
@@ -888,6 +891,23 @@ def with_contrasts(text: str, contrasts: Mapping[str, str]) -> str:
             out += [text[last:start], f"C({text[start:end]}, {contrasts[value]})"]
             last = end
     return "".join(out) + text[last:]
+
+
+def _refuse_poly_of_missing(text: str, state_frame: Any, what: str) -> None:
+    """R's ``poly()`` refuses missing values ("missing values are not allowed in 'poly'"): so does
+    this, naming the column, rather than build the polynomials of the complete rows."""
+    for m in re.finditer(r"(?<![\w.])poly\s*\(", text):
+        depth, i = 1, m.end()
+        while i < len(text) and depth:
+            depth += {"(": 1, ")": -1}.get(text[i], 0)
+            i += 1
+        call = text[m.start() : i]
+        for v in variables(call):
+            if v in state_frame.columns and bool(pd.isna(state_frame[v]).any()):
+                raise FormulaError(
+                    f"cannot build {what} from {text!r}: {call} has missing values in column {v!r}, which R's poly() does not "
+                    "allow either; drop those rows from the data first"
+                )
 
 
 def _factor_in_arithmetic(exc: Exception, tr: Any, frame: Any, text: str, what: str) -> DataError | None:

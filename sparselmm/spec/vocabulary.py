@@ -154,6 +154,38 @@ def _relevel(x: Any, ref: Any, _state: dict | None = None) -> Any:
     return cat.cat.reorder_categories(match + [lv for lv in levels if lv is not match[0]])
 
 
+def _scale(data: Any, center: Any = True, scale: Any = True, _state: dict | None = None) -> Any:
+    """R's ``scale(x, center = TRUE, scale = TRUE)``: subtract the mean, divide by the standard
+    deviation (the root mean square when not centred), missing values left out of both as R's
+    ``colMeans(na.rm = TRUE)`` and ``sd`` leave them; numbers for ``center``/``scale`` are used
+    as given.  The fit's mean and SD are kept for new data."""
+    import pandas
+
+    if isinstance(getattr(data, "dtype", None), pandas.CategoricalDtype):  # a factor has no mean (the caller names it)
+        raise TypeError("scale() of a factor")
+    x = numpy.asarray(data, dtype=float)
+    state = {} if _state is None else _state
+    ok = ~numpy.isnan(x)
+    whole = bool(ok.all())
+    if "center" not in state:
+        if isinstance(center, bool):
+            state["center"] = (numpy.mean(x, axis=0) if whole else numpy.nanmean(x, axis=0)) if center else None
+        else:
+            state["center"] = numpy.asarray(center, dtype=float)
+    if state["center"] is not None:
+        x = x - state["center"]
+    if "scale" not in state:
+        if isinstance(scale, bool):
+            n = int(ok.sum()) if not whole else x.shape[0]
+            sq = numpy.sum(x**2, axis=0) if whole else numpy.nansum(x**2, axis=0)
+            state["scale"] = numpy.sqrt(sq / max(1, n - 1)) if scale else None
+        else:
+            state["scale"] = numpy.asarray(scale, dtype=float)
+    if state["scale"] is not None:
+        x = x / state["scale"]
+    return x
+
+
 def _stateful(f: Callable[..., Any]) -> Callable[..., Any]:
     from formulaic.transforms import stateful_transform  # local: formulaic is slow to import
 
@@ -196,7 +228,7 @@ VOCABULARY: Mapping[str, Word] = MappingProxyType(
         "abs": Word("function", "numpy:absolute", "absolute value"),
         "I": Word("function", "formulaic:I", "the expression as it is (arithmetic inside a formula)"),
         # transforms whose result depends on the whole column (formulaic's stateful transforms)
-        "scale": Word("function", "formulaic:scale", "centre and scale to standard deviation 1"),
+        "scale": Word("function", "sparselmm:scale", "centre and scale to standard deviation 1 (R's scale: missing values left out)"),
         "center": Word("function", "formulaic:center", "subtract the mean"),
         "standardize": Word("function", "formulaic:standardize", "centre and scale (patsy's name)"),
         "poly": Word("function", "formulaic:poly", "orthogonal polynomials"),
@@ -259,7 +291,7 @@ def _resolve(word: Word) -> Any:
     if where == "numpy":
         return getattr(numpy, what)
     if where == "sparselmm":
-        return _stateful(_relevel) if what == "relevel" else _OWN[what]
+        return _stateful({"relevel": _relevel, "scale": _scale}[what]) if what in ("relevel", "scale") else _OWN[what]
     if where == "python":
         return ast.literal_eval(what)
     raise ValueError(f"unknown source {word.source!r}")  # pragma: no cover - a mistake in the table
