@@ -160,3 +160,32 @@ def test_missing_values_inside_scale_and_poly_as_r_treats_them():
     assert m.objective == pytest.approx(1585.09508537, rel=1e-9)  # lme4 1.1-31's REMLcrit, print(digits = 12)
     with pytest.raises(slm.FormulaError, match=r"poly\(x, 2\) has missing values in column 'x', which R's poly\(\) does not allow"):
         slm.design("Reaction ~ poly(x, 2) + (1 | Subject)", ss)
+
+
+def test_review_of_the_r_formula_work():
+    # each against R (lme4 1.1-31 / R 4): the values in the comments were printed by R
+    from sparselmm.spec.formula import update_formula
+    from sparselmm.spec.vocabulary import r_round
+
+    np.testing.assert_array_equal(r_round(np.array([0.15, 0.35, 1.15, -0.15, 2.5, 0.25]), 1), [0.1, 0.3, 1.1, -0.1, 2.5, 0.2])
+    assert float(r_round(2.675, 2)) == 2.67 and list(r_round(np.array([2.5, 0.5, -2.5]), 0)) == [2.0, 0.0, -2.0]
+    ss = _data("sleepstudy")
+    # the response's and an offset's transforms take their state from the data as given
+    np.testing.assert_allclose(slm.lmer("scale(Reaction) ~ w2 + (1 | Subject)", ss).fixef, [-0.0761345, 0.0419501], atol=5e-8)
+    np.testing.assert_allclose(slm.lmer("Reaction ~ w2 + offset(scale(Days)) + (1 | Subject)", ss).fixef, [294.532, 2.20524], rtol=2e-6)
+    assert slm.lmer("Reaction ~ offset(n) + offset(n) + (1 | Subject)", ss).fixef.iloc[0] == pytest.approx(293.008, abs=1e-3)
+    assert slm.lmer("Reaction ~ center(w2) + (1 | Subject)", ss).fixef.iloc[1] == pytest.approx(2.363, abs=1e-3)
+    np.testing.assert_allclose(slm.lmer("Reaction ~ poly(w2, 2, raw = TRUE) + (1 | Subject)", ss).fixef.iloc[1:], [20.8131, -4.61347], rtol=1e-5)
+    # names: back-quoted and dotted columns, full-rank sum contrasts, a C() the user wrote
+    s2 = ss.assign(**{"x.y": ss.Days / 3, "a-b": ss.Days * 2.0 + 1})
+    assert list(slm.lmer("Reaction ~ I(x.y^2) + `a-b` + (1 | Subject)", s2).fixef.index) == ["(Intercept)", "I(x.y^2)", "`a-b`"]
+    assert list(slm.lmer("Reaction ~ 0 + C(g, contr.sum) + (1 | Subject)", ss).fixef.index) == ["C(g, contr.sum)even", "C(g, contr.sum)odd"]
+    assert list(slm.lmer("Reaction ~ C(o, contr.treatment) + (1 | Subject)", ss).fixef.index)[1:] == [
+        "C(o, contr.treatment)mid", "C(o, contr.treatment)hi"]
+    # a level the fit never saw is an error in predict, as R's "has new levels"
+    m = slm.lmer("Reaction ~ factor(Days) + (1 | Subject)", ss[ss.Days < 8])
+    with pytest.raises(slm.DataError, match="values the fit did not see"):
+        m.predict(ss.assign(Days=9).iloc[:2], re_form="NA")
+    # update: a term removed by '- term', none twice
+    assert update_formula("y ~ x + (1 | g)", ". ~ . - (1|g) + (x|g)") == "y ~ x + (x|g)"
+    assert update_formula("y ~ x + (1 | g)", "~ . + .") == "y ~ x + (1 | g)"

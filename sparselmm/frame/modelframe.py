@@ -19,7 +19,7 @@ import decimal
 import numbers
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -424,7 +424,8 @@ _RAW_POLY = re.compile(r"^poly\(.*raw\s*=\s*(True|TRUE|T)\b.*\)$", re.S)
 
 
 def _r_component(
-    comp: str, numbered: dict[str, list[str]], spell: Callable[[str], str], auto: set[str] = frozenset()
+    comp: str, numbered: dict[str, list[str]], spell: Callable[[str], str], auto: Mapping[str, str],
+    columns: frozenset[str] = frozenset(),
 ) -> tuple[str, str]:
     """formulaic column component -> (R name, the variable expression it comes from).
 
@@ -432,32 +433,33 @@ def _r_component(
     comparison gets R's ``TRUE`` suffix; a raw ``poly()``'s columns are numbered from 1 and
     sum and Helmert contrasts' columns 1, 2, ... as R numbers them (``numbered``: the labels
     seen so far per expression).  ``spell`` writes formulaic's aliases of columns as R names,
-    after the deparse (a column ``True`` is not the constant ``TRUE``).  A factor in ``auto``
-    (given its contrasts by :func:`with_contrasts`) is named by its column, as R names it."""
+    after the deparse (a column ``True`` is not the constant ``TRUE``).  ``auto`` maps the label of
+    each wrapper :func:`with_contrasts` inserted to its column, which names the columns, as R's."""
     if comp == "Intercept":
         return "(Intercept)", ""
     m = re.fullmatch(r"(.*)\[(?:T\.)?(.*)\]", comp, flags=re.S)
     if m:
-        var, level = m.group(1).strip("`"), spell(m.group(2))
+        var, level = m.group(1), spell(m.group(2))
         shown = spell(r_deparse(var))
         if _RAW_POLY.match(shown) and level.isdigit():
             level = str(int(level) + 1)  # formulaic numbers the powers from 0, R from 1
-        elif _NUMBERED_CONTRASTS.match(shown):
+        elif _NUMBERED_CONTRASTS.match(shown) and level.startswith(("S.", "H.")):  # reduced rank: R numbers them
             seen = numbered.setdefault(var, [])
             if level not in seen:
                 seen.append(level)
             level = str(seen.index(level) + 1)
-        wrapped = re.fullmatch(r"C\((.+?), (?:Poly|Sum|Helmert|contr\.treatment|Treatment\(.*\))\)", shown)
-        if wrapped and wrapped.group(1).strip("`") in auto:  # contrasts chosen for a column: R names it by the column
-            shown = wrapped.group(1)
-        return shown + level, spell(var)
+        if shown in auto:  # a wrapper with_contrasts inserted: R names the columns by the column itself
+            shown = auto[shown]
+        return shown + level, spell(var.strip("`"))
 
-    expr = comp.strip("`")
-    return spell(r_deparse(expr)) + ("TRUE" if is_logical(expr) else ""), spell(expr).replace(" ** ", "^")
+    if comp in columns:  # a column by its name (formulaic drops the back-quotes of `a-b`)
+        return _quoted(spell(comp)), spell(comp)
+    return spell(r_deparse(comp)) + ("TRUE" if is_logical(comp) else ""), spell(comp.strip("`")).replace(" ** ", "^")
 
 
 def r_names(
-    formulaic_names: list[str], formula_text: str, spell: Callable[[str], str] = lambda s: s, auto: set[str] = frozenset()
+    formulaic_names: list[str], formula_text: str, spell: Callable[[str], str] = lambda s: s,
+    auto: Mapping[str, str] | None = None, columns: frozenset[str] = frozenset(),
 ) -> list[str]:
     """R's names for formulaic's columns (``sector[T.Public]:cses`` -> ``cses:sectorPublic``).
 
@@ -479,7 +481,7 @@ def r_names(
     out = []
     numbered: dict[str, list[str]] = {}
     for name in formulaic_names:
-        comps = [_r_component(c, numbered, spell, auto) for c in _split_colon(name)]
+        comps = [_r_component(c, numbered, spell, auto or {}, columns) for c in _split_colon(name)]
         comps.sort(key=lambda rv: position(rv[1]))
         out.append(":".join(r for r, _ in comps))
     return out
@@ -817,7 +819,8 @@ def _formulaic_matrix(
         raise _factor_in_arithmetic(exc, tr, frame, text, what) or FormulaError(
             f"cannot build {what} from {text!r}: {exc}"
         ) from exc
-    names = r_names([str(c) for c in mm.columns], text, tr.r_spelling, set(auto))
+    wrappers = {r_deparse(f"C({_quoted(c)}, {v})"): _quoted(c) for c, v in auto.items()}
+    names = r_names([str(c) for c in mm.columns], text, tr.r_spelling, wrappers, frozenset(used.columns))
     return M, names, ClosedSpec(mm.model_spec, tr.columns, tr.renames)
 
 
@@ -888,9 +891,16 @@ def with_contrasts(text: str, contrasts: Mapping[str, str]) -> str:
     out, last = [], 0
     for start, end, value in name_tokens(text):
         if value in contrasts:
-            out += [text[last:start], f"C({text[start:end]}, {contrasts[value]})"]
+            out += [text[last:start], f"C({_quoted(value)}, {contrasts[value]})"]
             last = end
     return "".join(out) + text[last:]
+
+
+def _quoted(name: str) -> str:
+    """A column name as R writes it: back-quoted unless it is a plain name."""
+    from sparselmm.spec.formula import BARE_NAME
+
+    return name if BARE_NAME.fullmatch(name) else f"`{name}`"
 
 
 def _refuse_poly_of_missing(text: str, state_frame: Any, what: str) -> None:
@@ -902,6 +912,8 @@ def _refuse_poly_of_missing(text: str, state_frame: Any, what: str) -> None:
             depth += {"(": 1, ")": -1}.get(text[i], 0)
             i += 1
         call = text[m.start() : i]
+        if re.search(r"\braw\s*=\s*(TRUE|T|True)\b", call):  # R's raw polynomials allow missing values
+            continue
         for v in variables(call):
             if v in state_frame.columns and bool(pd.isna(state_frame[v]).any()):
                 raise FormulaError(
@@ -1084,8 +1096,8 @@ def design(
 
     # response, and the offsets written in the formula (each evaluated on the model frame, added up with
     # the offset argument, as R's model.offset)
-    y = response_vector(pf.response, frame, [v for v in resp_vars if v in set(variables(pf.response))])
-    off = formula_offsets(pf, frame, resp_vars, off)
+    y = response_vector(pf.response, frame, [v for v in resp_vars if v in set(variables(pf.response))], state_frame=given)
+    off = formula_offsets(pf, frame, resp_vars, off, given)
 
     # fixed effects, and the units the engine computes in (sparselmm.frame.conditioning): centred and
     # scaled columns, so that the cross-products keep what the data carry
@@ -1184,7 +1196,8 @@ def term_fields(terms: list[RandomTerm], Gp: np.ndarray) -> dict[str, Any]:
 
 
 def formula_offsets(
-    pf: ParsedFormula, frame: pd.DataFrame, resp_vars: list[str], offset: np.ndarray | None
+    pf: ParsedFormula, frame: pd.DataFrame, resp_vars: list[str], offset: np.ndarray | None,
+    state_frame: pd.DataFrame | None = None,
 ) -> np.ndarray | None:
     """``offset`` (the argument, or None) plus every ``offset(...)`` term of the formula,
     evaluated on ``frame``.
@@ -1195,12 +1208,14 @@ def formula_offsets(
         For an offset that is not numeric or not finite.
     """
     for t in pf.offsets:
-        v = response_vector(t, frame, [c for c in resp_vars if c in set(variables(t))], what="the offset")
+        v = response_vector(t, frame, [c for c in resp_vars if c in set(variables(t))], "the offset", state_frame)
         offset = v if offset is None else offset + v
     return offset
 
 
-def response_vector(text: str, frame: pd.DataFrame, resp_vars: list[str], what: str = "the response") -> np.ndarray:
+def response_vector(
+    text: str, frame: pd.DataFrame, resp_vars: list[str], what: str = "the response", state_frame: pd.DataFrame | None = None
+) -> np.ndarray:
     """The response (or an offset): a numeric column, or an expression of numeric columns (``log(y)``).
 
     Parameters
@@ -1213,6 +1228,8 @@ def response_vector(text: str, frame: pd.DataFrame, resp_vars: list[str], what: 
         The columns it uses.
     what : str
         What it is, for the messages (``"the response"``, ``"the offset"``).
+    state_frame : pandas.DataFrame or mapping, optional
+        The data as given (see :func:`model_matrix`).
 
     Returns
     -------
@@ -1235,7 +1252,7 @@ def response_vector(text: str, frame: pd.DataFrame, resp_vars: list[str], what: 
         col = frame[v]
         if isinstance(col.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(col.dtype):
             raise DataError(f"{what} uses column {v!r}, which is not numeric ({col.dtype})")
-    Y, _, _ = model_matrix(f"0 + I({text})", frame, what)  # I(): arithmetic as R evaluates it (10 * x, y/10)
+    Y, _, _ = model_matrix(f"0 + I({text})", frame, what, state_frame)  # I(): arithmetic as R evaluates it (10 * x, y/10)
     if Y.shape[1] != 1:
         raise DataError(f"{what} {text!r} must be one numeric column, got {Y.shape[1]}")
     y = Y[:, 0]

@@ -13,8 +13,12 @@ with (``log(Days + 1, base=2)``, ``I(Days ** 2)``) and returns R's label.
 from __future__ import annotations
 
 import ast
+import re
 
 __all__ = ["r_deparse", "r_number", "is_logical"]
+
+#: a name R writes without back-quotes
+_R_NAME = re.compile(r"(?:[^\W\d_]|\.(?![0-9]))[\w.]*")
 
 # R's precedence, low to high (?Syntax): comparison, + -, * /, %any% and :, unary minus, ^
 _PREC = {ast.Add: 3, ast.Sub: 3, ast.Mult: 4, ast.Div: 4, ast.Mod: 5, ast.MatMult: 5, ast.Pow: 7}
@@ -102,18 +106,26 @@ def r_deparse(expr: str) -> str:
     -------
     str
     """
+    quoted: list[str] = []
+
+    def hide(m: re.Match) -> str:  # a back-quoted name (`x-y`, `x.y`) as an identifier, for ast
+        quoted.append(m.group(1))
+        return f"_bq{len(quoted) - 1}_"
+
     try:
-        tree = ast.parse(expr.strip(), mode="eval")
-        return _dp(tree.body)
+        tree = ast.parse(re.sub(r"`([^`]*)`", hide, expr.strip()), mode="eval")
+        out = _dp(tree.body)
     except (SyntaxError, ValueError, KeyError, RecursionError):
         return expr
+    # R writes a name back-quoted only where it is not a plain name
+    return re.sub(r"_bq(\d+)_", lambda m: (lambda n: n if _R_NAME.fullmatch(n) else f"`{n}`")(quoted[int(m.group(1))]), out)
 
 
 def is_logical(expr: str) -> bool:
     """Whether an expression is a comparison (bare, or inside ``I()``): R codes its logical
     values as a factor, named ``expr`` + ``TRUE``."""
     try:
-        node = ast.parse(expr.strip(), mode="eval").body
+        node = ast.parse(re.sub(r"`[^`]*`", "_bq_", expr.strip()), mode="eval").body
     except SyntaxError:
         return False
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "I" and len(node.args) == 1:

@@ -405,8 +405,9 @@ def _parse_formula(formula: str) -> ParsedFormula:
                 raise caret(formula, pos, f"an offset cannot be subtracted: -{piece}; write offset(-({inner.strip()}))")
             if not inner.strip():
                 raise caret(formula, pos, "offset() needs an expression: offset(log(n))")
-            offsets.append(inner.strip())
-            fragments.append(Fragment("offset", inner, pos + off.start(1)))
+            if re.sub(r"\s+", "", inner) not in {re.sub(r"\s+", "", o) for o in offsets}:  # R's terms keep one copy
+                offsets.append(inner.strip())
+                fragments.append(Fragment("offset", inner, pos + off.start(1)))
             continue
         if bp is None:
             mpiece = _mask(piece)
@@ -486,14 +487,22 @@ def update_formula(old: str, new: str) -> str:
         lhs = old_lhs
     else:  # log(.) ~ ...: the old response inside an expression
         lhs = re.sub(r"(?<![\w.`])\.(?![\w.`])", lambda _: old_lhs if BARE_NAME.fullmatch(old_lhs) else f"({old_lhs})", lhs)
-    pieces = []
+    def key(piece: str) -> str:
+        return re.sub(r"\s+", "", piece)
+
+    terms: list[tuple[str, str]] = []  # (sign, piece): the new right-hand side, '.' expanded
     for sign, piece, _ in split_top(rhs, 0):
         if piece == ".":
             if sign == "-":
                 raise FormulaError(f"update(): '- .' in {new!r} would remove every term")
-            pieces.append(("+ " if pieces else "") + old_rhs)
+            terms += [(sg, pc) for sg, pc, _ in split_top(old_rhs, 0) if (sg, key(pc)) not in {(a, key(b)) for a, b in terms}]
         elif re.search(r"(?<![\w.`])\.(?![\w.`])", _mask(piece)):
             raise FormulaError(f"update(): '.' inside the term {piece!r} of {new!r}; write the terms out")
-        else:
-            pieces.append(("- " if sign == "-" else "+ " if pieces else "") + piece)
+        elif sign == "-" and any(sg == "+" and key(pc) == key(piece) for sg, pc in terms):
+            terms = [(sg, pc) for sg, pc in terms if not (sg == "+" and key(pc) == key(piece))]  # R drops the term
+        elif (sign, key(piece)) not in {(sg, key(pc)) for sg, pc in terms}:
+            terms.append((sign, piece))
+    if not terms:
+        terms = [("+", "1")]
+    pieces = [("- " if sg == "-" else "+ " if i else "") + pc for i, (sg, pc) in enumerate(terms)]
     return f"{lhs} ~ {' '.join(pieces)}"

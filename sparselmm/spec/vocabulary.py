@@ -112,8 +112,18 @@ def log(x: Any, base: Any = None) -> Any:
 
 
 def r_round(x: Any, digits: int = 0) -> Any:
-    """R's ``round(x, digits = 0)`` (halves to even, as IEC 60559 and R)."""
-    return numpy.round(x, int(digits))
+    """R's ``round(x, digits = 0)``: of the two numbers with ``digits`` decimals around x, the one
+    nearer to x as stored (R 4's rule: ``round(0.15, 1)`` is 0.1, the double 0.15 being below
+    0.15), the even one on an exact tie (``round(2.5)`` is 2)."""
+    x = numpy.asarray(x, dtype=float)
+    d = int(digits)
+    if d == 0:
+        return numpy.round(x)
+    p = 10.0**d
+    lo, hi = numpy.floor(x * p) / p, numpy.ceil(x * p) / p
+    dlo, dhi = numpy.abs(x - lo), numpy.abs(hi - x)
+    even_lo = numpy.mod(numpy.floor(x * p), 2) == 0
+    return numpy.where(dlo < dhi, lo, numpy.where(dhi < dlo, hi, numpy.where(even_lo, lo, hi)))
 
 
 def pmin(*args: Any) -> Any:
@@ -186,6 +196,11 @@ def _scale(data: Any, center: Any = True, scale: Any = True, _state: dict | None
     return x
 
 
+def _center(data: Any, _state: dict | None = None) -> Any:
+    """``scale(x, scale = FALSE)``: subtract the mean (missing values left out of it)."""
+    return _scale(data, center=True, scale=False, _state=_state)
+
+
 def _stateful(f: Callable[..., Any]) -> Callable[..., Any]:
     from formulaic.transforms import stateful_transform  # local: formulaic is slow to import
 
@@ -196,8 +211,11 @@ def _stateful(f: Callable[..., Any]) -> Callable[..., Any]:
 #: model column keeps their spelling: poly(x, 2, raw = T)1)
 _OWN: Mapping[str, Any] = MappingProxyType(
     {"exp10": exp10, "log": log, "round": r_round, "pmin": pmin, "pmax": pmax, "as.numeric": as_numeric,
-     "relevel": None, "T": True, "F": False}
+     "T": True, "F": False}
 )
+
+#: this module's words that keep state from the fit's data for new data (formulaic's stateful transforms)
+_STATEFUL: Mapping[str, Callable[..., Any]] = MappingProxyType({"relevel": _relevel, "scale": _scale, "center": _center})
 
 #: Every name a formula may use besides the data's columns: name -> :class:`Word`.
 #: Extend it here; a name that is
@@ -229,8 +247,8 @@ VOCABULARY: Mapping[str, Word] = MappingProxyType(
         "I": Word("function", "formulaic:I", "the expression as it is (arithmetic inside a formula)"),
         # transforms whose result depends on the whole column (formulaic's stateful transforms)
         "scale": Word("function", "sparselmm:scale", "centre and scale to standard deviation 1 (R's scale: missing values left out)"),
-        "center": Word("function", "formulaic:center", "subtract the mean"),
-        "standardize": Word("function", "formulaic:standardize", "centre and scale (patsy's name)"),
+        "center": Word("function", "sparselmm:center", "subtract the mean (missing values left out of it)"),
+        "standardize": Word("function", "formulaic:standardize", "centre and scale to SD 1 with ddof 0 (patsy's)"),
         "poly": Word("function", "formulaic:poly", "orthogonal polynomials"),
         "bs": Word("function", "formulaic:bs", "B-spline basis"),
         "cr": Word("function", "formulaic:cr", "natural cubic regression spline (needs df or knots)"),
@@ -291,7 +309,7 @@ def _resolve(word: Word) -> Any:
     if where == "numpy":
         return getattr(numpy, what)
     if where == "sparselmm":
-        return _stateful({"relevel": _relevel, "scale": _scale}[what]) if what in ("relevel", "scale") else _OWN[what]
+        return _stateful(_STATEFUL[what]) if what in _STATEFUL else _OWN[what]
     if where == "python":
         return ast.literal_eval(what)
     raise ValueError(f"unknown source {word.source!r}")  # pragma: no cover - a mistake in the table

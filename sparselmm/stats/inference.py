@@ -439,11 +439,17 @@ def predict(
 
 def _new_matrix(spec: Any, nd: pd.DataFrame, what: str) -> np.ndarray:
     """A model matrix of new data from the fit's spec (formulaic's errors as a DataError)."""
+    from formulaic.errors import DataMismatchWarning
+
     try:
-        with np.errstate(all="ignore"):
+        # a level the fit never saw (factor(x) of a new value) is an error, as R's "has new levels"
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("error", DataMismatchWarning)
             return np.asarray(spec.get_model_matrix(nd, na_action="raise").to_numpy(dtype=float))
     except SparseLMMError:
         raise
+    except DataMismatchWarning as exc:
+        raise DataError(f"cannot build {what} for newdata: it has values the fit did not see ({exc})") from None
     except Exception as exc:
         raise DataError(f"cannot build {what} for newdata: {exc}") from exc
 
