@@ -196,6 +196,28 @@ def _scale(data: Any, center: Any = True, scale: Any = True, _state: dict | None
     return x
 
 
+def r_factor(x: Any) -> Any:
+    """R's ``factor(x)`` / ``as.factor(x)``: a factor whose levels are the sorted distinct values,
+    labelled as R's ``as.character`` writes them (``1``, not ``1.0``; ``TRUE``), so that the
+    columns are named as R names them (``factor(w2)1``).  A factor stays as it is."""
+    import pandas
+
+    from sparselmm.spec.deparse import r_number
+
+    values = pandas.Series(getattr(x, "__wrapped__", x))
+    if isinstance(values.dtype, pandas.CategoricalDtype):
+        return values
+    if pandas.api.types.is_bool_dtype(values.dtype):
+        labels = values.map({True: "TRUE", False: "FALSE"})
+        return pandas.Series(pandas.Categorical(labels, categories=["FALSE", "TRUE"]), index=values.index)
+    if pandas.api.types.is_numeric_dtype(values.dtype):
+        levels = sorted(v for v in values.dropna().unique())
+        names = [r_number(float(v)) for v in levels]
+        labels = values.map(dict(zip(levels, names)))
+        return pandas.Series(pandas.Categorical(labels, categories=names), index=values.index)
+    return values.astype("category")
+
+
 def _center(data: Any, _state: dict | None = None) -> Any:
     """``scale(x, scale = FALSE)``: subtract the mean (missing values left out of it)."""
     return _scale(data, center=True, scale=False, _state=_state)
@@ -211,7 +233,7 @@ def _stateful(f: Callable[..., Any]) -> Callable[..., Any]:
 #: model column keeps their spelling: poly(x, 2, raw = T)1)
 _OWN: Mapping[str, Any] = MappingProxyType(
     {"exp10": exp10, "log": log, "round": r_round, "pmin": pmin, "pmax": pmax, "as.numeric": as_numeric,
-     "T": True, "F": False}
+     "factor": r_factor, "T": True, "F": False}
 )
 
 #: this module's words that keep state from the fit's data for new data (formulaic's stateful transforms)
@@ -256,8 +278,8 @@ VOCABULARY: Mapping[str, Word] = MappingProxyType(
         "cc": Word("function", "formulaic:cc", "cyclic cubic regression spline (needs df or knots)"),
         # factors and their contrasts
         "C": Word("function", "formulaic:C", "a factor, with optional contrasts: C(f, Sum), C(f, Treatment('b'))"),
-        "factor": Word("function", "formulaic:C", "a factor of its argument's values (R's factor())"),
-        "as.factor": Word("function", "formulaic:C", "a factor of its argument's values (R's as.factor())"),
+        "factor": Word("function", "sparselmm:factor", "a factor of its argument's values (R's factor())"),
+        "as.factor": Word("function", "sparselmm:factor", "a factor of its argument's values (R's as.factor())"),
         "relevel": Word("function", "sparselmm:relevel", "relevel(f, ref = \"b\"): the factor with reference level b"),
         "Treatment": Word("function", "formulaic:Treatment", "treatment contrasts, Treatment('b') for reference level b"),
         "Sum": Word("function", "formulaic:Sum", "sum-to-zero contrasts"),
