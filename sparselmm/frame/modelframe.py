@@ -35,7 +35,7 @@ from sparselmm.frame.reduced import check_reduced, column_stats
 from sparselmm.spec.deparse import is_logical, r_deparse
 from sparselmm.spec.formula import Fragment, ParsedFormula, parse_formula
 from sparselmm.spec.terms import RandomTerm, as_factor, build_lambda, build_zt, category_strings, check_terms, grouping_factor, order_terms, theta_template
-from sparselmm.spec.vocabulary import ClosedSpec, namespace, translate, variables
+from sparselmm.spec.vocabulary import ClosedSpec, call_texts, name_tokens, namespace, substitute_names, translate, variables
 from sparselmm.spec.vocabulary import needed_variables as _needed_variables
 
 
@@ -834,7 +834,6 @@ def expand_dot(pf: ParsedFormula, columns: list[str]) -> ParsedFormula:
         ``pf`` itself when its fixed part has no ``.``.
     """
     from sparselmm.spec.formula import BARE_NAME
-    from sparselmm.spec.vocabulary import name_tokens
 
     if "." in columns or "." not in pf.fixed:
         return pf
@@ -850,12 +849,7 @@ def expand_dot(pf: ParsedFormula, columns: list[str]) -> ParsedFormula:
     every = "(" + " + ".join(c if BARE_NAME.fullmatch(c) else f"`{c}`" for c in rest) + ")"
 
     def expand(text: str) -> str:
-        out, last = [], 0
-        for start, end, value in name_tokens(text):
-            if value == ".":
-                out += [text[last:start], every]
-                last = end
-        return "".join(out) + text[last:]
+        return substitute_names(text, lambda name: every if name == "." else None)
 
     frags = tuple(Fragment(f.role, expand(f.text), f.start) if f.role == "fixed" else f for f in pf.fragments)
     return replace(pf, fixed=expand(pf.fixed), fragments=frags)
@@ -884,16 +878,9 @@ def with_contrasts(text: str, contrasts: Mapping[str, str]) -> str:
     written ``C(f, <contrasts>)`` in formulaic's spelling; :func:`r_names` names the columns as
     R names them under ``contrasts =`` (``f1``, ``f.L``, ``fB``).  Ordered factors default to
     R's polynomial contrasts through the same rewrite."""
-    from sparselmm.spec.vocabulary import name_tokens
-
     if not contrasts:
         return text
-    out, last = [], 0
-    for start, end, value in name_tokens(text):
-        if value in contrasts:
-            out += [text[last:start], f"C({_quoted(value)}, {contrasts[value]})"]
-            last = end
-    return "".join(out) + text[last:]
+    return substitute_names(text, lambda name: f"C({_quoted(name)}, {contrasts[name]})" if name in contrasts else None)
 
 
 def _quoted(name: str) -> str:
@@ -906,12 +893,7 @@ def _quoted(name: str) -> str:
 def _refuse_poly_of_missing(text: str, state_frame: Any, what: str) -> None:
     """R's ``poly()`` refuses missing values ("missing values are not allowed in 'poly'"): so does
     this, naming the column, rather than build the polynomials of the complete rows."""
-    for m in re.finditer(r"(?<![\w.])poly\s*\(", text):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            depth += {"(": 1, ")": -1}.get(text[i], 0)
-            i += 1
-        call = text[m.start() : i]
+    for call in call_texts(text, "poly"):
         if re.search(r"\braw\s*=\s*(TRUE|T|True)\b", call):  # R's raw polynomials allow missing values
             continue
         for v in variables(call):

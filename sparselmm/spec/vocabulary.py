@@ -788,6 +788,34 @@ def name_tokens(text: str) -> list[tuple[int, int, str]]:
     return out
 
 
+def substitute_names(text: str, new: Callable[[str], str | None]) -> str:
+    """``text`` with each name token used as a variable (see :func:`name_tokens`) replaced by
+    ``new(name)``, where that is not None."""
+    out, last = [], 0
+    for start, end, value in name_tokens(text):
+        replacement = new(value)
+        if replacement is not None:
+            out += [text[last:start], replacement]
+            last = end
+    return "".join(out) + text[last:]
+
+
+def call_texts(text: str, function: str) -> list[str]:
+    """The text of every call of ``function`` in ``text`` (R's tokens: parentheses inside strings
+    and back-quoted names do not count)."""
+    toks = _lex(text, text, 0)
+    out = []
+    for i, t in enumerate(toks[:-1]):
+        if t.kind == "name" and t.value == function and toks[i + 1].kind == "(":
+            depth = 0
+            for u in toks[i + 1 :]:
+                depth += {"(": 1, ")": -1}.get(u.kind, 0)
+                if depth == 0:
+                    out.append(text[t.start : u.end])
+                    break
+    return out
+
+
 def check(text: str, columns: Collection[str], *, formula: str | None = None, start: int = 0) -> list[str]:
     """Check that an R formula fragment uses only the vocabulary and the data's columns.
 
