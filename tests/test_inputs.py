@@ -123,10 +123,24 @@ def test_predict_on_the_training_data_is_the_fitted_values(ss, kind):
     np.testing.assert_allclose(m.predict(data, allow_new_levels=True).to_numpy(), fitted, rtol=1e-12)
 
 
-@pytest.mark.parametrize("kind", ["bool", "datetime"])
+def test_a_datetime_predictor_is_refused_and_its_labels_are_a_factor(ss):
+    # R computes with a POSIXct/Date predictor as a number (seconds or days since 1970); coding it as
+    # a factor of its timestamps (as before) is another model, silently: refused, naming both ways out
+    v = pd.Timestamp("2020-01-01") + pd.to_timedelta(ss.Days % 3, unit="D")
+    for formula in ("Reaction ~ v + (1 | Subject)", "Reaction ~ Days + (v | Subject)", "Reaction ~ log(v) + (1 | Subject)"):
+        with pytest.raises(slm.DataError, match=r"column 'v' holds dates or times.*\.dt\.days.*astype\(str\)"):
+            _fit(formula, ss.assign(v=v))
+    m = _fit("Reaction ~ v + (1 | Subject)", ss.assign(v=v.astype(str)))
+    assert list(m.fixef.index) == ["(Intercept)", "v2020-01-02", "v2020-01-03"]
+    m = _fit("Reaction ~ Days + (1 | v)", ss.assign(v=v))  # as a grouping factor it is its levels
+    assert m.design.ngroups == {"v": 3}
+    np.testing.assert_allclose(m.predict(ss.assign(v=v)).to_numpy(), m.fitted().to_numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["bool"])
 def test_predict_with_a_factor_of_any_dtype(ss, kind):
-    # a bool fixed factor failed on 'False' vs ['FALSE', 'TRUE']; a datetime one on its labels
-    v = {"bool": ss.Days > 4, "datetime": pd.Timestamp("2020-01-01") + pd.to_timedelta(ss.Days % 3, unit="D")}[kind]
+    # a bool fixed factor failed on 'False' vs ['FALSE', 'TRUE']
+    v = {"bool": ss.Days > 4}[kind]
     data = ss.assign(v=v)
     m = _fit("Reaction ~ v + (1 | Subject)", data)
     np.testing.assert_allclose(m.predict(data).to_numpy(), m.fitted().to_numpy(), rtol=1e-12)

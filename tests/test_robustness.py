@@ -572,7 +572,8 @@ def test_arithmetic_on_a_factor_is_a_data_error_naming_the_column(term):
                        "t": pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(40) % 3, unit="D")})
     df["f-g"] = df["f"]
     col = {"scale(t)": "t", "I(`f-g` + 1)": "f-g"}.get(term, "f")
-    with pytest.raises(slm.DataError, match=rf"computes with column '{col}', which is a factor") as err:
+    want = "holds dates or times" if col == "t" else "which is a factor"  # R computes with dates as numbers: refused
+    with pytest.raises(slm.DataError, match=rf"column '{col}',? (computes with|{want})") as err:
         slm.lmer(f"y ~ {term} + (1 | g)", df)
     assert not any(s in str(err.value) for s in INTERNALS)
 
@@ -687,7 +688,7 @@ def test_a_slope_on_a_covariate_near_1e8_without_a_moment_start():
 def test_an_exact_fit_is_refused_whatever_the_factor_levels_spell():
     # before: naming the terms that hold the response read the columns' names (with their factor
     # levels) as formula text: FormulaError "unexpected number '00'" for a datetime level
-    df = pd.DataFrame({"t": pd.Timestamp("2021-03-02") + pd.to_timedelta(np.arange(12) % 3, unit="D"),
+    df = pd.DataFrame({"t": (pd.Timestamp("2021-03-02") + pd.to_timedelta(np.arange(12) % 3, unit="D")).astype(str),
                        "f": np.tile(["a b", "c-d", "e"], 4), "g": np.repeat(list("abcd"), 3)})
     df["y"] = np.arange(12) % 3 * 1.5 + 2.0
     for formula in ("y ~ t + (1 | g)", "y ~ f + (1 | g)"):

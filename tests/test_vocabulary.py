@@ -319,7 +319,7 @@ def test_every_function_of_the_table_is_tested():
         "contr.poly", "contr.diff",
         # R's words, against lme4 in tests/test_formulas.py (the reference table)
         "factor", "as.factor", "as.numeric", "log1p", "expm1", "sqrt", "sin", "cos", "tan", "sign", "floor", "ceiling",
-        "round", "pmin", "pmax", "relevel",
+        "round", "pmin", "pmax", "relevel", "ns", "ordered", "contr.SAS", "c",
     }
     assert {n for n, w in VOCABULARY.items() if w.kind == "function"} == tested
     assert {n for n, w in VOCABULARY.items() if w.kind == "constant"} == {"True", "False", "TRUE", "FALSE", "T", "F", "pi"}

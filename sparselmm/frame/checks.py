@@ -114,6 +114,18 @@ def complex_numbers(name: str) -> DataError:
     return DataError(f"column {name!r} holds complex numbers; a linear mixed model needs real numbers")
 
 
+def check_not_datetime(name: str, dtype: Any) -> None:
+    """Refuse a predictor column of dates or times: R computes with one as a number (seconds since
+    1970 for a POSIXct, days for a Date), pandas has no such number, and coding it as a factor
+    of its timestamps would be a silent other model."""
+    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+        raise DataError(
+            f"column {name!r} holds dates or times, which R would use as numbers (seconds since 1970 for a POSIXct, "
+            f"days for a Date); make the number you mean first, e.g. data['days'] = (data[{name!r}] - "
+            f"data[{name!r}].min()).dt.days, or a factor with data[{name!r}].astype(str)"
+        )
+
+
 def count_invalid(
     weights: np.ndarray | None, offset: np.ndarray | None, complete: np.ndarray
 ) -> tuple[int, tuple[int, Any] | None, int]:

@@ -712,6 +712,8 @@ def dask_design(
     for c in dict.fromkeys(used + [c for c in (weights, offset) if c is not None]):
         if pd.api.types.is_complex_dtype(dtypes[c]):
             raise checks.complex_numbers(c)
+        if c in fixed_vars or c in resp_vars:
+            checks.check_not_datetime(c, dtypes[c])
     fixed_factor = [
         c
         for c in dict.fromkeys(fixed_vars + resp_vars)

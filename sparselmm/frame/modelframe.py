@@ -19,7 +19,7 @@ import decimal
 import numbers
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,7 +35,7 @@ from sparselmm.frame.reduced import check_reduced, column_stats
 from sparselmm.spec.deparse import is_logical, r_deparse
 from sparselmm.spec.formula import Fragment, ParsedFormula, parse_formula
 from sparselmm.spec.terms import RandomTerm, as_factor, build_lambda, build_zt, category_strings, check_terms, grouping_factor, order_terms, theta_template
-from sparselmm.spec.vocabulary import ClosedSpec, call_texts, name_tokens, namespace, substitute_names, translate, variables
+from sparselmm.spec.vocabulary import ClosedSpec, call_texts, formulaic_frame, name_tokens, namespace, substitute_names, translate, variables
 from sparselmm.spec.vocabulary import needed_variables as _needed_variables
 
 
@@ -419,13 +419,13 @@ def _split_colon(name: str) -> list[str]:
 
 
 #: contrasts whose columns R numbers 1, 2, ... (formulaic labels them by level: S.a, H.b)
-_NUMBERED_CONTRASTS = re.compile(r"^C\(.*,\s*(contr\.sum|Sum|contr\.helmert|Helmert)\s*(\(\s*\))?\)$", re.S)
+_NUMBERED_CONTRASTS = re.compile(r"^C\(.*,\s*(Sum|Helmert)\s*(\(\s*\))?\)$", re.S)
 _RAW_POLY = re.compile(r"^poly\(.*raw\s*=\s*(True|TRUE|T)\b.*\)$", re.S)
 
 
 def _r_component(
     comp: str, numbered: dict[str, list[str]], spell: Callable[[str], str], auto: Mapping[str, str],
-    columns: frozenset[str] = frozenset(),
+    columns: frozenset[str] = frozenset(), labels: Mapping[str, str] | None = None,
 ) -> tuple[str, str]:
     """formulaic column component -> (R name, the variable expression it comes from).
 
@@ -434,13 +434,16 @@ def _r_component(
     sum and Helmert contrasts' columns 1, 2, ... as R numbers them (``numbered``: the labels
     seen so far per expression).  ``spell`` writes formulaic's aliases of columns as R names,
     after the deparse (a column ``True`` is not the constant ``TRUE``).  ``auto`` maps the label of
-    each wrapper :func:`with_contrasts` inserted to its column, which names the columns, as R's."""
+    each wrapper :func:`with_contrasts` inserted to its column, which names the columns, as R's.
+    ``labels`` (:attr:`~sparselmm.spec.vocabulary.Translation.labels`) gives R's label of a call as
+    the user wrote it, parentheses kept; the deparse of formulaic's name stands in elsewhere."""
+    labels = labels or {}
     if comp == "Intercept":
         return "(Intercept)", ""
     m = re.fullmatch(r"(.*)\[(?:T\.)?(.*)\]", comp, flags=re.S)
     if m:
         var, level = m.group(1), spell(m.group(2))
-        shown = spell(r_deparse(var))
+        shown = labels.get(var) or spell(r_deparse(var))
         if _RAW_POLY.match(shown) and level.isdigit():
             level = str(int(level) + 1)  # formulaic numbers the powers from 0, R from 1
         elif _NUMBERED_CONTRASTS.match(shown) and level.startswith(("S.", "H.")):  # reduced rank: R numbers them
@@ -449,39 +452,46 @@ def _r_component(
                 seen.append(level)
             level = str(seen.index(level) + 1)
         if shown in auto:  # a wrapper with_contrasts inserted: R names the columns by the column itself
-            shown = auto[shown]
-        return shown + level, spell(var.strip("`"))
+            return auto[shown] + level, var
+        return shown + level, var
 
     if comp in columns:  # a column by its name (formulaic drops the back-quotes of `a-b`)
-        return _quoted(spell(comp)), spell(comp)
-    return spell(r_deparse(comp)) + ("TRUE" if is_logical(comp) else ""), spell(comp.strip("`")).replace(" ** ", "^")
+        return _quoted(spell(comp)), comp
+    shown = labels.get(comp) or spell(r_deparse(comp))
+    return shown + ("TRUE" if is_logical(comp) else ""), comp
 
 
 def r_names(
     formulaic_names: list[str], formula_text: str, spell: Callable[[str], str] = lambda s: s,
     auto: Mapping[str, str] | None = None, columns: frozenset[str] = frozenset(),
+    labels: Mapping[str, str] | None = None, variables: Sequence[str] = (),
 ) -> list[str]:
     """R's names for formulaic's columns (``sector[T.Public]:cses`` -> ``cses:sectorPublic``).
 
-    The factors of an interaction are ordered by where their variable first
-    appears in the formula, as R's ``terms()`` orders them.
+    The factors of an interaction are ordered by where their variable first appears in the
+    formula outside any call (``variables``: formulaic's names of them, in order), as R's
+    ``terms()`` orders them: ``center(x):z`` although ``z`` appears inside ``scale(z)`` first.
     """
     flat = formula_text.replace(" ", "").replace("**", "^")
+    order = {v: i for i, v in reversed(list(enumerate(variables)))}
 
     def position(var: str) -> int:
         if not var:
             return -1
-        v = var.replace(" ", "").replace("**", "^")
+        for key in (var, var.strip("`")):
+            if key in order:
+                return order[key]
+        v = spell(var.strip("`")).replace(" ", "").replace("**", "^")
         if re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", v):
             m = re.search(rf"(?<![A-Za-z0-9_.]){re.escape(v)}(?![A-Za-z0-9_.])", flat)
         else:
             m = re.search(re.escape(v), flat)
-        return m.start() if m else 10**9
+        return 10**6 + m.start() if m else 10**9  # not a variable of the text (a rewritten one): by its place
 
     out = []
     numbered: dict[str, list[str]] = {}
     for name in formulaic_names:
-        comps = [_r_component(c, numbered, spell, auto or {}, columns) for c in _split_colon(name)]
+        comps = [_r_component(c, numbered, spell, auto or {}, columns, labels) for c in _split_colon(name)]
         comps.sort(key=lambda rv: position(rv[1]))
         out.append(":".join(r for r, _ in comps))
     return out
@@ -789,11 +799,11 @@ def _formulaic_matrix(
 
     # R's default contrasts for an ordered factor are polynomial (contr.poly): .L, .Q, .C, ^4, ...; the
     # contrasts argument chooses others
-    auto = {c: "Poly" for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype) and frame[c].dtype.ordered}
-    auto.update({c: _spelling(v, frame[c]) for c, v in (contrasts or {}).items()})
+    auto = {c: '"contr.poly"' for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype) and frame[c].dtype.ordered}
+    auto.update({c: f'"{v}"' for c, v in (contrasts or {}).items()})  # by name, as R: columns named by level
     text = with_contrasts(text, auto)
     tr = translate(text, list(map(str, frame.columns)))
-    used = pd.DataFrame({tr.renames.get(c, c): frame[c] for c in tr.columns}, index=frame.index, copy=False)
+    used = formulaic_frame(frame, tr.columns, tr.renames)
     try:
         # missing values of the data were dropped before: a NaN here comes from a transform (log of a
         # negative number), reported by checks.check_finite as such (formulaic's "raise" would call it a null)
@@ -803,7 +813,7 @@ def _formulaic_matrix(
                 # R evaluates scale(x), poly(x, 2), ... on the data as given and drops the incomplete rows
                 # after: their state from all rows, the factors' levels from the rows kept
                 _refuse_poly_of_missing(text, state_frame, what)
-                full = pd.DataFrame({tr.renames.get(c, c): state_frame[c] for c in tr.columns}, index=state_frame.index)
+                full = formulaic_frame(state_frame, tr.columns, tr.renames)
                 state = formulaic_model_matrix(tr.text, full, na_action="ignore", output="pandas", context=namespace())
                 spec = mm.model_spec.update(transform_state=state.model_spec.transform_state)
                 mm = spec.get_model_matrix(used, na_action="ignore", output="pandas", context=namespace())
@@ -820,7 +830,8 @@ def _formulaic_matrix(
             f"cannot build {what} from {text!r}: {exc}"
         ) from exc
     wrappers = {r_deparse(f"C({_quoted(c)}, {v})"): _quoted(c) for c, v in auto.items()}
-    names = r_names([str(c) for c in mm.columns], text, tr.r_spelling, wrappers, frozenset(used.columns))
+    names = r_names([str(c) for c in mm.columns], text, tr.r_spelling, wrappers, frozenset(used.columns), tr.labels,
+                    tr.variables)
     return M, names, ClosedSpec(mm.model_spec, tr.columns, tr.renames)
 
 
@@ -855,22 +866,9 @@ def expand_dot(pf: ParsedFormula, columns: list[str]) -> ParsedFormula:
     return replace(pf, fixed=expand(pf.fixed), fragments=frags)
 
 
-#: R's contrasts by name -> formulaic's spelling inside C() (contr.SAS: treatment contrasts with
-#: the last level as reference, see :func:`_spelling`)
-CONTRASTS = {
-    "contr.treatment": "contr.treatment",
-    "contr.sum": "Sum",
-    "contr.helmert": "Helmert",
-    "contr.poly": "Poly",
-    "contr.SAS": "SAS",
-}
-
-
-def _spelling(name: str, column: pd.Series) -> str:
-    """formulaic's spelling of R's contrasts ``name`` for a factor column."""
-    if name == "contr.SAS":
-        return f"Treatment({str(column.dtype.categories[-1])!r})"
-    return CONTRASTS[name]
+#: R's contrasts a factor may be given by name (``contrasts = {"store": "contr.sum"}``), written
+#: into the formula as ``C(store, contr.sum)`` (:class:`sparselmm.spec.rfunctions.RContrasts`)
+CONTRASTS = ("contr.treatment", "contr.sum", "contr.helmert", "contr.poly", "contr.SAS")
 
 
 def with_contrasts(text: str, contrasts: Mapping[str, str]) -> str:
@@ -1068,6 +1066,7 @@ def design(
     # factors: strings / booleans / categoricals used as predictors get R's factor coding
     for c in set(fixed_vars + resp_vars):
         col = frame[c]
+        checks.check_not_datetime(c, col.dtype)
         if isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(col.dtype) or not pd.api.types.is_numeric_dtype(col.dtype):
             if c in resp_vars and c not in fixed_vars:
                 continue

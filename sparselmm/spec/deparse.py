@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import re
 
-__all__ = ["r_deparse", "r_number", "is_logical"]
+__all__ = ["r_deparse", "r_label", "r_number", "is_logical"]
 
 #: a name R writes without back-quotes
 _R_NAME = re.compile(r"(?:[^\W\d_]|\.(?![0-9]))[\w.]*")
@@ -119,6 +119,52 @@ def r_deparse(expr: str) -> str:
         return expr
     # R writes a name back-quoted only where it is not a plain name
     return re.sub(r"_bq(\d+)_", lambda m: (lambda n: n if _R_NAME.fullmatch(n) else f"`{n}`")(quoted[int(m.group(1))]), out)
+
+
+#: R's spelling of a binary operator in a deparsed call (``%%`` and ``/`` unspaced, as R 4 writes them)
+_BINARY = {"+": " + ", "-": " - ", "*": " * ", "/": "/", "^": "^", "**": "^", ":": ":", "%in%": " %in% ", "%%": "%%",
+           "==": " == ", "!=": " != ", "<": " < ", "<=": " <= ", ">": " > ", ">=": " >= "}
+
+
+def r_label(tokens: list[tuple[str, str]]) -> str:
+    """R's label of an expression as R read it: its tokens (kind, text) deparsed, the user's
+    parentheses kept (R's parser keeps them: ``I(x - (-1))``, ``log((x + 1))``) and none added.
+
+    Parameters
+    ----------
+    tokens : list of (str, str)
+        R's tokens: kind ``"name"`` (a word; back-quoted where written so), ``"column"`` (a
+        column of the data, written as R writes its name), ``"number"``, ``"string"``,
+        ``"op"``, ``"("``, ``")"``, ``","`` or ``"="``, and the text as written.
+
+    Returns
+    -------
+    str
+    """
+    out: list[str] = []
+    prev = None
+    for kind, text in tokens:
+        if kind in ("name", "column"):  # a word (the constant True is R's TRUE) or a column of the data
+            bare = text[1:-1] if text.startswith("`") else text
+            if kind == "name":
+                bare = {"True": "TRUE", "False": "FALSE"}.get(bare, bare)
+            out.append(bare if _R_NAME.fullmatch(bare) else f"`{bare}`")
+        elif kind == "number":
+            out.append(r_number(float(text)))
+        elif kind == "string":
+            body = ast.literal_eval(text)
+            out.append('"' + body.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        elif kind == "op":
+            unary = text in ("+", "-") and (prev is None or prev in ("op", "(", ",", "="))
+            out.append(text if unary else _BINARY.get(text, f" {text} "))
+        elif kind == ",":
+            out.append(", ")
+        elif kind == "=":
+            out.append(" = ")
+        else:
+            out.append(text)
+        prev = kind
+    return "".join(out)
 
 
 def is_logical(expr: str) -> bool:

@@ -42,7 +42,7 @@ import keyword
 import re
 import unicodedata
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping, NamedTuple
 
@@ -50,6 +50,7 @@ import numpy
 
 from sparselmm.errors import DataError, FormulaError
 from sparselmm.spec.formula import BARE_NAME as _NAME  # R's names (letters, digits, '.', '_'); '_' first for messages
+from sparselmm.spec.deparse import r_label
 from sparselmm.spec.formula import caret
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,6 +69,7 @@ __all__ = [
     "to_formulaic",
     "namespace",
     "ClosedSpec",
+    "formulaic_frame",
 ]
 
 
@@ -99,145 +101,6 @@ class Word:
     source: str
     note: str = ""
 
-
-def exp10(x: Any) -> Any:
-    """:math:`10^x` (formulaic's own ``exp10`` computes :math:`x^{10}`)."""
-    return numpy.power(10.0, x)
-
-
-def log(x: Any, base: Any = None) -> Any:
-    """R's ``log(x, base = exp(1))``: the natural logarithm, or ``log(x) / log(base)``."""
-    out = numpy.log(x)
-    return out if base is None else out / numpy.log(base)
-
-
-def r_round(x: Any, digits: int = 0) -> Any:
-    """R's ``round(x, digits = 0)``: of the two numbers with ``digits`` decimals around x, the one
-    nearer to x as stored (R 4's rule: ``round(0.15, 1)`` is 0.1, the double 0.15 being below
-    0.15), the even one on an exact tie (``round(2.5)`` is 2)."""
-    x = numpy.asarray(x, dtype=float)
-    d = int(digits)
-    if d == 0:
-        return numpy.round(x)
-    p = 10.0**d
-    lo, hi = numpy.floor(x * p) / p, numpy.ceil(x * p) / p
-    dlo, dhi = numpy.abs(x - lo), numpy.abs(hi - x)
-    even_lo = numpy.mod(numpy.floor(x * p), 2) == 0
-    return numpy.where(dlo < dhi, lo, numpy.where(dhi < dlo, hi, numpy.where(even_lo, lo, hi)))
-
-
-def pmin(*args: Any) -> Any:
-    """R's ``pmin``: the elementwise minimum of its arguments."""
-    return functools.reduce(numpy.minimum, args)
-
-
-def pmax(*args: Any) -> Any:
-    """R's ``pmax``: the elementwise maximum of its arguments."""
-    return functools.reduce(numpy.maximum, args)
-
-
-def as_numeric(x: Any) -> Any:
-    """R's ``as.numeric``: numbers as they are, a factor's level codes from 1, a logical as 0/1."""
-    import pandas
-
-    if isinstance(getattr(x, "dtype", None), pandas.CategoricalDtype):
-        return pandas.Series(x).cat.codes.to_numpy(dtype=float) + 1.0
-    return numpy.asarray(x, dtype=float)
-
-
-def _relevel(x: Any, ref: Any, _state: dict | None = None) -> Any:
-    """R's ``relevel(f, ref)``: the factor with level ``ref`` first, the reference of its
-    treatment contrasts (levels compared as R prints them: ``ref = "3"`` for a level 3).  The
-    fit's data must hold ``ref``; new data (a prediction) need not."""
-    import pandas
-
-    values = pandas.Series(getattr(x, "__wrapped__", x))
-    cat = values if isinstance(values.dtype, pandas.CategoricalDtype) else values.astype("category")
-    levels = list(cat.cat.categories)
-    match = [lv for lv in levels if str(lv) == str(ref)]
-    if _state is not None and "fitted" in _state:  # new data: the fit's encoding decides, by level
-        return cat.cat.reorder_categories(match + [lv for lv in levels if lv is not match[0]]) if match else cat
-    if not match:
-        raise FormulaError(f"relevel(): ref = {ref!r} is not a level of the factor (levels: {[str(v) for v in levels][:10]})")
-    if _state is not None:
-        _state["fitted"] = True
-    return cat.cat.reorder_categories(match + [lv for lv in levels if lv is not match[0]])
-
-
-def _scale(data: Any, center: Any = True, scale: Any = True, _state: dict | None = None) -> Any:
-    """R's ``scale(x, center = TRUE, scale = TRUE)``: subtract the mean, divide by the standard
-    deviation (the root mean square when not centred), missing values left out of both as R's
-    ``colMeans(na.rm = TRUE)`` and ``sd`` leave them; numbers for ``center``/``scale`` are used
-    as given.  The fit's mean and SD are kept for new data."""
-    import pandas
-
-    if isinstance(getattr(data, "dtype", None), pandas.CategoricalDtype):  # a factor has no mean (the caller names it)
-        raise TypeError("scale() of a factor")
-    x = numpy.asarray(data, dtype=float)
-    state = {} if _state is None else _state
-    ok = ~numpy.isnan(x)
-    whole = bool(ok.all())
-    if "center" not in state:
-        if isinstance(center, bool):
-            state["center"] = (numpy.mean(x, axis=0) if whole else numpy.nanmean(x, axis=0)) if center else None
-        else:
-            state["center"] = numpy.asarray(center, dtype=float)
-    if state["center"] is not None:
-        x = x - state["center"]
-    if "scale" not in state:
-        if isinstance(scale, bool):
-            n = int(ok.sum()) if not whole else x.shape[0]
-            sq = numpy.sum(x**2, axis=0) if whole else numpy.nansum(x**2, axis=0)
-            state["scale"] = numpy.sqrt(sq / max(1, n - 1)) if scale else None
-        else:
-            state["scale"] = numpy.asarray(scale, dtype=float)
-    if state["scale"] is not None:
-        x = x / state["scale"]
-    return x
-
-
-def r_factor(x: Any) -> Any:
-    """R's ``factor(x)`` / ``as.factor(x)``: a factor whose levels are the sorted distinct values,
-    labelled as R's ``as.character`` writes them (``1``, not ``1.0``; ``TRUE``), so that the
-    columns are named as R names them (``factor(w2)1``).  A factor stays as it is."""
-    import pandas
-
-    from sparselmm.spec.deparse import r_number
-
-    values = pandas.Series(getattr(x, "__wrapped__", x))
-    if isinstance(values.dtype, pandas.CategoricalDtype):
-        return values
-    if pandas.api.types.is_bool_dtype(values.dtype):
-        labels = values.map({True: "TRUE", False: "FALSE"})
-        return pandas.Series(pandas.Categorical(labels, categories=["FALSE", "TRUE"]), index=values.index)
-    if pandas.api.types.is_numeric_dtype(values.dtype):
-        levels = sorted(v for v in values.dropna().unique())
-        names = [r_number(float(v)) for v in levels]
-        labels = values.map(dict(zip(levels, names)))
-        return pandas.Series(pandas.Categorical(labels, categories=names), index=values.index)
-    return values.astype("category")
-
-
-def _center(data: Any, _state: dict | None = None) -> Any:
-    """``scale(x, scale = FALSE)``: subtract the mean (missing values left out of it)."""
-    return _scale(data, center=True, scale=False, _state=_state)
-
-
-def _stateful(f: Callable[..., Any]) -> Callable[..., Any]:
-    from formulaic.transforms import stateful_transform  # local: formulaic is slow to import
-
-    return stateful_transform(f)
-
-
-#: this module's words: functions, and R's T and F (names bound to TRUE and FALSE in R, so a
-#: model column keeps their spelling: poly(x, 2, raw = T)1)
-_OWN: Mapping[str, Any] = MappingProxyType(
-    {"exp10": exp10, "log": log, "round": r_round, "pmin": pmin, "pmax": pmax, "as.numeric": as_numeric,
-     "factor": r_factor, "T": True, "F": False}
-)
-
-#: this module's words that keep state from the fit's data for new data (formulaic's stateful transforms)
-_STATEFUL: Mapping[str, Callable[..., Any]] = MappingProxyType({"relevel": _relevel, "scale": _scale, "center": _center})
 
 #: Every name a formula may use besides the data's columns: name -> :class:`Word`.
 #: Extend it here; a name that is
@@ -272,24 +135,28 @@ VOCABULARY: Mapping[str, Word] = MappingProxyType(
         "center": Word("function", "sparselmm:center", "subtract the mean (missing values left out of it)"),
         "standardize": Word("function", "formulaic:standardize", "centre and scale to SD 1 with ddof 0 (patsy's)"),
         "poly": Word("function", "formulaic:poly", "orthogonal polynomials"),
-        "bs": Word("function", "formulaic:bs", "B-spline basis"),
+        "bs": Word("function", "sparselmm:bs", "B-spline basis (R's splines::bs: df, knots, degree, intercept, Boundary.knots)"),
+        "ns": Word("function", "sparselmm:ns", "natural cubic spline basis (R's splines::ns: df, knots, intercept, Boundary.knots)"),
         "cr": Word("function", "formulaic:cr", "natural cubic regression spline (needs df or knots)"),
         "cs": Word("function", "formulaic:cs", "natural cubic regression spline (needs df or knots)"),
         "cc": Word("function", "formulaic:cc", "cyclic cubic regression spline (needs df or knots)"),
         # factors and their contrasts
-        "C": Word("function", "formulaic:C", "a factor, with optional contrasts: C(f, Sum), C(f, Treatment('b'))"),
+        "C": Word("function", "sparselmm:C", "a factor with contrasts, as R's C(f, contr.sum), C(f, contr.treatment, base = 2)"),
         "factor": Word("function", "sparselmm:factor", "a factor of its argument's values (R's factor())"),
         "as.factor": Word("function", "sparselmm:factor", "a factor of its argument's values (R's as.factor())"),
+        "ordered": Word("function", "sparselmm:ordered", "an ordered factor (R's ordered(x, levels)), coded by contr.poly"),
+        "c": Word("function", "sparselmm:c", "a vector of constants: knots = c(3, 6), levels = c(\"b\", \"a\")"),
         "relevel": Word("function", "sparselmm:relevel", "relevel(f, ref = \"b\"): the factor with reference level b"),
         "Treatment": Word("function", "formulaic:Treatment", "treatment contrasts, Treatment('b') for reference level b"),
         "Sum": Word("function", "formulaic:Sum", "sum-to-zero contrasts"),
         "Helmert": Word("function", "formulaic:Helmert", "Helmert contrasts"),
         "Poly": Word("function", "formulaic:Poly", "orthogonal polynomial contrasts"),
         "Diff": Word("function", "formulaic:Diff", "successive-difference contrasts"),
-        "contr.treatment": Word("function", "formulaic:contr.treatment", "treatment contrasts (R's name)"),
-        "contr.sum": Word("function", "formulaic:contr.sum", "sum-to-zero contrasts (R's name)"),
-        "contr.helmert": Word("function", "formulaic:contr.helmert", "Helmert contrasts (R's name)"),
-        "contr.poly": Word("function", "formulaic:contr.poly", "orthogonal polynomial contrasts (R's name)"),
+        "contr.treatment": Word("function", "sparselmm:contr.treatment", "treatment contrasts; contr.treatment(n, base = 2)"),
+        "contr.sum": Word("function", "sparselmm:contr.sum", "sum-to-zero contrasts, columns 1, 2, ..."),
+        "contr.helmert": Word("function", "sparselmm:contr.helmert", "Helmert contrasts, columns 1, 2, ..."),
+        "contr.poly": Word("function", "sparselmm:contr.poly", "orthogonal polynomial contrasts, columns .L .Q .C ^4 ..."),
+        "contr.SAS": Word("function", "sparselmm:contr.SAS", "treatment contrasts with the last level as reference"),
         "contr.diff": Word("function", "formulaic:contr.diff", "successive-difference contrasts"),
         # constants
         "True": Word("constant", "python:True", "logical true, for arguments such as raw = True"),
@@ -331,7 +198,9 @@ def _resolve(word: Word) -> Any:
     if where == "numpy":
         return getattr(numpy, what)
     if where == "sparselmm":
-        return _stateful(_STATEFUL[what]) if what in _STATEFUL else _OWN[what]
+        from sparselmm.spec import rfunctions  # local: it imports formulaic, which is slow to import
+
+        return rfunctions.STATEFUL[what] if what in rfunctions.STATEFUL else rfunctions.FUNCTIONS[what]
     if where == "python":
         return ast.literal_eval(what)
     raise ValueError(f"unknown source {word.source!r}")  # pragma: no cover - a mistake in the table
@@ -705,7 +574,7 @@ def _read(text: str, shown: str, at: int) -> _Reading:
                     raise fail(tok_of(kw.value), "'**' unpacking of arguments is not allowed in a formula")
                 j = int(kw.arg[2:])
                 t = toks[j]
-                if t.quoted or not t.text.isidentifier() or keyword.iskeyword(t.text):
+                if t.quoted or not t.text.replace(".", "_").isidentifier() or keyword.iskeyword(t.text):
                     raise fail(j, f"{t.text!r} cannot name an argument; write a plain name, like degree = 2")
                 if t.text.startswith("_"):
                     raise fail(
@@ -918,12 +787,20 @@ class Translation:
     readback : dict of str to str
         Alias or python name -> how R writes it, to turn formulaic's column
         names back into R's.
+    labels : dict of str to str
+        formulaic's name of each call outside any call (``log(x + 1)``) -> R's label of it
+        as the user wrote it (``log((x + 1))``: R keeps the parentheses).
+    variables : tuple of str
+        formulaic's names of the variables outside any call (columns, calls), in the order
+        of their first appearance: R's ``terms()`` orders the factors of an interaction so.
     """
 
     text: str
     columns: tuple[str, ...]
     renames: Mapping[str, str]
     readback: Mapping[str, str]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    variables: tuple[str, ...] = ()
 
     def r_spelling(self, formulaic_name: str) -> str:
         """``formulaic_name`` with every alias written as R writes the name."""
@@ -981,7 +858,7 @@ def translate(text: str, columns: Collection[str]) -> Translation:
     out: list[str] = []
     pos = 0
     for k, t in enumerate(reading.tokens):
-        out.append(" " if text[pos : t.start] else "")  # whitespace as one plain space (Python's tokens)
+        out.append(" " if text[pos : t.start] and k else "")  # whitespace as one plain space (Python's tokens)
         pos = t.end
         if t.kind == "name":
             if roles.get(k) == "column":
@@ -993,8 +870,8 @@ def translate(text: str, columns: Collection[str]) -> Translation:
                 if py != t.value:
                     readback[py] = t.value
                 out.append(py)
-            else:  # an argument's name (reading.keywords)
-                out.append(t.text)
+            else:  # an argument's name (reading.keywords): R's dotted names in Python's spelling
+                out.append(t.text.replace(".", "_"))
         elif t.kind == "number":
             out.append(t.value)
         elif t.kind == "op" and t.text == "^" and t.in_call:
@@ -1003,7 +880,49 @@ def translate(text: str, columns: Collection[str]) -> Translation:
             out.append(":")  # effect; formulaic would read it as b/a); it binds looser than ':', as ':' does to '*'
         else:
             out.append(t.text)
-    return Translation("".join(out), tuple(used), MappingProxyType(renames), MappingProxyType(readback))
+    pieces = [out[2 * k] + out[2 * k + 1] for k in range(len(reading.tokens))]
+    labels: dict[str, str] = {}
+    order: list[str] = []  # formulaic's names of the variables outside any call, as R's terms() orders them
+    spans = dict(_top_calls(reading.tokens))
+    for k, t in enumerate(reading.tokens):
+        if k in spans:
+            key = _formulaic_label("".join(pieces[k : spans[k]]).strip())
+            labels[key] = r_label([("column" if roles.get(i) == "column" else u.kind, u.text)
+                                   for i, u in enumerate(reading.tokens[k : spans[k]], k)])
+            order.append(key)
+        elif t.kind == "name" and not t.in_call and roles.get(k) == "column":
+            order.append(renames.get(t.value, t.value))
+    return Translation("".join(out), tuple(used), MappingProxyType(renames), MappingProxyType(readback),
+                       MappingProxyType(labels), tuple(dict.fromkeys(order)))
+
+
+def _top_calls(toks: tuple[_Tok, ...]) -> list[tuple[int, int]]:
+    """Token spans ``[i, j)`` of the calls outside any call (the factors formulaic names)."""
+    spans = []
+    for i, t in enumerate(toks[:-1]):
+        if t.kind == "name" and not t.in_call and toks[i + 1].kind == "(":
+            depth = 0
+            for j in range(i + 1, len(toks)):
+                depth += {"(": 1, ")": -1}.get(toks[j].kind, 0)
+                if depth == 0:
+                    spans.append((i, j + 1))
+                    break
+    return spans
+
+
+def _formulaic_label(expr: str) -> str:
+    """The name formulaic gives the factor ``expr`` (Python's unparse of it; back-quoted names kept)."""
+    quoted: list[str] = []
+
+    def hide(m: re.Match) -> str:
+        quoted.append(m.group(0))
+        return f"_bq{len(quoted) - 1}_"
+
+    try:
+        text = ast.unparse(ast.parse(re.sub(r"`[^`]*`", hide, expr), mode="eval")).replace("\n", " ")
+    except (SyntaxError, ValueError, RecursionError):
+        return expr
+    return re.sub(r"_bq(\d+)_", lambda m: quoted[int(m.group(1))], text)
 
 
 def to_formulaic(text: str, columns: Collection[str]) -> str:
@@ -1019,6 +938,21 @@ def to_formulaic(text: str, columns: Collection[str]) -> str:
 
 # ----------------------------------------------------------------------------------------
 # new data
+
+
+def formulaic_frame(data: Any, columns: Collection[str], renames: Mapping[str, str]) -> Any:
+    """The frame formulaic evaluates a fragment on: the ``columns`` of ``data`` under their
+    :attr:`Translation.renames`, integer columns as doubles (R's numbers are doubles:
+    ``Days^-1`` is a number, not numpy's refusal of a negative integer power)."""
+    import pandas
+
+    out = {}
+    for c in columns:
+        col = data[c]
+        if pandas.api.types.is_integer_dtype(col.dtype) and not pandas.api.types.is_bool_dtype(col.dtype):
+            col = col.astype("float64")
+        out[renames.get(c, c)] = col
+    return pandas.DataFrame(out, index=data.index, copy=False)
 
 
 class ClosedSpec:
@@ -1048,9 +982,7 @@ class ClosedSpec:
         missing = [c for c in self.columns if c not in data.columns]
         if missing:
             raise DataError(f"new data lack column(s) {missing}")
-        frame = data.loc[:, list(self.columns)]
-        if self.renames:
-            frame = frame.rename(columns=self.renames)
+        frame = formulaic_frame(data, self.columns, self.renames)
         kwargs.pop("context", None)
         return self.spec.get_model_matrix(frame, context=namespace(), **kwargs)
 

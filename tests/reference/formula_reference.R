@@ -1,6 +1,6 @@
 # Reference fits for R's formula vocabulary in lme4 (issue 19): names, estimates, objective, theta.
 # Run: Rscript tests/reference/formula_reference.R tests/reference/lme4_formulas.json
-suppressMessages({library(lme4); library(jsonlite)})
+suppressMessages({library(lme4); library(jsonlite); library(splines)})
 args <- commandArgs(trailingOnly = TRUE)
 out_file <- if (length(args)) args[1] else "lme4_formulas.json"
 sleepstudy <- lme4::sleepstudy
@@ -85,7 +85,28 @@ cases <- list(
   list("grocery", "price ~ store + (1 | item)", TRUE, contrasts = list(store = "contr.poly")),
   list("grocery", "price ~ store + (1 | item)", FALSE, contrasts = list(store = "contr.SAS")),
   list("cake", "angle ~ recipe * temp + (1 | replicate)", TRUE, contrasts = list(recipe = "contr.sum")),
-  list("grocery", "price ~ factor(store) + (1 | item)", FALSE)
+  list("grocery", "price ~ factor(store) + (1 | item)", FALSE),
+  # splines, R's contrast functions inside C(), ordered(), factor levels, c(), R's parentheses
+  list("sleepstudy", "Reaction ~ ns(Days, df = 3) + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ ns(Days, knots = c(2.5, 6), Boundary.knots = c(0, 10)) + (Days | Subject)", FALSE),
+  list("sleepstudy", "Reaction ~ ns(Days, df = 3, intercept = TRUE) + 0 + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ bs(Days, degree = 2, knots = c(3, 6)) + (1 | Subject)", FALSE),
+  list("sleepstudy", "Reaction ~ bs(Days, df = 4) + (1 | Subject)", TRUE),
+  list("Hsb82", "mAch ~ ns(ses, df = 4) + sector + (1 | school)", FALSE),
+  list("grocery", "price ~ C(store, contr.treatment(4, base = 2)) + (1 | item)", FALSE),
+  list("grocery", "price ~ C(store, contr.treatment, base = 3) + (1 | item)", TRUE),
+  list("grocery", "price ~ C(store, contr.sum(4)) + (1 | item)", FALSE),
+  list("grocery", "price ~ C(store, contr.helmert) + (1 | item)", TRUE),
+  list("grocery", "price ~ C(store, contr.poly) + (1 | item)", FALSE),
+  list("grocery", "price ~ C(store, contr.SAS) + (1 | item)", FALSE),
+  list("grocery", "price ~ C(store, \"contr.sum\") + (1 | item)", TRUE),
+  list("sleepstudy", "Reaction ~ ordered(g) * Days + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ factor(o) + C(o) + 0 + (1 | Subject)", FALSE),
+  list("sleepstudy", "Reaction ~ ordered(w2, levels = c(4, 3, 2, 1, 0)) + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ factor(g, levels = c('odd', 'even')) + Days + (1 | Subject)", FALSE),
+  list("sleepstudy", "Reaction ~ factor(Days > 4, labels = c('early', 'late')) + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ I(Days - (-1)) + log((Days + 1)) + (1 | Subject)", TRUE),
+  list("sleepstudy", "Reaction ~ I(((Days))^2) + I((Days + 1)^-1) + I(2^-Days) + (1 | Subject)", FALSE)
 )
 res <- list()
 for (cs in cases) {
