@@ -189,3 +189,73 @@ def test_review_of_the_r_formula_work():
     # update: a term removed by '- term', none twice
     assert update_formula("y ~ x + (1 | g)", ". ~ . - (1|g) + (x|g)") == "y ~ x + (x|g)"
     assert update_formula("y ~ x + (1 | g)", "~ . + .") == "y ~ x + (1 | g)"
+
+
+@pytest.mark.parametrize("case", [c for c in REF if "predictions" in c], ids=lambda c: c["formula"])
+def test_spline_predictions_on_new_data_match_lme4_beyond_the_range(case):
+    # R's predict() rebuilds ns()/bs() with the fit's knots (makepredictcall): linear beyond the
+    # boundary knots for ns(), the polynomial pieces extended for bs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = slm.lmer(case["formula"], _data(case["dataset"]), REML=case["REML"])
+    new = pd.DataFrame({"Days": np.asarray(case["predict_days"], dtype=float), "Subject": "308"})
+    np.testing.assert_allclose(m.predict(new, re_form="NA").to_numpy(), case["predictions"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("formula", [
+    "Reaction ~ scale(Days) + w2 + (1 | Subject)",
+    "Reaction ~ scale(x, center = FALSE) + center(Days) + w2 + (scale(Days) | Subject)",
+    "Reaction ~ I(scale(log(x)) * 2) + scale(Days, center = 3) + (1 | Subject)",
+])
+def test_scale_from_dask_takes_its_moments_from_all_rows_in_the_first_pass(formula):
+    # the model specs are made on a sample of complete rows; scale()'s mean and SD come from the first
+    # pass over all rows as given (R's model.frame), so the fit is the in-memory one (which is lme4's)
+    dd = pytest.importorskip("dask.dataframe")
+    ss = _data("sleepstudy")
+    ss["x"] = np.where(np.arange(len(ss)) % 11 == 0, np.nan, np.sin(np.arange(len(ss))) * 3 + 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m0 = slm.lmer(formula, ss)
+        m1 = slm.lmer(formula, dd.from_pandas(ss, npartitions=4))
+    assert list(m1.fixef.index) == list(m0.fixef.index)
+    assert m1.objective == pytest.approx(m0.objective, rel=1e-12)
+    np.testing.assert_allclose(m1.fixef.to_numpy(), m0.fixef.to_numpy(), rtol=1e-7)
+    new = ss.dropna(subset=["w2", "x"]).iloc[:7]
+    np.testing.assert_allclose(m1.predict(new, re_form="NA").to_numpy(), m0.predict(new, re_form="NA").to_numpy(), rtol=1e-7)
+
+
+def test_whole_column_transforms_dask_cannot_hold_are_refused_by_name():
+    dd = pytest.importorskip("dask.dataframe")
+    d = dd.from_pandas(_data("sleepstudy"), npartitions=2)
+    for formula, name in (("scale(Reaction) ~ Days + (1 | Subject)", r"scale\(\) in the response"),
+                          ("Reaction ~ scale(poly(Days, 2)) + (1 | Subject)", r"poly\(\)"),
+                          ("Reaction ~ ns(Days, df = 3) + (1 | Subject)", r"ns\(\)"),
+                          ("Reaction ~ ordered(g) + (1 | Subject)", r"ordered\(\)")):
+        with pytest.raises(slm.ModelSpecError, match=name):
+            slm.lmer(formula, d)
+
+
+@pytest.mark.parametrize("formula, message", [
+    ("Reaction ~ relevel(Days, ref = 2) + (1 | Subject)", r"relevel\(\) takes a factor, as R's, not numbers"),
+    ("Reaction ~ relevel(o, ref = 'mid') + (1 | Subject)", r"relevel\(\) takes an unordered factor"),
+    ("Reaction ~ round(Days, digits = 'a') + (1 | Subject)", r"round\(\): digits must be a number, not 'a'"),
+    ("Reaction ~ round(Days, digits = 1.5) + (1 | Subject)", r"round\(\): digits must be a whole number"),
+    ("Reaction ~ log(Days + 1, base = 'e') + (1 | Subject)", r"log\(\): base must be a number"),
+    ("Reaction ~ factor(Days, levels = c(1, 2)) + (1 | Subject)", r"factor\(\): the value\(s\) \['0', '3'.* not among levels"),
+    ("Reaction ~ factor(g, labels = c('a')) + (1 | Subject)", r"factor\(\): labels has 1 values for 2 levels"),
+    ("Reaction ~ C(g, contr.treatment(3)) + (1 | Subject)", r"contr.treatment\(3\) is made for 3 levels, but the factor has 2"),
+    ("Reaction ~ C(g, contr.treatment, base = 5) + (1 | Subject)", r"base = 5, but there are 2 levels"),
+    ("Reaction ~ C(g, contr.sum, base = 2) + (1 | Subject)", r"contr.sum\(\) has no argument base"),
+    ("Reaction ~ C(g, contr.poly, 1) + (1 | Subject)", r"C\(\): how.many is not supported"),
+    ("Reaction ~ C(g, 'contr.foo') + (1 | Subject)", r"C\(\): unknown contrasts 'contr.foo'"),
+    ("Reaction ~ C(g, contr.sum(Days)) + (1 | Subject)", r"contr.sum\(\): n must be the number of levels"),
+    ("Reaction ~ ns(Days) + bs(Days, Boundary.knots = c(1, 2, 3)) + (1 | Subject)", r"bs\(\): Boundary.knots must be two numbers"),
+    ("Reaction ~ ns(Days, df = 0) + (1 | Subject)", r"ns\(\): df = 0 is too small"),
+    ("Reaction ~ bs(Days, knots = c('a', 1)) + (1 | Subject)", r"c\(\) takes numbers or strings, all of one kind"),
+    ("Reaction ~ ns(Days, dof = 3) + (1 | Subject)", r"ns\(\) has no argument 'dof'"),
+    ("Reaction ~ log(ns(Days, df = 3, Boundary.knot = c(0, 9)) + 1) + (1 | Subject)", r"ns\(\) has no argument 'Boundary.knot'"),
+])
+def test_r_functions_refuse_what_r_refuses_naming_the_function(formula, message):
+    with pytest.raises(slm.FormulaError, match=message) as err:
+        slm.lmer(formula, _data("sleepstudy"))
+    assert "Traceback" not in str(err.value) and "Unable to evaluate" not in str(err.value)

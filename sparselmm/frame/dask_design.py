@@ -57,6 +57,7 @@ from sparselmm.spec.formula import ParsedFormula, parse_formula
 from sparselmm.spec.vocabulary import needed_variables
 from sparselmm.frame import checks
 from sparselmm.frame.conditioning import Conditioning, fit_columns
+from sparselmm.frame.moments import SCALING, Moments, combine_moments, moment_arguments, partition_moments, with_global_moments
 from sparselmm.frame.modelframe import REAL_NUMBERS, Design, expand_dot, model_matrix, real_values, response_vector, term_fields
 from sparselmm.frame.reduced import Partial, check_reduced, column_stats, combine_partials
 from sparselmm.backends.base import BlockLowerCrossProducts, CrossProducts
@@ -73,8 +74,8 @@ __all__ = [
 #: formulaic transforms whose result depends on the whole column (or on row order):
 #: evaluated partition by partition they would differ between partitions.
 STATEFUL_TRANSFORMS = (
-    "center", "scale", "standardize", "poly", "bs", "cs", "cr", "cc", "te", "hashed", "lag",
-    "factor", "as.factor",  # the levels of the whole column: make it a categorical column first
+    "center", "scale", "standardize", "poly", "bs", "ns", "cs", "cr", "cc", "te", "hashed", "lag",
+    "factor", "as.factor", "ordered",  # the levels of the whole column: make it a categorical column first
 )
 
 _SAMPLE_ROWS = 2000  # complete rows kept by the scan (spread over the data), for the model specs and
@@ -136,6 +137,7 @@ class _Scan:
     combos: dict[tuple[str, ...], pd.DataFrame] = field(default_factory=dict)
     sample: pd.DataFrame | None = None
     fixed_factors: tuple[str, ...] = ()
+    moments: dict[str, Moments] = field(default_factory=dict)  # scale()'s arguments over all rows
     bad_weights: int = 0  # in rows otherwise complete, as in memory
     bad_offset: int = 0
     first_bad_weight: tuple[int, float] | None = None  # (row position, value) of the first bad weight
@@ -151,11 +153,13 @@ class _ScanSpec:
     sample_rows: int = 50
     object_columns: tuple[str, ...] = ()  # object-dtype columns read as numbers: must not hold numbers
     fixed_factors: tuple[str, ...] = ()  # the fixed part's factors: the sample holds each level's first row
+    moments: tuple[str, ...] = ()  # arguments of scale()/center(): their moments over all rows, as given
 
 
 def _scan_partition(part: pd.DataFrame, spec: _ScanSpec) -> _Scan:
     """Pass 1 on one partition: missing values, used levels, a few complete rows."""
     out = _Scan(n_rows=len(part), fixed_factors=spec.fixed_factors)
+    out.moments = partition_moments(part, spec.moments)  # on the data as given, as R's model.frame
     complete = np.ones(len(part), dtype=bool)
     out.na_counts = {}
     # weights and offset: a missing value drops its row (as in memory); infinite ones, and
@@ -216,6 +220,7 @@ def _combine_scans(scans: Sequence[_Scan]) -> _Scan:
     """Combine partition scans: counts add, level sets and combinations unite."""
     out = _Scan(fixed_factors=scans[0].fixed_factors if scans else ())
     samples = []
+    out.moments = combine_moments([s.moments for s in scans])
     for s in scans:
         if out.first_bad_weight is None and s.first_bad_weight is not None:  # its row among all partitions'
             out.first_bad_weight = (out.n_rows + s.first_bad_weight[0], s.first_bad_weight[1])
@@ -634,6 +639,8 @@ def _check_stateful(pf: ParsedFormula) -> None:
     texts = [("the fixed part", pf.fixed), ("the response", pf.response)] + [(repr(b.text), b.lhs) for b in pf.bars]
     for where, text in texts:
         for name in STATEFUL_TRANSFORMS:
+            if name in SCALING and where != "the response":  # their moments come from the first pass
+                continue
             if re.search(rf"(?<![A-Za-z0-9_.]){name}\s*\(", text):
                 how = (
                     "make the column categorical first (ddf['x'] = ddf.x.astype('category')) and use it as it is"
@@ -728,7 +735,8 @@ def dask_design(
     # ---- pass 1: levels, missing values, a sample -------------------------------------------
     objects = tuple(c for c in dict.fromkeys(fixed_vars + resp_vars) if dtypes[c] == object)
     spec = _ScanSpec(used, factor_columns, interactions, weights, offset, object_columns=objects,
-                     fixed_factors=tuple(fixed_factor))
+                     fixed_factors=tuple(fixed_factor),
+                     moments=moment_arguments([pf.fixed] + [b.lhs for b in pf.bars], STATEFUL_TRANSFORMS))
     parts = source.to_delayed()
     spec_d = delayed(spec, pure=True)
     scan: _Scan = _tree([delayed(_scan_partition)(p, spec_d) for p in parts], _combine_scans, split_every).compute()
@@ -749,6 +757,9 @@ def dask_design(
     # ---- model specs, the term layout and the conditioning, on the sample ----------------------
     y_sample = response_vector(pf.response, sample, resp_vars)  # a non-numeric response fails here
     X_sample, X_names_full, fixed_spec = model_matrix(pf.fixed, sample, "the fixed-effects matrix")
+    if scan.moments:  # scale(): the mean and SD of all rows, then the sample's columns with them
+        fixed_spec = with_global_moments(fixed_spec, pf.fixed, columns, scan.moments)
+        X_sample = np.asarray(fixed_spec.get_model_matrix(sample, na_action="ignore").to_numpy(dtype=float))
     w_sample = None if weights is None else sample[weights].to_numpy(dtype=float)
     if offset is not None:
         y_sample = y_sample - sample[offset].to_numpy(dtype=float)
@@ -766,6 +777,7 @@ def dask_design(
             cols, tspec = ["(Intercept)"], None
         else:
             Xs, cols, tspec = model_matrix(b.lhs, sample, f"the columns of term {b.text!r}")
+            tspec = with_global_moments(tspec, b.lhs, columns, scan.moments)
             checks.check_term_has_columns(b.text, Xs.shape[1])
             checks.check_term_split(b, sample)
         if len(b.factors) == 1:

@@ -35,7 +35,7 @@ from sparselmm.frame.reduced import check_reduced, column_stats
 from sparselmm.spec.deparse import is_logical, r_deparse
 from sparselmm.spec.formula import Fragment, ParsedFormula, parse_formula
 from sparselmm.spec.terms import RandomTerm, as_factor, build_lambda, build_zt, category_strings, check_terms, grouping_factor, order_terms, theta_template
-from sparselmm.spec.vocabulary import ClosedSpec, call_texts, formulaic_frame, name_tokens, namespace, substitute_names, translate, variables
+from sparselmm.spec.vocabulary import ClosedSpec, call_arguments, call_texts, formulaic_frame, name_tokens, namespace, substitute_names, translate, variables
 from sparselmm.spec.vocabulary import needed_variables as _needed_variables
 
 
@@ -826,7 +826,7 @@ def _formulaic_matrix(
             own = own.__cause__
         if own is not None:  # a word of the vocabulary refused its arguments (relevel's ref): its message
             raise type(own)(f"cannot build {what} from {text!r}: {own}") from None
-        raise _factor_in_arithmetic(exc, tr, frame, text, what) or FormulaError(
+        raise _factor_in_arithmetic(exc, tr, frame, text, what) or _unknown_argument(exc, text, what) or FormulaError(
             f"cannot build {what} from {text!r}: {exc}"
         ) from exc
     wrappers = {r_deparse(f"C({_quoted(c)}, {v})"): _quoted(c) for c, v in auto.items()}
@@ -900,6 +900,25 @@ def _refuse_poly_of_missing(text: str, state_frame: Any, what: str) -> None:
                     f"cannot build {what} from {text!r}: {call} has missing values in column {v!r}, which R's poly() does not "
                     "allow either; drop those rows from the data first"
                 )
+
+
+def _unknown_argument(exc: Exception, text: str, what: str) -> FormulaError | None:
+    """The FormulaError for a named argument no function of the vocabulary takes
+    (``ns(x, dof = 3)``), naming the function as the user wrote it; None for any other failure."""
+    m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+    if m is None:
+        return None
+    arg = m.group(1)
+    for name in dict.fromkeys(re.findall(r"([A-Za-z.][\w.]*)\s*\(", text)):
+        for body in call_texts(text, name):
+            _, named = call_arguments(body)
+            written = [k for k in named if k.replace(".", "_") == arg]  # R's dotted name, as the user wrote it
+            if written:
+                return FormulaError(
+                    f"cannot build {what} from {text!r}: {name}() has no argument {written[0]!r} (docs/formulas.md "
+                    "lists the arguments of each function)"
+                )
+    return FormulaError(f"cannot build {what} from {text!r}: no function there takes an argument {arg!r}")
 
 
 def _factor_in_arithmetic(exc: Exception, tr: Any, frame: Any, text: str, what: str) -> DataError | None:

@@ -70,6 +70,9 @@ __all__ = [
     "namespace",
     "ClosedSpec",
     "formulaic_frame",
+    "formulaic_name",
+    "call_arguments",
+    "call_texts",
 ]
 
 
@@ -683,6 +686,44 @@ def call_texts(text: str, function: str) -> list[str]:
                     out.append(text[t.start : u.end])
                     break
     return out
+
+
+def call_arguments(call: str) -> tuple[list[str], dict[str, str]]:
+    """The arguments of one call ``f(a, b, name = c)`` as R text: positional ones in order and
+    named ones by name (R's tokens: commas inside strings or nested calls do not split)."""
+    toks = _lex(call, call, 0)
+    positional: list[str] = []
+    named: dict[str, str] = {}
+    depth, start, name = 0, None, None
+    for i, t in enumerate(toks):
+        if t.kind == "(":
+            depth += 1
+            if depth == 1:
+                start, name = i + 1, None
+                continue
+        elif t.kind == ")":
+            depth -= 1
+        if depth == 1 and t.kind == "=" and name is None and i == start + 1:
+            name = toks[start].value
+            continue
+        if (depth == 1 and t.kind == ",") or (depth == 0 and t.kind == ")"):
+            first = start + (2 if name is not None else 0)
+            if first < i:
+                text = call[toks[first].start : toks[i - 1].end]
+                if name is None:
+                    positional.append(text)
+                else:
+                    named[name] = text
+            start, name = i + 1, None
+            if depth == 0:
+                break
+    return positional, named
+
+
+def formulaic_name(text: str, columns: Collection[str]) -> str:
+    """The name formulaic gives the R expression ``text`` (a call, with the data's ``columns``):
+    the key of its state in a model spec's ``transform_state``."""
+    return _formulaic_label(translate(text, columns).text.strip())
 
 
 def check(text: str, columns: Collection[str], *, formula: str | None = None, start: int = 0) -> list[str]:

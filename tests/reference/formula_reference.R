@@ -87,10 +87,11 @@ cases <- list(
   list("cake", "angle ~ recipe * temp + (1 | replicate)", TRUE, contrasts = list(recipe = "contr.sum")),
   list("grocery", "price ~ factor(store) + (1 | item)", FALSE),
   # splines, R's contrast functions inside C(), ordered(), factor levels, c(), R's parentheses
-  list("sleepstudy", "Reaction ~ ns(Days, df = 3) + (1 | Subject)", TRUE),
-  list("sleepstudy", "Reaction ~ ns(Days, knots = c(2.5, 6), Boundary.knots = c(0, 10)) + (Days | Subject)", FALSE),
+  list("sleepstudy", "Reaction ~ ns(Days, df = 3) + (1 | Subject)", TRUE, predict_days = c(-2, 4.5, 9, 12)),
+  list("sleepstudy", "Reaction ~ ns(Days, knots = c(2.5, 6), Boundary.knots = c(0, 10)) + (Days | Subject)", FALSE,
+       predict_days = c(-1, 3.3, 11)),
   list("sleepstudy", "Reaction ~ ns(Days, df = 3, intercept = TRUE) + 0 + (1 | Subject)", TRUE),
-  list("sleepstudy", "Reaction ~ bs(Days, degree = 2, knots = c(3, 6)) + (1 | Subject)", FALSE),
+  list("sleepstudy", "Reaction ~ bs(Days, degree = 2, knots = c(3, 6)) + (1 | Subject)", FALSE, predict_days = c(-1, 2.5, 10)),
   list("sleepstudy", "Reaction ~ bs(Days, df = 4) + (1 | Subject)", TRUE),
   list("Hsb82", "mAch ~ ns(ses, df = 4) + sector + (1 | school)", FALSE),
   list("grocery", "price ~ C(store, contr.treatment(4, base = 2)) + (1 | item)", FALSE),
@@ -119,5 +120,10 @@ for (cs in cases) {
     theta = unname(getME(m, "theta")), objective = unname(if (cs[[3]]) m@devcomp$cmp[["REML"]] else m@devcomp$cmp[["dev"]]),
     sigma = sigma(m), nobs = nobs(m), cnms = getME(m, "cnms")
   )
+  if (!is.null(cs$predict_days)) {  # population-level predictions on new Days, beyond the data's range too
+    nd <- data.frame(Days = cs$predict_days)
+    res[[length(res)]]$predict_days <- cs$predict_days
+    res[[length(res)]]$predictions <- unname(suppressWarnings(predict(m, newdata = nd, re.form = NA)))
+  }
 }
 writeLines(toJSON(res, digits = NA, auto_unbox = TRUE, pretty = TRUE), out_file)
