@@ -107,7 +107,9 @@ cases <- list(
   list("sleepstudy", "Reaction ~ factor(g, levels = c('odd', 'even')) + Days + (1 | Subject)", FALSE),
   list("sleepstudy", "Reaction ~ factor(Days > 4, labels = c('early', 'late')) + (1 | Subject)", TRUE),
   list("sleepstudy", "Reaction ~ I(Days - (-1)) + log((Days + 1)) + (1 | Subject)", TRUE),
-  list("sleepstudy", "Reaction ~ I(((Days))^2) + I((Days + 1)^-1) + I(2^-Days) + (1 | Subject)", FALSE)
+  list("sleepstudy", "Reaction ~ I(((Days))^2) + I((Days + 1)^-1) + I(2^-Days) + (1 | Subject)", FALSE),
+  list("sleepstudy", "Reaction ~ Days * g - Days:g + (1 | Subject)", TRUE),
+  list("cake", "angle ~ recipe * temp - recipe:temp + (1 | replicate)", FALSE)
 )
 res <- list()
 for (cs in cases) {
