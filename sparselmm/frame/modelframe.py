@@ -35,7 +35,7 @@ from sparselmm.frame.reduced import check_reduced, column_stats
 from sparselmm.spec.deparse import is_logical, r_deparse
 from sparselmm.spec.formula import Fragment, ParsedFormula, parse_formula
 from sparselmm.spec.terms import RandomTerm, as_factor, build_lambda, build_zt, category_strings, check_terms, grouping_factor, order_terms, theta_template
-from sparselmm.spec.vocabulary import ClosedSpec, call_arguments, call_texts, formulaic_frame, name_tokens, namespace, substitute_names, translate, variables
+from sparselmm.spec.vocabulary import ClosedSpec, call_arguments, call_texts, formulaic_frame, word_of, name_tokens, namespace, substitute_names, translate, variables
 from sparselmm.spec.vocabulary import needed_variables as _needed_variables
 
 
@@ -420,7 +420,6 @@ def _split_colon(name: str) -> list[str]:
 
 #: contrasts whose columns R numbers 1, 2, ... (formulaic labels them by level: S.a, H.b)
 _NUMBERED_CONTRASTS = re.compile(r"^C\(.*,\s*(Sum|Helmert)\s*(\(\s*\))?\)$", re.S)
-_RAW_POLY = re.compile(r"^poly\(.*raw\s*=\s*(True|TRUE|T)\b.*\)$", re.S)
 
 
 def _r_component(
@@ -430,8 +429,8 @@ def _r_component(
     """formulaic column component -> (R name, the variable expression it comes from).
 
     The expression is written as R deparses it (:func:`sparselmm.spec.deparse.r_deparse`); a
-    comparison gets R's ``TRUE`` suffix; a raw ``poly()``'s columns are numbered from 1 and
-    sum and Helmert contrasts' columns 1, 2, ... as R numbers them (``numbered``: the labels
+    comparison gets R's ``TRUE`` suffix; formulaic's sum and Helmert contrasts' columns are
+    numbered 1, 2, ... as R numbers them (``numbered``: the labels
     seen so far per expression).  ``spell`` writes formulaic's aliases of columns as R names,
     after the deparse (a column ``True`` is not the constant ``TRUE``).  ``auto`` maps the label of
     each wrapper :func:`with_contrasts` inserted to its column, which names the columns, as R's.
@@ -444,9 +443,7 @@ def _r_component(
     if m:
         var, level = m.group(1), spell(m.group(2))
         shown = labels.get(var) or spell(r_deparse(var))
-        if _RAW_POLY.match(shown) and level.isdigit():
-            level = str(int(level) + 1)  # formulaic numbers the powers from 0, R from 1
-        elif _NUMBERED_CONTRASTS.match(shown) and level.startswith(("S.", "H.")):  # reduced rank: R numbers them
+        if _NUMBERED_CONTRASTS.match(shown) and level.startswith(("S.", "H.")):  # reduced rank: R numbers them
             seen = numbered.setdefault(var, [])
             if level not in seen:
                 seen.append(level)
@@ -826,9 +823,8 @@ def _formulaic_matrix(
             own = own.__cause__
         if own is not None:  # a word of the vocabulary refused its arguments (relevel's ref): its message
             raise type(own)(f"cannot build {what} from {text!r}: {own}") from None
-        raise _factor_in_arithmetic(exc, tr, frame, text, what) or _unknown_argument(exc, text, what) or FormulaError(
-            f"cannot build {what} from {text!r}: {exc}"
-        ) from exc
+        raise (_wrong_arguments(exc, tr, text, what) or _factor_in_arithmetic(exc, tr, frame, text, what)
+               or _unknown_argument(exc, text, what) or _evaluation_error(exc, tr, text, what)) from exc
     wrappers = {r_deparse(f"C({_quoted(c)}, {v})"): _quoted(c) for c, v in auto.items()}
     names = r_names([str(c) for c in mm.columns], text, tr.r_spelling, wrappers, frozenset(used.columns), tr.labels,
                     tr.variables)
@@ -902,6 +898,35 @@ def _refuse_poly_of_missing(text: str, state_frame: Any, what: str) -> None:
                 )
 
 
+_UNABLE = re.compile(r"Unable to evaluate factor `(.+?)`\.\s*\[(\w+): (.*)\]\s*$", re.S)
+
+
+def _shown(expr: str, tr: Any) -> str:
+    """R's label of formulaic's factor ``expr``."""
+    return tr.labels.get(expr) or tr.r_spelling(r_deparse(expr))
+
+
+def _wrong_arguments(exc: Exception, tr: Any, text: str, what: str) -> FormulaError | None:
+    """The FormulaError for a call with too many or too few arguments (``round(x, 1, 2)``,
+    ``relevel(f)``), naming the function as R spells it; None for any other failure."""
+    m = _UNABLE.search(str(exc))
+    if m is None or m.group(2) != "TypeError" or not re.search(r"positional argument|required", m.group(3)):
+        return None
+    msg = re.sub(r"([A-Za-z_][\w.]*)\(\)", lambda f: f"{word_of(f.group(1)) or f.group(1)}()", m.group(3))
+    return FormulaError(
+        f"cannot build {what} from {text!r}: in {_shown(m.group(1), tr)}, {msg} (docs/formulas.md lists the arguments "
+        "of each function)"
+    )
+
+
+def _evaluation_error(exc: Exception, tr: Any, text: str, what: str) -> FormulaError:
+    """formulaic's failure to evaluate a term, as a FormulaError naming the term as R writes it."""
+    m = _UNABLE.search(str(exc))
+    if m is None:
+        return FormulaError(f"cannot build {what} from {text!r}: {exc}")
+    return FormulaError(f"cannot build {what} from {text!r}: {_shown(m.group(1), tr)} cannot be computed: {m.group(3)}")
+
+
 def _unknown_argument(exc: Exception, text: str, what: str) -> FormulaError | None:
     """The FormulaError for a named argument no function of the vocabulary takes
     (``ns(x, dof = 3)``), naming the function as the user wrote it; None for any other failure."""
@@ -936,7 +961,7 @@ def _factor_in_arithmetic(exc: Exception, tr: Any, frame: Any, text: str, what: 
         alias = re.escape(tr.renames.get(c, c))
         if expr.strip("`") != c and re.search(rf"(?<![\w.]){alias}(?![\w.])|`{alias}`", expr):
             levels = category_strings(col.cat.categories)
-            shown = tr.r_spelling(expr).replace(" ** ", "^").replace("**", "^")
+            shown = _shown(expr, tr)
             return DataError(
                 f"cannot build {what} from {text!r}: {shown} computes with column {c!r}, which is a factor "
                 f"(levels {levels[:4]}{' ...' if len(levels) > 4 else ''}); arithmetic and functions such as "

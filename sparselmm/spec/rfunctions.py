@@ -75,11 +75,15 @@ def r_round(x: Any, digits: Any = 0) -> Any:
 
 def pmin(*args: Any) -> Any:
     """R's ``pmin``: the elementwise minimum of its arguments."""
+    if not args:
+        raise FormulaError("pmin() needs at least one argument")
     return functools.reduce(numpy.minimum, args)
 
 
 def pmax(*args: Any) -> Any:
     """R's ``pmax``: the elementwise maximum of its arguments."""
+    if not args:
+        raise FormulaError("pmax() needs at least one argument")
     return functools.reduce(numpy.maximum, args)
 
 
@@ -128,7 +132,7 @@ def _as_factor(function: str, x: Any, levels: Any = None, labels: Any = None, or
         if isinstance(values.dtype, pandas.CategoricalDtype):
             values = values.astype(object)
         text, found = _labels(values)
-        want = found if levels is None else [v if isinstance(v, str) else r_number(float(v)) for v in numpy.atleast_1d(levels)]
+        want = found if levels is None else [str(v) if isinstance(v, str) else r_number(float(v)) for v in numpy.atleast_1d(levels)]
         outside = sorted(set(text.dropna()) - set(want))
         if outside:
             raise FormulaError(
@@ -439,12 +443,14 @@ def natural_spline(
         if Boundary_knots is None:
             bk = numpy.array([ok.min(), ok.max()])
         else:
-            bk = numpy.sort(numpy.atleast_1d(numpy.asarray(Boundary_knots, dtype=float)))
+            bk = numpy.sort(_numbers("ns", "Boundary.knots", Boundary_knots))
             if bk.size != 2:
                 raise FormulaError("ns(): Boundary.knots must be two numbers, as c(0, 10)")
-        icpt = bool(intercept)
+        icpt = _flag("ns", "intercept", intercept)
+        if knots is not None and df is not None:
+            raise FormulaError("ns(): give df or knots, not both")
         if knots is not None:
-            inner = numpy.sort(numpy.atleast_1d(numpy.asarray(knots, dtype=float)))
+            inner = numpy.sort(_numbers("ns", "knots", knots))
         elif df is not None:
             n_inner = _whole("ns", "df", df) - 1 - int(icpt)
             if n_inner < 0:
@@ -479,6 +485,42 @@ def natural_spline(
     )
 
 
+def _flag(function: str, argument: str, value: Any) -> bool:
+    if not isinstance(value, (bool, numpy.bool_)):
+        raise FormulaError(f"{function}(): {argument} must be TRUE or FALSE, not {value!r}")
+    return bool(value)
+
+
+def _numbers(function: str, argument: str, value: Any) -> numpy.ndarray:
+    values = numpy.atleast_1d(numpy.asarray(value, dtype=object))
+    if not all(isinstance(v, (int, float, numpy.number)) and not isinstance(v, (bool, numpy.bool_)) for v in values):
+        raise FormulaError(f"{function}(): {argument} must be numbers, as c(3, 6), not {value!r}")
+    return values.astype(float)
+
+
+def _r_poly(x: Any, degree: Any = 1, raw: Any = False, _state: dict | None = None) -> Any:
+    """R's ``poly(x, degree = 1, raw = FALSE)``: orthonormal polynomials of degrees 1..degree
+    (formulaic's three-term recurrence, R's basis), or the raw powers; columns numbered 1, 2, ...
+    as R's.  As R's, ``degree`` must be at least 1 and, for orthogonal polynomials, below the
+    number of distinct values."""
+    from formulaic.materializers.types import FactorValues
+    from formulaic.transforms.poly import poly
+
+    d = _whole("poly", "degree", degree)
+    if d < 1:
+        raise FormulaError(f"poly(): degree must be at least 1, not {d}")
+    is_raw = _flag("poly", "raw", raw)
+    state = {} if _state is None else _state
+    v = numpy.asarray(getattr(x, "__wrapped__", x), dtype=float)
+    if not is_raw and "alpha" not in state:
+        distinct = numpy.unique(v[~numpy.isnan(v)]).size
+        if d >= distinct:
+            raise FormulaError(f"poly(): degree = {d} must be less than the number of distinct values ({distinct}), as R's")
+    out = numpy.asarray(poly.__wrapped__(v, degree=d, raw=is_raw, _state=state))
+    return FactorValues({i + 1: out[:, i] for i in range(out.shape[1])}, kind="numerical", spans_intercept=False,
+                        drop_field=None, format="{name}[{field}]", encoded=False)
+
+
 def _r_bs(
     x: Any, df: Any = None, knots: Any = None, degree: Any = 3, intercept: Any = False, Boundary_knots: Any = None,  # noqa: N803
     _state: dict | None = None,
@@ -491,14 +533,21 @@ def _r_bs(
 
     lower = upper = None
     if Boundary_knots is not None:
-        bk = numpy.sort(numpy.atleast_1d(numpy.asarray(Boundary_knots, dtype=float)))
+        bk = numpy.sort(_numbers("bs", "Boundary.knots", Boundary_knots))
         if bk.size != 2:
             raise FormulaError("bs(): Boundary.knots must be two numbers, as c(0, 10)")
         lower, upper = float(bk[0]), float(bk[1])
+    deg, icpt = _whole("bs", "degree", degree), _flag("bs", "intercept", intercept)
+    if deg < 1:
+        raise FormulaError(f"bs(): degree must be at least 1, not {deg}")
+    if df is not None and knots is not None:
+        raise FormulaError("bs(): give df or knots, not both")
+    if df is not None and _whole("bs", "df", df) < deg + int(icpt):
+        raise FormulaError(f"bs(): df = {df} is too small for degree {deg} (at least {deg + int(icpt)})")
     out = basis_spline.__wrapped__(
         x, df=None if df is None else _whole("bs", "df", df),
-        knots=None if knots is None else list(numpy.atleast_1d(numpy.asarray(knots, dtype=float))),
-        degree=_whole("bs", "degree", degree), include_intercept=bool(intercept), lower_bound=lower, upper_bound=upper,
+        knots=None if knots is None else list(_numbers("bs", "knots", knots)),
+        degree=deg, include_intercept=icpt, lower_bound=lower, upper_bound=upper,
         extrapolation="extend", _state={} if _state is None else _state,
     )
     cols = out.__wrapped__
@@ -523,5 +572,5 @@ FUNCTIONS: Mapping[str, Any] = MappingProxyType(
 #: words that keep state from the fit's data for new data (formulaic's stateful transforms)
 STATEFUL: Mapping[str, Callable[..., Any]] = MappingProxyType(
     {name: stateful_transform(f) for name, f in
-     {"relevel": _relevel, "scale": _scale, "center": _center, "ns": natural_spline, "bs": _r_bs}.items()}
+     {"relevel": _relevel, "scale": _scale, "center": _center, "ns": natural_spline, "bs": _r_bs, "poly": _r_poly}.items()}
 )

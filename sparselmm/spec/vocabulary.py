@@ -73,6 +73,7 @@ __all__ = [
     "formulaic_name",
     "call_arguments",
     "call_texts",
+    "word_of",
 ]
 
 
@@ -137,7 +138,7 @@ VOCABULARY: Mapping[str, Word] = MappingProxyType(
         "scale": Word("function", "sparselmm:scale", "centre and scale to standard deviation 1 (R's scale: missing values left out)"),
         "center": Word("function", "sparselmm:center", "subtract the mean (missing values left out of it)"),
         "standardize": Word("function", "formulaic:standardize", "centre and scale to SD 1 with ddof 0 (patsy's)"),
-        "poly": Word("function", "formulaic:poly", "orthogonal polynomials"),
+        "poly": Word("function", "sparselmm:poly", "orthogonal polynomials of degrees 1..degree; raw = TRUE for powers"),
         "bs": Word("function", "sparselmm:bs", "B-spline basis (R's splines::bs: df, knots, degree, intercept, Boundary.knots)"),
         "ns": Word("function", "sparselmm:ns", "natural cubic spline basis (R's splines::ns: df, knots, intercept, Boundary.knots)"),
         "cr": Word("function", "formulaic:cr", "natural cubic regression spline (needs df or knots)"),
@@ -188,7 +189,17 @@ def python_name(name: str) -> str:
     return "_" + re.sub(r"\W", "_", name) + "_"
 
 
-def _resolve(word: Word) -> Any:
+def _pointwise(f: numpy.ufunc, name: str) -> Callable[[Any], Any]:
+    """numpy's ``f`` of one argument (a ufunc's second one is its output array), named as R's word."""
+
+    def word(x: Any) -> Any:
+        return f(x)
+
+    word.__name__ = word.__qualname__ = name
+    return word
+
+
+def _resolve(word: Word, name: str = "") -> Any:
     where, _, what = word.source.partition(":")
     if where == "formulaic":
         from formulaic.transforms import TRANSFORMS  # local: formulaic is slow to import
@@ -197,9 +208,10 @@ def _resolve(word: Word) -> Any:
         value = TRANSFORMS[head]
         for a in attrs:
             value = getattr(value, a)
-        return value
+        return _pointwise(value, name) if isinstance(value, numpy.ufunc) and name else value
     if where == "numpy":
-        return getattr(numpy, what)
+        value = getattr(numpy, what)
+        return _pointwise(value, name) if isinstance(value, numpy.ufunc) and name else value
     if where == "sparselmm":
         from sparselmm.spec import rfunctions  # local: it imports formulaic, which is slow to import
 
@@ -226,8 +238,27 @@ def namespace() -> Mapping[str, Any]:
         Read-only: python name (:func:`python_name`) -> value.
     """
     return MappingProxyType(
-        {python_name(n): _resolve(w) for n, w in VOCABULARY.items() if not w.source.startswith("python:")}
+        {python_name(n): _resolve(w, n) for n, w in VOCABULARY.items() if not w.source.startswith("python:")}
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _words_by_function() -> Mapping[str, str]:
+    out: dict[str, str] = {}
+    for name, w in VOCABULARY.items():
+        if w.kind == "function" and not w.source.startswith("python:"):
+            f = _resolve(w, name)
+            for attr in ("__qualname__", "__name__"):
+                out.setdefault(str(getattr(f, attr, name)), name)
+    return MappingProxyType(out)
+
+
+def word_of(function_name: str) -> str | None:
+    """The word of the vocabulary whose Python function is called ``function_name`` (``r_round``
+    -> ``round``, ``identity`` -> ``I``), for messages that Python wrote; None if there is none."""
+    if function_name in VOCABULARY:
+        return function_name
+    return _words_by_function().get(function_name)
 
 
 @functools.lru_cache(maxsize=1)
@@ -567,6 +598,8 @@ def _read(text: str, shown: str, at: int) -> _Reading:
             k = name_tok(node.func)
             if toks[k].value not in VOCABULARY or VOCABULARY[toks[k].value].kind != "function":
                 raise fail(k, _call_name_error(toks[k]))
+            if toks[k].value == "c" and not toks[k].in_call:
+                raise fail(k, "c() makes a vector of constants for an argument (knots = c(3, 6)); it cannot be a term")
             calls.append(k)
             for a in node.args:
                 if isinstance(a, ast.Starred):
