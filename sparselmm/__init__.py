@@ -16,7 +16,9 @@ from sparselmm.errors import (
     SparseLMMWarning,
 )
 from sparselmm.frame.modelframe import Design, design
+from sparselmm.stats.ftests import contest, drop1
 from sparselmm.stats.inference import anova
+from sparselmm.stats.ranova import ranova_table as ranova
 from sparselmm.api import fit_design, lmer
 from sparselmm.fitting.control import FitControl
 from sparselmm.model import LinearMixedModel
@@ -28,6 +30,9 @@ __version__ = "0.1.0"
 __all__ = [
     "lmer",
     "anova",
+    "contest",
+    "drop1",
+    "ranova",
     "LinearMixedModel",
     "fit_design",
     "FitControl",

@@ -15,7 +15,7 @@ import pandas as pd
 from sparselmm import validate
 from sparselmm.fitting.fitted import FittedModel
 from sparselmm.report import display, plots
-from sparselmm.stats import inference
+from sparselmm.stats import ftests, inference, ranova
 
 __all__ = ["LinearMixedModel"]
 
@@ -48,6 +48,26 @@ class LinearMixedModel(FittedModel):
     def simulate(self, nsim: int = 1, seed: int | None = None) -> pd.DataFrame:
         """Simulated responses (see :func:`sparselmm.stats.inference.simulate`)."""
         return inference.simulate(self, nsim=nsim, seed=seed)
+
+    # ----- tests of the fixed and random terms (lmerTest's; sparselmm.stats.ftests, .ranova) ------
+    def anova(self, type: Any = 3, ddf: str = "Satterthwaite") -> pd.DataFrame:  # noqa: A002 - lmerTest's name
+        """lmerTest's F-table of this model (see :func:`sparselmm.stats.ftests.anova_table`)."""
+        return ftests.anova_table(self, type=type, ddf=ddf)
+
+    def contest(self, L: Any, rhs: Any = 0.0, *, joint: bool = True, ddf: str = "Satterthwaite",
+                confint: bool = True, level: float = 0.95) -> pd.DataFrame:
+        """lmerTest's test of ``L β = rhs`` (see :func:`sparselmm.stats.ftests.contest`)."""
+        return ftests.contest(self, L, rhs, joint=joint, ddf=ddf, confint=confint, level=level)
+
+    def drop1(self, ddf: str = "Satterthwaite", test: str | None = None) -> pd.DataFrame:
+        """lmerTest's ``drop1``: an F test of each term that can be dropped alone; with
+        ``test="Chisq"``, lme4's likelihood-ratio version (each such term removed and the
+        model refitted by ML)."""
+        return ftests.drop1(self, ddf=ddf, test=test)
+
+    def ranova(self) -> pd.DataFrame:
+        """lmerTest's likelihood-ratio test of each random term (see :func:`sparselmm.stats.ranova.ranova_table`)."""
+        return ranova.ranova_table(self)
 
     # ----- printing ---------------------------------------------------------------------
     def summary(self, ddf: str = "satterthwaite") -> str:

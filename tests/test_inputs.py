@@ -312,7 +312,7 @@ def test_wrong_choices_are_argument_errors(ss):
     for call, match in [(lambda: slm.lmer(F, ss, na_action="ignore"), "na_action"),
                         (lambda: m.predict(ss, re_form="x"), "re_form"),
                         (lambda: m.residuals("x"), "residual type"),
-                        (lambda: slm.anova(m), "at least two models"),
+                        (lambda: slm.anova(m, type="IV"), "type must be 1, 2 or 3"),  # one model: lmerTest's F-table
                         (lambda: slm.anova(m, m, names=["a"]), "1 names for 2 models")]:
         with pytest.raises(slm.ArgumentError, match=match):
             call()

@@ -436,26 +436,33 @@ def _r_component(
     each wrapper :func:`with_contrasts` inserted to its column, which names the columns, as R's.
     ``labels`` (:attr:`~sparselmm.spec.vocabulary.Translation.labels`) gives R's label of a call as
     the user wrote it, parentheses kept; the deparse of formulaic's name stands in elsewhere."""
-    labels = labels or {}
+
     if comp == "Intercept":
         return "(Intercept)", ""
     m = re.fullmatch(r"(.*)\[(?:T\.)?(.*)\]", comp, flags=re.S)
     if m:
         var, level = m.group(1), spell(m.group(2))
-        shown = labels.get(var) or spell(r_deparse(var))
+        shown = factor_label(var, spell, auto, columns, labels or {})
         if _NUMBERED_CONTRASTS.match(shown) and level.startswith(("S.", "H.")):  # reduced rank: R numbers them
             seen = numbered.setdefault(var, [])
             if level not in seen:
                 seen.append(level)
             level = str(seen.index(level) + 1)
-        if shown in auto:  # a wrapper with_contrasts inserted: R names the columns by the column itself
-            return auto[shown] + level, var
         return shown + level, var
+    shown = factor_label(comp, spell, auto, columns, labels or {})
+    return shown + ("TRUE" if is_logical(comp) and comp not in columns else ""), comp
 
-    if comp in columns:  # a column by its name (formulaic drops the back-quotes of `a-b`)
-        return _quoted(spell(comp)), comp
-    shown = labels.get(comp) or spell(r_deparse(comp))
-    return shown + ("TRUE" if is_logical(comp) else ""), comp
+
+def factor_label(
+    expr: str, spell: Callable[[str], str], auto: Mapping[str, str], columns: frozenset[str], labels: Mapping[str, str],
+) -> str:
+    """R's label of one variable of the fixed part, from formulaic's name of it: a column by its
+    name (back-quoted where R quotes it), a call as the user wrote it (``labels``), a wrapper that
+    :func:`with_contrasts` inserted (``auto``) by its column."""
+    if expr in columns:  # a column by its name (formulaic drops the back-quotes of `a-b`)
+        return _quoted(spell(expr))
+    shown = labels.get(expr) or spell(r_deparse(expr))
+    return auto.get(shown, shown)
 
 
 def r_names(
@@ -629,6 +636,28 @@ def real_column(col: pd.Series, name: str) -> pd.Series:
 
 
 
+@dataclass(frozen=True)
+class FixedTerm:
+    """One term of the fixed part, as R's ``terms()`` has it.
+
+    Attributes
+    ----------
+    label : str
+        R's term label (``recipe:temp``).
+    columns : tuple of int
+        Its columns among the spec's (before rank-deficient ones are dropped).
+    factors : tuple of str
+        R's labels of its variables, in R's order.
+    categorical : tuple of bool
+        Whether each variable is a factor (R's ``dataClasses`` "factor") or numeric.
+    """
+
+    label: str
+    columns: tuple[int, ...]
+    factors: tuple[str, ...]
+    categorical: tuple[bool, ...]
+
+
 class SimpleSpec:
     """Model-matrix spec for sums of main effects (the common case, built without formulaic).
 
@@ -652,6 +681,16 @@ class SimpleSpec:
         # the factor whose first level gets a column: the first factor when there is no intercept
         firsts = [c for c in columns if c in self.levels]
         self._full = None if intercept or not firsts else firsts[0]
+
+    @property
+    def terms(self) -> tuple[FixedTerm, ...]:
+        """The terms (one per variable) and their columns."""
+        out, j = [], int(self.intercept)
+        for c in self.columns:
+            k = len(self._kept(c)) if c in self.levels else 1
+            out.append(FixedTerm(_quoted(c), tuple(range(j, j + k)), (_quoted(c),), (c in self.levels,)))
+            j += k
+        return tuple(out)
 
     def _kept(self, c: str) -> list[str]:
         lv = self.levels[c]
@@ -828,7 +867,25 @@ def _formulaic_matrix(
     wrappers = {r_deparse(f"C({_quoted(c)}, {v})"): _quoted(c) for c, v in auto.items()}
     names = r_names([str(c) for c in mm.columns], text, tr.r_spelling, wrappers, frozenset(used.columns), tr.labels,
                     tr.variables)
-    return M, names, ClosedSpec(mm.model_spec, tr.columns, tr.renames)
+    return M, names, ClosedSpec(mm.model_spec, tr.columns, tr.renames,
+                                _fixed_terms(mm.model_spec, tr, wrappers, frozenset(used.columns)))
+
+
+def _fixed_terms(spec: Any, tr: Any, wrappers: Mapping[str, str], columns: frozenset[str]) -> tuple[FixedTerm, ...]:
+    """The terms of a formulaic model spec as R's ``terms()`` names them (R's labels, factors in
+    the order of their first appearance), with their columns."""
+    categorical = {str(f) for f in spec.factor_contrasts}
+    order = {v: i for i, v in reversed(list(enumerate(tr.variables)))}
+    out, start = [], 0
+    for st in spec.structure:
+        idx = tuple(range(start, start + len(st.columns)))
+        start += len(st.columns)
+        factors = sorted(st.term.factors, key=lambda f: order.get(str(f.expr), 10**6))
+        if not factors or str(st.term) == "1":
+            continue
+        labels = tuple(factor_label(str(f.expr), tr.r_spelling, wrappers, columns, tr.labels) for f in factors)
+        out.append(FixedTerm(":".join(labels), idx, labels, tuple(str(f) in categorical for f in factors)))
+    return tuple(out)
 
 
 def expand_dot(pf: ParsedFormula, columns: list[str]) -> ParsedFormula:

@@ -120,4 +120,4 @@ def with_global_moments(spec: Any, text: str, columns: Sequence[str], moments: M
             c = 0.0 if entry["center"] is None else float(entry["center"])
             entry["scale"] = np.float64(np.sqrt((ss + n * (mean - c) ** 2) / max(1.0, n - 1.0)))
         state[key] = entry
-    return ClosedSpec(spec.spec.update(transform_state=state), spec.columns, spec.renames)
+    return ClosedSpec(spec.spec.update(transform_state=state), spec.columns, spec.renames, spec.terms)

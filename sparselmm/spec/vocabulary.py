@@ -1044,12 +1044,16 @@ class ClosedSpec:
         The data columns the fragment uses.
     renames : mapping of str to str
         Column -> the name formulaic knows it by.
+    terms : tuple
+        The fixed part's terms (:class:`sparselmm.frame.modelframe.FixedTerm`), where the spec
+        is one.
     """
 
-    def __init__(self, spec: Any, columns: tuple[str, ...], renames: Mapping[str, str]) -> None:
+    def __init__(self, spec: Any, columns: tuple[str, ...], renames: Mapping[str, str], terms: tuple = ()) -> None:
         self.spec = spec
         self.columns = tuple(columns)
         self.renames = dict(renames)
+        self.terms = tuple(terms)
 
     def get_model_matrix(self, data: Any, **kwargs: Any) -> Any:
         """The model matrix of ``data`` (a pandas DataFrame); keyword arguments go to formulaic."""
@@ -1061,7 +1065,7 @@ class ClosedSpec:
         return self.spec.get_model_matrix(frame, context=namespace(), **kwargs)
 
     def __getattr__(self, name: str) -> Any:  # the rest of formulaic's ModelSpec
-        if name.startswith("__") or name in ("spec", "columns", "renames"):
+        if name.startswith("__") or name in ("spec", "columns", "renames", "terms"):
             raise AttributeError(name)
         return getattr(self.spec, name)
 

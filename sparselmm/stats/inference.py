@@ -22,6 +22,8 @@ from sparselmm import validate
 from sparselmm.errors import ArgumentError, DataError, ModelSpecError, SparseLMMError, SparseLMMWarning
 from sparselmm.fitting.fitted import FittedModel
 from sparselmm.frame.dask_design import DaskDesign
+from sparselmm.frame.rows import group_columns, read_as_the_fit
+from sparselmm.stats.ftests import anova_table
 from sparselmm.stats.kenward_roger import kenward_roger_se_df
 from sparselmm.stats.profile import profile_intervals, sdcor_from_theta, varpar_names
 from sparselmm.stats.satterthwaite import aux_state, satterthwaite, satterthwaite_df
@@ -100,33 +102,43 @@ def coef_table(m: "FittedModel", ddf: str = "satterthwaite") -> pd.DataFrame:
 # likelihood-ratio tests
 
 
-def anova(*models: "FittedModel", names: Sequence[str] | None = None, refit: bool = True) -> pd.DataFrame:
-    """Likelihood-ratio tests between nested models (lme4's ``anova(m0, m1, ...)``).
+def anova(*models: "FittedModel", names: Sequence[str] | None = None, refit: bool = True, type: Any = 3,  # noqa: A002
+          ddf: str = "Satterthwaite") -> pd.DataFrame:
+    """lmerTest's F-table of one model, or likelihood-ratio tests between nested models.
 
-    REML fits are refitted by ML first (with a warning saying so), as lme4
-    does; the models are ordered by number of parameters and each is tested
-    against the one before it.
+    ``anova(m)``: lmerTest's ``anova(m, type=, ddf=)`` (see
+    :func:`sparselmm.stats.ftests.anova_table`): an F test of each fixed term, type III with
+    Satterthwaite's df by default.  ``anova(m0, m1, ...)``: lme4's likelihood-ratio table; REML
+    fits are refitted by ML first (with a warning saying so), as lme4 does; the models are
+    ordered by number of parameters and each is tested against the one before it.
 
     Parameters
     ----------
     *models : LinearMixedModel
-        Two or more models fitted to the same observations.
+        One model, or two or more fitted to the same observations.
     names : sequence of str, optional
         Row labels (default ``model1``, ``model2``, ... in the order given).
     refit : bool
         Refit REML fits by ML (lme4's default); if false, their REML criteria are compared.
+    type : {3, 2, 1} or {"III", "II", "I"}
+        One model: the type of the hypotheses.
+    ddf : {"Satterthwaite", "Kenward-Roger", "lme4"}
+        One model: the denominator df (``"lme4"``: lme4's table, without df).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``npar, AIC, BIC, logLik, deviance, Chisq, Df, Pr(>Chisq)``;
-        ``attrs["refitted_ML"]`` tells whether a refit happened.
+        One model: ``Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F)`` per term.  Several:
+        ``npar, AIC, BIC, logLik, deviance, Chisq, Df, Pr(>Chisq)``; ``attrs["refitted_ML"]``
+        tells whether a refit happened.
     """
     for i, mi in enumerate(models, 1):
         validate.instance(mi, f"anova's argument {i}", FittedModel, "a fitted LinearMixedModel")
     refit = validate.flag(refit, "refit")
+    if len(models) == 1:
+        return anova_table(models[0], type=type, ddf=ddf)
     if len(models) < 2:
-        raise ArgumentError("anova needs at least two models to compare")
+        raise ArgumentError("anova needs a model (its F-table) or several models to compare")
     if names is not None and (isinstance(names, str) or not all(isinstance(v, str) for v in names)):
         raise ArgumentError(f"names must be a sequence of strings, one per model, got {names!r}")
     names = list(names) if names is not None else [f"model{i + 1}" for i in range(len(models))]
@@ -373,17 +385,8 @@ def predict(
     raw = newdata  # the columns as given: an offset column is read from them, as the fit read its own
     if any(not isinstance(c, str) for c in raw.columns):  # non-string labels by their str(), as design() reads them
         raw = raw.set_axis([str(c) for c in raw.columns], axis=1)
-    nd = raw.copy(deep=False)  # the model's columns recoded below
-    groups = _group_columns(d)
-    # the columns the model uses, read as the design read them (an object column of numbers is
-    # numeric, one of booleans logical; complex numbers refused)
-    from sparselmm.frame.modelframe import real_column
-
-    pf = d.formula
-    texts = [f.text for f in pf.fragments] or [pf.response, pf.fixed, *(b.lhs for b in pf.bars)]
-    for c in dict.fromkeys([v for t in texts for v in variables(t)] + sorted(groups)):
-        if c in nd.columns:
-            nd[c] = real_column(nd[c], c)
+    nd = read_as_the_fit(d, raw)
+    groups = group_columns(d)
     for c, cats in d.factor_categories.items():
         if c in nd.columns and c not in groups:
             codes = level_codes(nd[c], cats, c)
@@ -477,10 +480,6 @@ def _newdata_offset(d: Any, nd: pd.DataFrame, raw: pd.DataFrame, offset: Any) ->
     if missing:
         raise DataError(f"newdata lacks column(s) {sorted(set(missing))} of the formula's offset()")
     return formula_offsets(pf, nd, [v for t in pf.offsets for v in variables(t)], base)
-
-
-def _group_columns(d: Any) -> set[str]:
-    return {f for t in d.terms for f in t.bar.factors}
 
 
 def simulate(m: "FittedModel", nsim: int = 1, seed: int | None = None) -> pd.DataFrame:

@@ -1,0 +1,106 @@
+# Reference tables of lmerTest 3.1 (anova types 1-3 with Satterthwaite and Kenward-Roger df,
+# lme4's anova, contest, drop1, ranova) and lme4's drop1(test = "Chisq"), for issue 20.
+# The fits are driven to the optimum first (lme4's default stop can sit above it by more than the
+# tolerances): nloptwrap's BOBYQA with tolerances near machine precision, checked by the
+# gradient of the deviance.  Run from the project root:
+#   Rscript tests/reference/lmertest_reference.R tests/reference/lmertest_tables.json
+suppressMessages({library(lmerTest); library(jsonlite)})
+args <- commandArgs(trailingOnly = TRUE)
+out_file <- if (length(args)) args[1] else "lmertest_tables.json"
+tight <- lmerControl(optimizer = "nloptwrap",
+                     optCtrl = list(ftol_abs = 1e-15, ftol_rel = 1e-15, xtol_abs = 1e-13, xtol_rel = 1e-13, maxeval = 1e5),
+                     check.conv.singular = "ignore")
+sleepstudy <- lme4::sleepstudy
+sleepstudy$Subject <- factor(as.character(sleepstudy$Subject))
+sleepstudy$o <- factor(ifelse(sleepstudy$Days < 3, "lo", ifelse(sleepstudy$Days < 7, "mid", "hi")),
+                       levels = c("lo", "mid", "hi"), ordered = TRUE)
+sleepstudy$g <- ifelse(sleepstudy$Days %% 2 == 0, "even", "odd")
+grocery <- read.csv("datasets/grocery.csv", stringsAsFactors = TRUE)
+grocery_unbalanced <- grocery[-c(1, 5, 12, 23, 38), ]
+cake <- read.csv("datasets/cake.csv", stringsAsFactors = TRUE)
+cake$replicate <- factor(cake$replicate)
+Hsb82 <- read.csv("datasets/Hsb82.csv", stringsAsFactors = TRUE)
+Hsb82$school <- factor(Hsb82$school)
+InstEval8k <- droplevels(lme4::InstEval[1:8000, ])
+
+cases <- list(
+  list(id = "grocery", data = "grocery", formula = "price ~ store + (1 | item)", REML = TRUE),
+  list(id = "grocery_unbalanced", data = "grocery_unbalanced", formula = "price ~ store + (1 | item)", REML = TRUE),
+  list(id = "cake_covariate", data = "cake", formula = "angle ~ recipe * temp + (1 | replicate)", REML = TRUE),
+  list(id = "cake_factorial", data = "cake", formula = "angle ~ recipe * factor(temp) + (1 | replicate)", REML = TRUE),
+  list(id = "sleep_slope", data = "sleepstudy", formula = "Reaction ~ Days + (Days | Subject)", REML = TRUE),
+  list(id = "sleep_slope_ml", data = "sleepstudy", formula = "Reaction ~ Days * g + (Days | Subject)", REML = FALSE),
+  list(id = "sleep_ordered", data = "sleepstudy", formula = "Reaction ~ o * g + (1 | Subject)", REML = TRUE),
+  list(id = "hsb_slope", data = "Hsb82", formula = "mAch ~ sector * cses + meanses + (cses | school)", REML = TRUE,
+       kr = FALSE),
+  list(id = "hsb_sum", data = "Hsb82", formula = "mAch ~ sector * cses + (1 | school)", REML = TRUE,
+       contrasts = list(sector = "contr.sum"), kr = FALSE),
+  list(id = "insteval_crossed", data = "InstEval8k", formula = "y ~ service * studage + (1 | s) + (1 | d)", REML = TRUE,
+       kr = FALSE)
+)
+
+# The optimum, refined: lme4's deviance function (mkLmerDevfun) from the tight fit's theta, by Newton
+# steps on numDeriv's gradient and Hessian (coordinates at a bound stay there), each step kept only
+# if it lowers the deviance; the model is then made at that theta (mkMerMod), with a call that
+# lmerTest's update() can refit from (ranova, drop1).
+refined_fit <- function(formula, data_name, REML, contrasts) {
+  d <- get(data_name)
+  lf <- lFormula(as.formula(formula), data = d, REML = REML, contrasts = contrasts)
+  devfun <- do.call(mkLmerDevfun, lf)
+  opt <- optimizeLmer(devfun, optimizer = "nloptwrap", control = tight$optCtrl)
+  theta <- opt$par
+  lower <- lf$reTrms$lower
+  for (it in 1:8) {
+    free <- !(theta <= lower + 1e-10 & lower == 0)
+    if (!any(free)) break
+    f <- function(x) { t <- theta; t[free] <- x; devfun(t) }
+    g <- numDeriv::grad(f, theta[free])
+    H <- numDeriv::hessian(f, theta[free])
+    step <- tryCatch(solve(H, g), error = function(e) rep(0, sum(free)))
+    cand <- theta; cand[free] <- pmax(theta[free] - step, lower[free])
+    if (devfun(cand) < devfun(theta)) theta <- cand else break
+  }
+  fval <- devfun(theta)
+  opt <- list(par = theta, fval = fval, conv = 0, message = "refined", feval = NA)
+  m <- mkMerMod(environment(devfun), opt, lf$reTrms, fr = lf$fr)
+  m@call <- call("lmer", formula = as.formula(formula), data = as.name(data_name), REML = REML,
+                 control = quote(tight), contrasts = contrasts)
+  m
+}
+
+table_json <- function(tab) {
+  df <- as.data.frame(tab)
+  list(rows = rownames(df), columns = colnames(df), values = lapply(df, function(v) unname(as.numeric(v))))
+}
+res <- list()
+for (cs in cases) {
+  d <- get(cs$data)
+  m <- as_lmerModLmerTest(refined_fit(cs$formula, cs$data, cs$REML, cs$contrasts))
+  g <- numDeriv::grad(function(t) { environment(mkLmerDevfun)  # (the gradient at the refined theta)
+    lf <- lFormula(as.formula(cs$formula), data = d, REML = cs$REML, contrasts = cs$contrasts)
+    do.call(mkLmerDevfun, lf)(t) }, getME(m, "theta"))
+  kr <- cs$REML && !isFALSE(cs$kr)  # pbkrtest's dense n x n matrices: the small data sets only
+  p <- length(fixef(m))
+  L <- diag(p)[-1, , drop = FALSE]
+  one <- list(id = cs$id, data = cs$data, formula = cs$formula, REML = cs$REML, contrasts = cs$contrasts,
+              theta = unname(getME(m, "theta")),
+              objective = unname(if (cs$REML) m@devcomp$cmp[["REML"]] else m@devcomp$cmp[["dev"]]),
+              gradient = g, fixef_names = names(fixef(m)), L = L, tables = list())
+  for (type in c("I", "II", "III")) {
+    one$tables[[paste0("anova_", type, "_Satterthwaite")]] <- table_json(anova(m, type = type))
+    if (kr) one$tables[[paste0("anova_", type, "_Kenward-Roger")]] <- table_json(anova(m, type = type, ddf = "Kenward-Roger"))
+  }
+  one$tables[["anova_lme4"]] <- table_json(anova(m, ddf = "lme4"))
+  one$tables[["contest_joint_Satterthwaite"]] <- table_json(contest(m, L, joint = TRUE))
+  one$tables[["contest_1D_Satterthwaite"]] <- table_json(contest(m, L, joint = FALSE))
+  if (kr) {
+    one$tables[["contest_joint_Kenward-Roger"]] <- table_json(contest(m, L, joint = TRUE, ddf = "Kenward-Roger"))
+    one$tables[["contest_1D_Kenward-Roger"]] <- table_json(contest(m, L, joint = FALSE, ddf = "Kenward-Roger"))
+  }
+  one$tables[["drop1_Satterthwaite"]] <- table_json(drop1(m))
+  one$tables[["drop1_Chisq"]] <- table_json(drop1(as(m, "lmerMod"), test = "Chisq"))
+  one$tables[["ranova"]] <- table_json(ranova(m))
+  res[[length(res) + 1]] <- one
+  message(cs$id, ": max |gradient of the deviance in theta| ", signif(max(abs(g)), 3))
+}
+writeLines(toJSON(res, digits = NA, auto_unbox = TRUE, pretty = TRUE), out_file)
