@@ -16,6 +16,7 @@ from sparselmm.errors import (
     SparseLMMWarning,
 )
 from sparselmm.frame.modelframe import Design, design
+from sparselmm.stats.emmeans import EMMeans, emmeans
 from sparselmm.stats.ftests import contest, drop1
 from sparselmm.stats.inference import anova
 from sparselmm.stats.ranova import ranova_table as ranova
@@ -33,6 +34,8 @@ __all__ = [
     "contest",
     "drop1",
     "ranova",
+    "emmeans",
+    "EMMeans",
     "LinearMixedModel",
     "fit_design",
     "FitControl",

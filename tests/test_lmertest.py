@@ -136,3 +136,35 @@ def test_contest_and_anova_refuse_what_they_cannot_do():
     ct = m.coef_table()
     np.testing.assert_allclose(t["t value"].to_numpy(), ct["t value"].to_numpy(), rtol=1e-10)
     np.testing.assert_allclose(t["df"].to_numpy(), ct["df"].to_numpy(), rtol=1e-8)
+
+
+EMM = [(c, e) for c in REF for e in c.get("emmeans", [])]
+
+
+def _cols(values: dict) -> dict:
+    return {k: np.atleast_1d(v) for k, v in values.items()}
+
+
+@pytest.mark.parametrize("case, emm", EMM, ids=[f"{c['id']}-{e['specs']}-{e.get('by')}-{e['ddf']}" for c, e in EMM])
+def test_emmeans_match_r(case, emm):
+    m = _fit(case)
+    ddf = {"kenward-roger": "Kenward-Roger", "satterthwaite": "Satterthwaite"}[emm["ddf"]]
+    e = slm.emmeans(m, list(np.atleast_1d(emm["specs"])), by=emm.get("by") or None, ddf=ddf)
+    want = _cols(emm["table"])
+    assert list(e.table.columns) == list(want)
+    for col, v in want.items():
+        if v.dtype.kind in "US":
+            assert list(e.table[col].astype(str)) == list(v)
+        else:
+            np.testing.assert_allclose(e.table[col].to_numpy(dtype=float), v.astype(float),
+                                       rtol=1e-5 if col in ("df", "lower.CL", "upper.CL") else 1e-6, err_msg=col)
+    for adjust, ref in emm["pairs"].items():
+        got, want = e.pairs(adjust=adjust), _cols(ref)
+        assert list(got.columns) == list(want), adjust
+        for col, v in want.items():
+            if v.dtype.kind in "US":
+                assert list(got[col].astype(str)) == list(v), (adjust, col)
+            else:
+                np.testing.assert_allclose(got[col].to_numpy(dtype=float), v.astype(float),
+                                           rtol=1e-5 if col in ("df", "p.value") else 1e-6, atol=1e-12,
+                                           err_msg=f"{adjust} {col}")

@@ -27,6 +27,7 @@ from sparselmm.stats.ftests import anova_table
 from sparselmm.stats.kenward_roger import kenward_roger_se_df
 from sparselmm.stats.profile import profile_intervals, sdcor_from_theta, varpar_names
 from sparselmm.stats.satterthwaite import aux_state, satterthwaite, satterthwaite_df
+from sparselmm.spec.terms import level_codes
 from sparselmm.spec.vocabulary import variables
 
 __all__ = [
@@ -366,7 +367,7 @@ def predict(
     -------
     pandas.Series
     """
-    from sparselmm.spec.terms import level_codes, level_labels
+    from sparselmm.spec.terms import level_labels
 
     d = m.design
     no_re = no_random_effects(re_form)
@@ -385,21 +386,8 @@ def predict(
     raw = newdata  # the columns as given: an offset column is read from them, as the fit read its own
     if any(not isinstance(c, str) for c in raw.columns):  # non-string labels by their str(), as design() reads them
         raw = raw.set_axis([str(c) for c in raw.columns], axis=1)
-    nd = read_as_the_fit(d, raw)
+    nd = _coded_newdata(d, raw)
     groups = group_columns(d)
-    for c, cats in d.factor_categories.items():
-        if c in nd.columns and c not in groups:
-            codes = level_codes(nd[c], cats, c)
-            if (codes == -2).any():
-                rows = list(nd.index[codes == -2][:5])
-                raise DataError(f"newdata column {c!r} has missing values (rows {rows}); a prediction needs every level")
-            if (codes < 0).any():
-                bad = sorted({str(v) for v in nd[c][codes < 0]})[:5]
-                raise DataError(
-                    f"newdata column {c!r} has level(s) {bad} that the fit did not see "
-                    f"(levels: {d.factor_levels.get(c, list(map(str, cats)))[:10]})"
-                )
-            nd[c] = pd.Categorical.from_codes(codes, categories=cats)
     Xn = _new_matrix(d.fixed_spec, nd, "the fixed-effects matrix")[:, d.fixed_keep]
     eta = Xn @ m.fixef.to_numpy()
     off = _newdata_offset(d, nd, raw, offset)
@@ -438,6 +426,33 @@ def predict(
             contrib = np.einsum("ij,ij->i", Zn, B[np.where(new, 0, pos)])
             eta = eta + np.where(new, 0.0, contrib)
     return pd.Series(eta, index=newdata.index, name="predicted")
+
+
+def _coded_newdata(d: Any, raw: pd.DataFrame) -> pd.DataFrame:
+    """New data read as the fit read its data, the fixed part's factors coded by the fit's levels
+    (matched by value; a level the fit did not see, or a missing one, is a DataError)."""
+    nd = read_as_the_fit(d, raw)
+    groups = group_columns(d)
+    for c, cats in d.factor_categories.items():
+        if c in nd.columns and c not in groups:
+            codes = level_codes(nd[c], cats, c)
+            if (codes == -2).any():
+                rows = list(nd.index[codes == -2][:5])
+                raise DataError(f"newdata column {c!r} has missing values (rows {rows}); a prediction needs every level")
+            if (codes < 0).any():
+                bad = sorted({str(v) for v in nd[c][codes < 0]})[:5]
+                raise DataError(
+                    f"newdata column {c!r} has level(s) {bad} that the fit did not see "
+                    f"(levels: {d.factor_levels.get(c, list(map(str, cats)))[:10]})"
+                )
+            nd[c] = pd.Categorical.from_codes(codes, categories=cats)
+    return nd
+
+
+def fixed_rows(m: "FittedModel", newdata: pd.DataFrame) -> np.ndarray:
+    """The fixed-effects rows (columns of β) of new data, built as :func:`predict` builds them."""
+    d = m.design
+    return _new_matrix(d.fixed_spec, _coded_newdata(d, newdata), "the fixed-effects matrix")[:, d.fixed_keep]
 
 
 def _new_matrix(spec: Any, nd: pd.DataFrame, what: str) -> np.ndarray:

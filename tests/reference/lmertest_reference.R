@@ -1,10 +1,12 @@
 # Reference tables of lmerTest 3.1 (anova types 1-3 with Satterthwaite and Kenward-Roger df,
-# lme4's anova, contest, drop1, ranova) and lme4's drop1(test = "Chisq"), for issue 20.
+# lme4's anova, contest, drop1, ranova), lme4's drop1(test = "Chisq") and emmeans' marginal means
+# and pairwise contrasts, for issue 20.
 # The fits are driven to the optimum first (lme4's default stop can sit above it by more than the
 # tolerances): nloptwrap's BOBYQA with tolerances near machine precision, checked by the
 # gradient of the deviance.  Run from the project root:
 #   Rscript tests/reference/lmertest_reference.R tests/reference/lmertest_tables.json
-suppressMessages({library(lmerTest); library(jsonlite)})
+suppressMessages({library(lmerTest); library(jsonlite); library(emmeans)})
+emm_options(lmerTest.limit = 1e6, pbkrtest.limit = 1e6)  # df for every data set, as sparselmm computes them
 args <- commandArgs(trailingOnly = TRUE)
 out_file <- if (length(args)) args[1] else "lmertest_tables.json"
 tight <- lmerControl(optimizer = "nloptwrap",
@@ -24,17 +26,21 @@ Hsb82$school <- factor(Hsb82$school)
 InstEval8k <- droplevels(lme4::InstEval[1:8000, ])
 
 cases <- list(
-  list(id = "grocery", data = "grocery", formula = "price ~ store + (1 | item)", REML = TRUE),
-  list(id = "grocery_unbalanced", data = "grocery_unbalanced", formula = "price ~ store + (1 | item)", REML = TRUE),
-  list(id = "cake_covariate", data = "cake", formula = "angle ~ recipe * temp + (1 | replicate)", REML = TRUE),
+  list(id = "grocery", data = "grocery", formula = "price ~ store + (1 | item)", REML = TRUE, emm = list(list("store"))),
+  list(id = "grocery_unbalanced", data = "grocery_unbalanced", formula = "price ~ store + (1 | item)", REML = TRUE,
+       emm = list(list("store"))),
+  list(id = "cake_covariate", data = "cake", formula = "angle ~ recipe * temp + (1 | replicate)", REML = TRUE,
+       emm = list(list("recipe"))),
   list(id = "cake_factorial", data = "cake", formula = "angle ~ recipe * factor(temp) + (1 | replicate)", REML = TRUE),
   list(id = "sleep_slope", data = "sleepstudy", formula = "Reaction ~ Days + (Days | Subject)", REML = TRUE),
-  list(id = "sleep_slope_ml", data = "sleepstudy", formula = "Reaction ~ Days * g + (Days | Subject)", REML = FALSE),
-  list(id = "sleep_ordered", data = "sleepstudy", formula = "Reaction ~ o * g + (1 | Subject)", REML = TRUE),
+  list(id = "sleep_slope_ml", data = "sleepstudy", formula = "Reaction ~ Days * g + (Days | Subject)", REML = FALSE,
+       emm = list(list("g"))),
+  list(id = "sleep_ordered", data = "sleepstudy", formula = "Reaction ~ o * g + (1 | Subject)", REML = TRUE,
+       emm = list(list("o", "g"), list(c("o", "g")), list("g"))),
   list(id = "hsb_slope", data = "Hsb82", formula = "mAch ~ sector * cses + meanses + (cses | school)", REML = TRUE,
        kr = FALSE),
   list(id = "hsb_sum", data = "Hsb82", formula = "mAch ~ sector * cses + (1 | school)", REML = TRUE,
-       contrasts = list(sector = "contr.sum"), kr = FALSE),
+       contrasts = list(sector = "contr.sum"), kr = FALSE, emm = list(list("sector"))),
   list(id = "insteval_crossed", data = "InstEval8k", formula = "y ~ service * studage + (1 | s) + (1 | d)", REML = TRUE,
        kr = FALSE)
 )
@@ -100,6 +106,19 @@ for (cs in cases) {
   one$tables[["drop1_Satterthwaite"]] <- table_json(drop1(m))
   one$tables[["drop1_Chisq"]] <- table_json(drop1(as(m, "lmerMod"), test = "Chisq"))
   one$tables[["ranova"]] <- table_json(ranova(m))
+  one$emmeans <- list()
+  for (e in cs$emm) {  # list(specs, by)
+    for (ddf in c(if (kr) "kenward-roger", "satterthwaite")) {
+      eg <- emmeans(m, specs = e[[1]], by = if (length(e) > 1) e[[2]] else NULL, lmer.df = ddf)
+      em <- as.data.frame(summary(eg))
+      prs <- lapply(c("tukey", "holm", "bonferroni", "none"), function(a) as.data.frame(summary(pairs(eg, adjust = a))))
+      names(prs) <- c("tukey", "holm", "bonferroni", "none")
+      one$emmeans[[length(one$emmeans) + 1]] <- list(
+        specs = e[[1]], by = if (length(e) > 1) e[[2]] else NULL, ddf = ddf,
+        table = lapply(em, function(v) if (is.factor(v)) as.character(v) else unname(as.numeric(v))),
+        pairs = lapply(prs, function(p) lapply(p, function(v) if (is.factor(v) || is.character(v)) as.character(v) else unname(as.numeric(v)))))
+    }
+  }
   res[[length(res) + 1]] <- one
   message(cs$id, ": max |gradient of the deviance in theta| ", signif(max(abs(g)), 3))
 }
