@@ -168,3 +168,30 @@ def test_emmeans_match_r(case, emm):
                 np.testing.assert_allclose(got[col].to_numpy(dtype=float), v.astype(float),
                                            rtol=1e-5 if col in ("df", "p.value") else 1e-6, atol=1e-12,
                                            err_msg=f"{adjust} {col}")
+
+
+@pytest.mark.parametrize("formula, data, REML", [
+    ("Reaction ~ Days + (Days | Subject)", "sleepstudy", True),
+    ("mAch ~ sector * cses + meanses + (cses | school)", "Hsb82", False),
+    ("y ~ service * studage + (1 | s) + (1 | d)", "InstEval8k", True),
+])
+def test_satterthwaite_from_the_gradient_is_the_one_from_the_deviance(formula, data, REML, monkeypatch):
+    # the two ways to lmerTest's Hessian and Jacobian (the analytic gradient's Richardson tableau over
+    # θ, or the deviance's), each with the σ row in closed form, agree with each other
+    import sparselmm.stats.satterthwaite as S
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = slm.lmer(formula, _data(data), REML=REML)
+    st = S.aux_state(m)
+    d = m.design
+    s_int = d.internal_theta_scale()
+    vp = np.concatenate([s_int * d.internal_theta(m.theta), [m.sigma / d.cond.sigma_factor]])
+    g = S.Gradient(st)
+    assert g.available
+    A1, J1, C1 = S._from_gradient(m, st, g, vp, s_int)
+    A0, J0, C0 = S._from_deviance(m, st, vp, s_int)
+    np.testing.assert_allclose(A1, A0, rtol=1e-5, atol=1e-7 * np.max(np.abs(A0)))
+    for a, b in zip(J1, J0):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9 * np.max(np.abs(b)))
+    np.testing.assert_allclose(C1, C0, rtol=1e-12)

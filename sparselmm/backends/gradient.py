@@ -76,12 +76,27 @@ class Gradient:
         return self.available and (self.blockwise or self.levels is not None)
 
     def __call__(self, theta: np.ndarray, REML: bool) -> np.ndarray:
+        """The gradient of the profiled objective (deviance, or REML criterion) at ``theta``."""
+        parts = self.parts(theta, REML)
+        if parts is None:
+            return np.full(len(theta), np.nan)
+        dldL, dpw, dldRX = parts
+        st = self.state
+        n, p = st.n, st.p
+        scale = (n - p) if REML else n
+        return dldL + scale * dpw / st.pwrss + (dldRX if REML else 0.0)
+
+    def parts(self, theta: np.ndarray, REML: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The gradients in θ of the objective's pieces at ``theta``: ``log|M|`` (lme4's ldL2),
+        the penalised residual sum of squares and, for ``REML`` (and p > 0), ``log|R_XᵀR_X|``
+        (zeros otherwise); None where the factorisation fails.  The deviance at a fixed σ,
+        ``ldL2 + pwrss/σ² (+ ldRX2)``, has the gradient ``dldL + dpw/σ² (+ dldRX)``."""
         st = self.state
         d = st.design
         if not st.update(theta):
-            return np.full(len(theta), np.nan)
+            return None
         cp = d.cross
-        p, n = st.p, st.n
+        p = st.p
         blocks = st.blocks_
         b = st.lambda_times(theta, st.u, blocks)
         Ab = self.A @ b
@@ -105,7 +120,7 @@ class Gradient:
             V = st.V
             W = self.A @ st.lambda_times(theta, V, blocks)
             Sinv = lapack.dpotrs(st.RX, np.eye(p), lower=0)[0]  # (R_XᵀR_X)⁻¹
-        grad = np.zeros(len(theta))
+        dldL, dpwrss, dldRX = np.zeros(len(theta)), np.zeros(len(theta)), np.zeros(len(theta))
         for t, sl, ent, lo, hi in zip(d.terms, d.theta_slices, self.entries, d.Gp[:-1], d.Gp[1:]):
             k, nl = t.k, t.nlevels
             if off is not None:
@@ -128,13 +143,11 @@ class Gradient:
                 WX = (W[lo:hi] - cp.ZtX[lo:hi]).reshape(nl, k, p).transpose(1, 0, 2).reshape(k, nl * p)
                 dRX = 2.0 * (WX @ VS)
             for i, r, c in ent:
-                g = 2.0 * Gd[c, r]
-                if REML:
-                    g += (n - p) * dpw[r, c] / st.pwrss + (dRX[r, c] if reml_p else 0.0)
-                else:
-                    g += n * dpw[r, c] / st.pwrss
-                grad[sl.start + i] += g
-        return grad
+                dldL[sl.start + i] += 2.0 * Gd[c, r]
+                dpwrss[sl.start + i] += dpw[r, c]
+                if reml_p:
+                    dldRX[sl.start + i] += dRX[r, c]
+        return dldL, dpwrss, dldRX
 
     def _level_gradient_blocks(self, blocks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """``Σ_j (M⁻¹ΛᵀA)_jj`` (K × K) over the levels of a design on one factor, from one solve."""

@@ -1,8 +1,12 @@
 """Satterthwaite's denominator degrees of freedom as lmerTest computes them.
 
 The deviance in ``(θ, σ)`` (lmerTest's ``devfun_vp``), its Hessian and the Jacobian of
-``Var(β̂)`` by Richardson extrapolation (numDeriv's ``hessian``/``jacobian``), taken in the
-engine's units and mapped to lme4's (see ``docs/architecture.md``, "Units").
+``Var(β̂)``, taken in the engine's units and mapped to lme4's (see ``docs/architecture.md``,
+"Units").  The σ row of the Hessian is in closed form; the θθ block and the Jacobian come from
+one Richardson tableau (numDeriv's steps) over θ alone: of the analytic gradient where the
+backend gives it (:class:`~sparselmm.backends.gradient.Gradient`), else of the deviance, whose
+points also give the Jacobian — a fraction of the factorisations of lmerTest's two tableaux
+over ``(θ, σ)``.
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sparselmm.backends.base import LOG2PI
+from sparselmm.backends.gradient import Gradient
 
 if TYPE_CHECKING:  # pragma: no cover
     from sparselmm.fitting.fitted import FittedModel
 
 __all__ = ["satterthwaite", "satterthwaite_df", "deviance_at_varpar", "aux_state"]
+
+#: levels of the Richardson tableau of the deviance (numDeriv's r; lmerTest uses 4)
+_LEVELS = 4
 
 
 def _dev_vp(state: Any, varpar: np.ndarray, REML: bool) -> float:
@@ -43,18 +51,14 @@ def deviance_at_varpar(m: "FittedModel", state: Any, varpar: np.ndarray, REML: b
     return _dev_vp(state, vp, REML) + d.objective_offset(REML)
 
 
-def _richardson(f: Any, x: np.ndarray, hess: bool, d: float = 0.1, r: int = 4) -> np.ndarray:
-    """Richardson-extrapolated central differences (numDeriv's scheme, as lmerTest uses it).
-
-    Steps start at ``h = d·|x|`` (``1e-4`` where ``x ≈ 0``) and halve ``r`` times;
-    the central-difference tableau is extrapolated in powers of ``h²``.  Returns
-    the Hessian of the scalar ``f`` (``hess=True``) or the Jacobian of the
-    array-valued ``f`` (last axis = parameters).
-    """
+def _richardson(f: Any, x: np.ndarray, d: float = 0.1, r: int = 4) -> np.ndarray:
+    """The Jacobian of the array-valued ``f`` at ``x`` (last axis = parameters) by
+    Richardson-extrapolated central differences (numDeriv's scheme, as lmerTest uses it): steps
+    start at ``h = d·|x|`` (``1e-4`` where ``x ≈ 0``), halve ``r`` times, and the tableau is
+    extrapolated in powers of ``h²``."""
     x = np.asarray(x, dtype=float)
     m = len(x)
     h0 = np.where(np.abs(x) < 1.781029e-5, 1e-4, d * np.abs(x))  # numDeriv's zero.tol and eps
-    f0 = f(x) if hess else None
 
     def jac(h: np.ndarray) -> np.ndarray:
         cols = []
@@ -64,22 +68,7 @@ def _richardson(f: Any, x: np.ndarray, hess: bool, d: float = 0.1, r: int = 4) -
             cols.append((np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * h[i]))
         return np.stack(cols, axis=-1)
 
-    def hes(h: np.ndarray) -> np.ndarray:
-        H = np.zeros((m, m))
-        for i in range(m):
-            e = np.zeros(m)
-            e[i] = h[i]
-            H[i, i] = (f(x + e) - 2 * f0 + f(x - e)) / h[i] ** 2
-            for j in range(i):
-                ei, ej = np.zeros(m), np.zeros(m)
-                ei[i], ej[j] = h[i], h[j]
-                H[i, j] = H[j, i] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (
-                    4 * h[i] * h[j]
-                )
-        return H
-
-    g = hes if hess else jac
-    tab = [g(h0 / 2**k) for k in range(r)]
+    tab = [jac(h0 / 2**k) for k in range(r)]
     for lev in range(1, r):
         fac = 4.0**lev
         tab = [(fac * tab[k + 1] - tab[k]) / (fac - 1) for k in range(len(tab) - 1)]
@@ -108,28 +97,109 @@ def _satterthwaite_parts(m: "FittedModel") -> tuple[np.ndarray, list[np.ndarray]
     d = m.design
     s_int = d.internal_theta_scale()
     vp = np.concatenate([s_int * d.internal_theta(m.theta), [m.sigma / d.cond.sigma_factor]])
+    grad = Gradient(st)
+    if grad.available:
+        return _from_gradient(m, st, grad, vp, s_int)
+    return _from_deviance(m, st, vp, s_int)
 
-    def internal(v: np.ndarray) -> np.ndarray:
-        return np.concatenate([v[:-1] / s_int, v[-1:]])
 
-    H = _richardson(lambda v: _dev_vp(st, internal(v), m.REML), vp, hess=True)
-    H = 0.5 * (H + H.T)
+def _sigma_rows(st: Any, REML: bool, sig: float, dpw: np.ndarray) -> tuple[np.ndarray, float]:
+    """The σ row of the Hessian of ``dev = ldL2 + pwrss/σ² + n_e log(2πσ²) (+ ldRX2)`` in closed
+    form (``n_e = n - p`` for REML, else n): ``∂²/∂θ∂σ = -2 (∂pwrss/∂θ)/σ³`` (θ in the scaled x,
+    ``dpw`` already ∂/∂x) and ``∂²/∂σ² = 6 pwrss/σ⁴ - 2 n_e/σ²``, at the state's θ."""
+    n_e = st.n - (st.p if REML else 0)
+    return -2.0 * dpw / sig**3, 6.0 * st.pwrss / sig**4 - 2.0 * n_e / sig**2
+
+
+def _assemble(Hth: np.ndarray, Hts: np.ndarray, Hss: float, dU: list[np.ndarray], U: np.ndarray,
+              sig: float) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    m_th = Hth.shape[0]
+    H = np.zeros((m_th + 1, m_th + 1))
+    H[:m_th, :m_th] = 0.5 * (Hth + Hth.T)
+    H[:m_th, -1] = H[-1, :m_th] = Hts
+    H[-1, -1] = Hss
     try:
         A = 2.0 * np.linalg.inv(H)
     except np.linalg.LinAlgError:
         A = 2.0 * np.linalg.pinv(H)
-    p = d.p
+    return A, [sig**2 * J for J in dU] + [2.0 * sig * U], sig**2 * U
 
-    def covbeta(v: np.ndarray) -> np.ndarray:
-        if not st.update(v[:-1] / s_int):
-            return np.full(p * p, np.nan)
-        return (v[-1] ** 2 * st.unscaled_vcov()).ravel()
 
-    J = _richardson(covbeta, vp, hess=False)  # (p*p, m)
-    jac = [J[:, i].reshape(p, p) for i in range(J.shape[1])]
-    st.update(vp[:-1] / s_int)
-    C = vp[-1] ** 2 * st.unscaled_vcov()
-    return A, jac, C
+def _from_deviance(
+    m: "FittedModel", st: Any, vp: np.ndarray, s_int: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """:func:`_satterthwaite_parts` from the deviance alone (no analytic gradient on this backend):
+    lmerTest's Richardson tableau (numDeriv's steps) over θ only, at σ̂, its points also giving
+    ``∂pwrss/∂θ`` and the Jacobian of ``(R_XᵀR_X)⁻¹`` (the same central differences); the σ row in
+    closed form (:func:`_sigma_rows`).  About half the factorisations of the tableau over
+    ``(θ, σ)`` and a second one for the Jacobian, as before."""
+    x0, sig = vp[:-1], float(vp[-1])
+    m_th, p = len(x0), st.p
+
+    def at(x: np.ndarray) -> tuple[float, float, np.ndarray]:
+        dev = _dev_vp(st, np.concatenate([x / s_int, [sig]]), m.REML)
+        if not np.isfinite(dev):
+            return np.inf, np.nan, np.full((p, p), np.nan)
+        return dev, st.pwrss, st.unscaled_vcov()
+
+    f0 = at(x0)[0]
+    h0 = np.where(np.abs(x0) < 1.781029e-5, 1e-4, 0.1 * np.abs(x0))  # numDeriv's zero.tol and eps
+    levels = []
+    for k in range(_LEVELS):
+        h = h0 / 2**k
+        H = np.zeros((m_th, m_th))
+        gpw = np.zeros(m_th)
+        dU = np.zeros((m_th, p, p))
+        for i in range(m_th):
+            e = np.zeros(m_th)
+            e[i] = h[i]
+            (fp, pp, Up), (fm, pm, Um) = at(x0 + e), at(x0 - e)
+            H[i, i] = (fp - 2 * f0 + fm) / h[i] ** 2
+            gpw[i] = (pp - pm) / (2 * h[i])
+            dU[i] = (Up - Um) / (2 * h[i])
+            for j in range(i):
+                ej = np.zeros(m_th)
+                ej[j] = h[j]
+                H[i, j] = H[j, i] = (at(x0 + e + ej)[0] - at(x0 + e - ej)[0] - at(x0 - e + ej)[0] + at(x0 - e - ej)[0]) / (
+                    4 * h[i] * h[j]
+                )
+        levels.append((H, gpw, dU))
+    for lev in range(1, _LEVELS):
+        fac = 4.0**lev
+        levels = [tuple((fac * b - a) / (fac - 1) for a, b in zip(levels[k], levels[k + 1])) for k in range(len(levels) - 1)]
+    Hth, gpw, dU = levels[0]
+    at(x0)  # the state back at the optimum
+    Hts, Hss = _sigma_rows(st, m.REML, sig, gpw)
+    return _assemble(Hth, Hts, Hss, list(dU), st.unscaled_vcov(), sig)
+
+
+def _from_gradient(
+    m: "FittedModel", st: Any, grad: Gradient, vp: np.ndarray, s_int: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """:func:`_satterthwaite_parts` from the analytic gradient of the deviance's pieces
+    (:class:`~sparselmm.backends.gradient.Gradient`): the θθ block of the Hessian as the Jacobian
+    of the gradient at fixed σ, and the Jacobian of ``(R_XᵀR_X)⁻¹``, both by one Richardson
+    tableau over θ alone (one factorisation per step for both); the σ row in closed form
+    (:func:`_sigma_rows`)."""
+    m_th = len(vp) - 1
+    sig = float(vp[-1])
+    p = st.p
+
+    def gradient_and_vcov(x: np.ndarray) -> np.ndarray:
+        parts = grad.parts(x / s_int, m.REML)
+        if parts is None:
+            return np.full(m_th + p * p, np.nan)
+        dldL, dpw, dldRX = parts
+        g = (dldL + dpw / sig**2 + (dldRX if m.REML else 0.0)) / s_int  # d/dx, x = s θ'
+        return np.concatenate([g, st.unscaled_vcov().ravel()])
+
+    Jc = _richardson(gradient_and_vcov, vp[:-1])  # (m_th + p², m_th)
+    parts = grad.parts(vp[:-1] / s_int, m.REML)
+    if parts is None:  # pragma: no cover - the optimum factorised
+        raise ValueError("the factorisation failed at the optimum")
+    Hts, Hss = _sigma_rows(st, m.REML, sig, parts[1] / s_int)
+    dU = [Jc[m_th:, i].reshape(p, p) for i in range(m_th)]
+    return _assemble(Jc[:m_th], Hts, Hss, dU, st.unscaled_vcov(), sig)
 
 
 def satterthwaite(m: "FittedModel") -> tuple[np.ndarray, list[np.ndarray]]:
