@@ -195,3 +195,21 @@ def test_satterthwaite_from_the_gradient_is_the_one_from_the_deviance(formula, d
     for a, b in zip(J1, J0):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9 * np.max(np.abs(b)))
     np.testing.assert_allclose(C1, C0, rtol=1e-12)
+
+
+def test_contest_drop1_and_ranova_from_dask_are_the_in_memory_ones():
+    dd = pytest.importorskip("dask.dataframe")
+    ss = _data("sleepstudy")
+    f = "Reaction ~ Days * g + (Days | Subject)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m0, md = slm.lmer(f, ss), slm.lmer(f, dd.from_pandas(ss, npartitions=3))
+        L = np.eye(4)[1:]
+        for a, b in ((m0.contest(L), md.contest(L)), (m0.contest(L, joint=False), md.contest(L, joint=False)),
+                     (m0.drop1(), md.drop1()), (m0.drop1(test="Chisq"), md.drop1(test="Chisq")),
+                     (m0.ranova(), md.ranova())):
+            assert list(a.index) == list(b.index) and list(a.columns) == list(b.columns)
+            np.testing.assert_allclose(b.to_numpy(dtype=float), a.to_numpy(dtype=float), rtol=1e-6)
+        m1 = slm.lmer("Reaction ~ Days + (1 | Subject)", dd.from_pandas(ss, npartitions=3))
+    with pytest.raises(slm.ModelSpecError, match=r"without \(1 \| Subject\) the model has no random effects"):
+        m1.ranova()

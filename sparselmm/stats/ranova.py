@@ -93,6 +93,12 @@ def ranova_table(m: "FittedModel") -> pd.DataFrame:
     rows = {"<none>": (m.npar, m.loglik)}
     for name, formula in _reductions(m):
         if "|" not in formula:
+            if d.X.shape[0] != d.n:
+                raise ModelSpecError(
+                    f"ranova(): without {name} the model has no random effects, and the linear model's "
+                    "log-likelihood needs the model matrix, which a Dask fit does not keep; compare with a model "
+                    "fitted in memory, or keep a random term"
+                )
             y = d.y if d.offset is None else d.y - d.offset
             ll, npar = lm_loglik(y, d.X, d.weights, m.REML)
         else:
