@@ -213,3 +213,13 @@ def test_contest_drop1_and_ranova_from_dask_are_the_in_memory_ones():
         m1 = slm.lmer("Reaction ~ Days + (1 | Subject)", dd.from_pandas(ss, npartitions=3))
     with pytest.raises(slm.ModelSpecError, match=r"without \(1 \| Subject\) the model has no random effects"):
         m1.ranova()
+
+
+def test_data_changed_after_the_fit_is_refused_not_used():
+    g = slm.datasets.load("grocery")
+    m = slm.lmer("price ~ store * I(price > 2) + (1 | item)", g.assign(store=g.store.astype(str)))
+    data = m.call.data
+    data.loc[data.index[:3], "store"] = "D"  # edited in place after the fit
+    for f in (lambda: m.anova(), lambda: slm.emmeans(m, "store")):
+        with pytest.raises(slm.SparseLMMError, match="the data of the fit changed since the fit"):
+            f()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sparselmm.errors import SparseLMMError
@@ -60,4 +61,20 @@ def model_frame(d: Any, data: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     for c, cats in d.factor_categories.items():
         if c in frame.columns and c not in groups:
             frame[c] = pd.Categorical.from_codes(level_codes(frame[c], cats, c), categories=cats)
+    _check_unchanged(d, frame)
     return frame, given
+
+
+def _check_unchanged(d: Any, frame: pd.DataFrame) -> None:
+    """Refuse data changed since the fit (a column edited in place): its model matrix is no longer
+    the fit's, and what is built from it would not belong to the model."""
+    if d.X.shape[0] != len(frame) or d.fixed_spec is None:
+        return
+    try:
+        X = np.asarray(d.fixed_spec.get_model_matrix(frame, na_action="ignore").to_numpy(dtype=float))
+        X = X if d.fixed_keep is None else X[:, d.fixed_keep]
+        same = X.shape == d.X.shape and bool(np.allclose(X, d.X, rtol=1e-10, atol=1e-12, equal_nan=False))
+    except Exception:  # a column that no longer reads as it did
+        same = False
+    if not same:
+        raise SparseLMMError("the data of the fit changed since the fit (its model matrix is not the fit's): fit the model again")
