@@ -223,3 +223,17 @@ def test_data_changed_after_the_fit_is_refused_not_used():
     for f in (lambda: m.anova(), lambda: slm.emmeans(m, "store")):
         with pytest.raises(slm.SparseLMMError, match="the data of the fit changed since the fit"):
             f()
+
+
+def test_the_df_computation_reports_its_progress(caplog, capsys):
+    ss = _data("sleepstudy")
+    m = slm.lmer("Reaction ~ Days + (Days | Subject)", ss, verbose=True)
+    capsys.readouterr()
+    with caplog.at_level("INFO", logger="sparselmm"):
+        m.coef_table()
+    assert any("Satterthwaite df: gradient 1 of 25" in r.getMessage() for r in caplog.records)
+    assert "Satterthwaite df: gradient 1 of 25" in capsys.readouterr().out  # verbose=True prints it too
+    q = slm.lmer("Reaction ~ Days + (Days | Subject)", ss)
+    capsys.readouterr()
+    q.coef_table()
+    assert capsys.readouterr().out == ""  # quiet by default

@@ -127,7 +127,7 @@ def test_no_private_name_from_another_module(name):
 
 #: the layers, bottom up: a module may import from its own layer and the ones below only
 LAYERS = [
-    {"sparselmm.errors", "sparselmm.validate", "sparselmm.threads"},
+    {"sparselmm.errors", "sparselmm.validate", "sparselmm.threads", "sparselmm.progress"},
     {"sparselmm.spec"},
     {"sparselmm.backends"},
     {"sparselmm.frame"},

@@ -12,8 +12,6 @@ runs :func:`~sparselmm.fitting.optimize.minimize_theta` with BLAS on one thread.
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -23,6 +21,7 @@ from sparselmm import validate
 from sparselmm.backends.base import PLSBackend
 from sparselmm.backends.gradient import Gradient
 from sparselmm.errors import ModelSpecError
+from sparselmm.progress import Progress
 from sparselmm.fitting.control import FitControl
 from sparselmm.fitting.optimize import OptSummary, minimize_theta
 from sparselmm.frame.modelframe import Design
@@ -277,22 +276,13 @@ def _external_gradient(g: Any, to_int: Any, F: np.ndarray | None, REML: bool) ->
 
 
 def _progress(f: Any, verbose: bool) -> Any:
-    log = logging.getLogger("sparselmm")
-    if not verbose and not log.isEnabledFor(logging.INFO):
+    progress = Progress("evaluation", verbose=verbose)
+    if not progress.on:
         return f
-    t0 = time.perf_counter()
-    count = [0, t0]
 
     def wrapped(th: np.ndarray) -> float:
         v = f(th)
-        count[0] += 1
-        now = time.perf_counter()
-        if now - count[1] > 1.0 or count[0] == 1:
-            count[1] = now
-            msg = f"evaluation {count[0]}: objective {v:.6f}, {now - t0:.1f} s"
-            log.info(msg)
-            if verbose:
-                print(msg, flush=True)
+        progress.step(f"objective {v:.6f}")
         return v
 
     return wrapped

@@ -17,6 +17,7 @@ import numpy as np
 
 from sparselmm.backends.base import LOG2PI
 from sparselmm.backends.gradient import Gradient
+from sparselmm.progress import Progress
 
 if TYPE_CHECKING:  # pragma: no cover
     from sparselmm.fitting.fitted import FittedModel
@@ -103,6 +104,11 @@ def _satterthwaite_parts(m: "FittedModel") -> tuple[np.ndarray, list[np.ndarray]
     return _from_deviance(m, st, vp, s_int)
 
 
+def _verbose(m: "FittedModel") -> bool:
+    """Whether the model was fitted with ``verbose=True`` (its long steps then print progress)."""
+    return bool(getattr(getattr(getattr(m, "call", None), "control", None), "verbose", False))
+
+
 def _sigma_rows(st: Any, REML: bool, sig: float, dpw: np.ndarray) -> tuple[np.ndarray, float]:
     """The σ row of the Hessian of ``dev = ldL2 + pwrss/σ² + n_e log(2πσ²) (+ ldRX2)`` in closed
     form (``n_e = n - p`` for REML, else n): ``∂²/∂θ∂σ = -2 (∂pwrss/∂θ)/σ³`` (θ in the scaled x,
@@ -135,8 +141,10 @@ def _from_deviance(
     ``(θ, σ)`` and a second one for the Jacobian, as before."""
     x0, sig = vp[:-1], float(vp[-1])
     m_th, p = len(x0), st.p
+    progress = Progress("Satterthwaite df: factorisation", _LEVELS * m_th * (2 * m_th) + 2, _verbose(m))
 
     def at(x: np.ndarray) -> tuple[float, float, np.ndarray]:
+        progress.step()
         dev = _dev_vp(st, np.concatenate([x / s_int, [sig]]), m.REML)
         if not np.isfinite(dev):
             return np.inf, np.nan, np.full((p, p), np.nan)
@@ -185,7 +193,10 @@ def _from_gradient(
     sig = float(vp[-1])
     p = st.p
 
+    progress = Progress("Satterthwaite df: gradient", 8 * m_th + 1, _verbose(m))
+
     def gradient_and_vcov(x: np.ndarray) -> np.ndarray:
+        progress.step()
         parts = grad.parts(x / s_int, m.REML)
         if parts is None:
             return np.full(m_th + p * p, np.nan)
