@@ -9,6 +9,7 @@ suppressMessages({library(lmerTest); library(jsonlite); library(emmeans)})
 emm_options(lmerTest.limit = 1e6, pbkrtest.limit = 1e6)  # df for every data set, as sparselmm computes them
 args <- commandArgs(trailingOnly = TRUE)
 out_file <- if (length(args)) args[1] else "lmertest_tables.json"
+kr_large <- "--kr-large" %in% args  # only the Kenward-Roger tables of the large data sets (pbkrtest: minutes)
 tight <- lmerControl(optimizer = "nloptwrap",
                      optCtrl = list(ftol_abs = 1e-15, ftol_rel = 1e-15, xtol_abs = 1e-13, xtol_rel = 1e-13, maxeval = 1e5),
                      check.conv.singular = "ignore")
@@ -40,7 +41,7 @@ cases <- list(
   list(id = "hsb_slope", data = "Hsb82", formula = "mAch ~ sector * cses + meanses + (cses | school)", REML = TRUE,
        kr = FALSE),
   list(id = "hsb_sum", data = "Hsb82", formula = "mAch ~ sector * cses + (1 | school)", REML = TRUE,
-       contrasts = list(sector = "contr.sum"), kr = FALSE, emm = list(list("sector"))),
+       contrasts = list(sector = "contr.sum"), emm = list(list("sector"))),
   list(id = "insteval_crossed", data = "InstEval8k", formula = "y ~ service * studage + (1 | s) + (1 | d)", REML = TRUE,
        kr = FALSE)
 )
@@ -79,13 +80,14 @@ table_json <- function(tab) {
   list(rows = rownames(df), columns = colnames(df), values = lapply(df, function(v) unname(as.numeric(v))))
 }
 res <- list()
+if (kr_large) cases <- Filter(function(cs) isFALSE(cs$kr), cases)
 for (cs in cases) {
   d <- get(cs$data)
   m <- as_lmerModLmerTest(refined_fit(cs$formula, cs$data, cs$REML, cs$contrasts))
   g <- numDeriv::grad(function(t) { environment(mkLmerDevfun)  # (the gradient at the refined theta)
     lf <- lFormula(as.formula(cs$formula), data = d, REML = cs$REML, contrasts = cs$contrasts)
     do.call(mkLmerDevfun, lf)(t) }, getME(m, "theta"))
-  kr <- cs$REML && !isFALSE(cs$kr)  # pbkrtest's dense n x n matrices: the small data sets only
+  kr <- cs$REML && (!isFALSE(cs$kr) || kr_large)  # pbkrtest's dense n x n matrices: the small data sets only
   p <- length(fixef(m))
   L <- diag(p)[-1, , drop = FALSE]
   one <- list(id = cs$id, data = cs$data, formula = cs$formula, REML = cs$REML, contrasts = cs$contrasts,
