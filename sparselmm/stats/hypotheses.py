@@ -94,7 +94,7 @@ def _type1(X: np.ndarray, terms: list) -> dict[str, np.ndarray]:
     return {t[0]: L[t[1], :] for t in terms}
 
 
-def _type2(X: np.ndarray, terms: list, names: list[str], has_intercept: bool) -> dict[str, np.ndarray]:
+def _type2(X: np.ndarray, terms: list, has_intercept: bool) -> dict[str, np.ndarray]:
     contained = contained_in(terms)
     col_terms = ["(Intercept)"] * int(has_intercept) + [""] * (X.shape[1] - int(has_intercept))
     for label, cols, _, _ in terms:
@@ -186,5 +186,5 @@ def hypotheses(m: "FittedModel", type: int = 3) -> dict[str, np.ndarray]:  # noq
     if X.shape[1] <= 1 or len(terms) <= 1 or type == 1:
         return _type1(X, terms)
     if type == 2:
-        return _type2(X, terms, d.X_names, has_intercept)
+        return _type2(X, terms, has_intercept)
     return _type3(m, X, terms, has_intercept)
