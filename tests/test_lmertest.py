@@ -109,6 +109,13 @@ def test_type_iii_does_not_depend_on_the_contrasts():
                 for c in (None, {"sector": "contr.sum"}, {"sector": "contr.helmert"}, {"sector": "contr.SAS"})]
     for t in tabs[1:]:
         np.testing.assert_allclose(t.to_numpy(dtype=float), tabs[0].to_numpy(dtype=float), rtol=1e-6)
+    # and the contrasts written in the formula (the hypotheses are remade in treatment coding there too)
+    cake = slm.datasets.load("cake")
+    plain = slm.lmer("angle ~ recipe * factor(temp) + (1 | replicate)", cake).anova()
+    for f in ("angle ~ C(recipe, contr.sum) * factor(temp) + (1 | replicate)",
+              "angle ~ C(recipe, contr.helmert) * C(factor(temp), contr.poly) + (1 | replicate)"):
+        # (to the 7 digits lmerTest's zapsmall keeps of the hypotheses: a polynomial coding's entries are rounded)
+        np.testing.assert_allclose(slm.lmer(f, cake).anova().to_numpy(dtype=float), plain.to_numpy(dtype=float), rtol=1e-5)
 
 
 def test_contest_and_anova_refuse_what_they_cannot_do():

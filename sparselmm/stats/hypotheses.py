@@ -25,6 +25,7 @@ import pandas as pd
 from sparselmm.errors import ModelSpecError, SparseLMMError
 from sparselmm.frame.modelframe import model_matrix
 from sparselmm.frame.rows import model_frame
+from sparselmm.spec.vocabulary import call_arguments, call_texts
 
 if TYPE_CHECKING:  # pragma: no cover
     from sparselmm.fitting.fitted import FittedModel
@@ -122,8 +123,8 @@ def _type3(m: "FittedModel", X: np.ndarray, terms: list, has_intercept: bool) ->
     frame, given = model_frame(d, None if call is None else call.data)
     factors = [c for c in d.factor_categories if c in frame.columns and isinstance(frame[c].dtype, pd.CategoricalDtype)]
     fixed_factors = [c for c in factors if c in set(v for t in terms for v in t[2])]
-    Xt_full, names_t, _ = model_matrix(d.formula.fixed, frame, "the treatment-coded fixed-effects matrix", given,
-                                       {c: "contr.treatment" for c in fixed_factors} or None)
+    Xt_full, names_t, _ = model_matrix(_treatment(d.formula.fixed), frame, "the treatment-coded fixed-effects matrix",
+                                       given, {c: "contr.treatment" for c in fixed_factors} or None)
     keep = sorted(_kept_positions(d), key=_kept_positions(d).get)
     Xt, names_t = Xt_full[:, keep], [names_t[j] for j in keep]
     # the full dummy coding of every term, and the intercept
@@ -133,7 +134,7 @@ def _type3(m: "FittedModel", X: np.ndarray, terms: list, has_intercept: bool) ->
         rd_names.append("(Intercept)")
     spans = {}
     for label, _, _, _ in terms:
-        B, nm, _ = model_matrix(f"0 + {label}", frame, f"the full coding of term {label!r}", given)
+        B, nm, _ = model_matrix(f"0 + {_treatment(label)}", frame, f"the full coding of term {label!r}", given)
         spans[label] = (len(rd_names), len(rd_names) + B.shape[1])
         blocks.append(B)
         rd_names += nm
@@ -160,6 +161,16 @@ def _type3(m: "FittedModel", X: np.ndarray, terms: list, has_intercept: bool) ->
         Lt = L[:, cols].T @ to_model
         out[label] = Lt[np.abs(Lt).sum(axis=1) > 1e-8, :]
     return out
+
+
+def _treatment(text: str) -> str:
+    """``text`` with every ``C(f, contrasts)`` the user wrote coded by treatment contrasts instead
+    (lmerTest's remake codes every factor so), the same in the model's terms as in their full coding."""
+    for call in call_texts(text, "C"):
+        pos, named = call_arguments(call)
+        arg = named.get("object", pos[0] if pos else "")
+        text = text.replace(call, f'C({arg}, "contr.treatment")')
+    return text
 
 
 def hypotheses(m: "FittedModel", type: int = 3) -> dict[str, np.ndarray]:  # noqa: A002 - lmerTest's name
