@@ -22,7 +22,8 @@ from scipy import stats
 
 from sparselmm.errors import ArgumentError, DataError
 from sparselmm.frame.rows import model_frame
-from sparselmm.spec.vocabulary import variables
+from sparselmm.spec.deparse import r_number
+from sparselmm.spec.vocabulary import call_arguments, call_texts, variables
 from sparselmm.stats.ftests import check_ddf, contest1D
 from sparselmm.stats.inference import fixed_rows
 
@@ -65,7 +66,7 @@ class EMMeans:
         blocks = []
         for key, rows in groups.items():
             rows = np.asarray(rows)
-            labels = [" ".join(str(self.table.iloc[r][s]) for s in self.specs) for r in rows]
+            labels = [" ".join(_label(s, self.table.iloc[r][s]) for s in self.specs) for r in rows]
             pairs = list(itertools.combinations(range(len(rows)), 2))
             if not pairs:
                 continue
@@ -87,6 +88,14 @@ class EMMeans:
 
     def __repr__(self) -> str:
         return self.table.to_string(index=False)
+
+
+def _label(name: str, value: Any) -> str:
+    """A level in a contrast's name, as emmeans writes it: a number prefixed by its variable
+    (``temp175``), anything else as it is."""
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        return f"{name}{r_number(float(value))}"
+    return str(value)
 
 
 def _adjusted(t: np.ndarray, df: np.ndarray, p: np.ndarray, k: int, adjust: str) -> np.ndarray:
@@ -144,15 +153,20 @@ def emmeans(m: "FittedModel", specs: Any, by: Any = None, *, ddf: str | None = N
     call = getattr(m, "call", None)
     frame, _ = model_frame(d, None if call is None else call.data)
     used = [v for v in variables(d.formula.fixed) if v in frame.columns]
-    factors = [v for v in used if isinstance(frame[v].dtype, pd.CategoricalDtype)]
+    # a numeric column made a factor in the formula (factor(temp)) is a factor of the grid, as emmeans has it
+    made = [a for w in ("factor", "as.factor", "ordered") for c in call_texts(d.formula.fixed, w)
+            for a in call_arguments(c)[0][:1] if a in frame.columns]
+    factors = [v for v in used if isinstance(frame[v].dtype, pd.CategoricalDtype) or v in made]
     for s in specs_ + by_:
         if s not in factors:
             raise DataError(f"emmeans: {s!r} is not a factor of the fixed part (its factors: {factors})")
-    grid_levels = {f: list(frame[f].cat.categories) for f in factors}
+    grid_levels = {f: list(frame[f].cat.categories) if isinstance(frame[f].dtype, pd.CategoricalDtype)
+                   else sorted(frame[f].dropna().unique()) for f in factors}
     combos = list(itertools.product(*[grid_levels[f] for f in reversed(factors)]))  # the first factor varies fastest
     grid = pd.DataFrame([dict(zip(reversed(factors), c)) for c in combos])
     for f in factors:
-        grid[f] = pd.Categorical(grid[f], categories=grid_levels[f])
+        if isinstance(frame[f].dtype, pd.CategoricalDtype):
+            grid[f] = pd.Categorical(grid[f], categories=grid_levels[f])
     for v in used:
         if v not in factors:
             grid[v] = float(frame[v].astype(float).mean())
@@ -166,7 +180,7 @@ def emmeans(m: "FittedModel", specs: Any, by: Any = None, *, ddf: str | None = N
         for f, v in cell.items():
             mask &= (grid[f] == v).to_numpy()
         L.append(Xg[mask].mean(axis=0))
-        rows.append({f: cell[f] for f in keys})
+        rows.append({f: cell[f] for f in keys})  # a factor(x) of numbers keeps x's values, as emmeans
     Lm = np.array(L)
     t = contest1D(m, Lm, ddf=method, confint=True, level=level)
     table = pd.DataFrame(rows)
