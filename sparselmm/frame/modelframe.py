@@ -1007,7 +1007,7 @@ def _factor_in_arithmetic(exc: Exception, tr: Any, frame: Any, text: str, what: 
     """The DataError for formulaic failing to compute with a factor (``log(f)``, ``I(f^2)``,
     ``poly(f, 2)`` where f holds labels: strings, booleans, categories, datetimes), naming the
     expression and the column; None for any other failure."""
-    m = re.search(r"Unable to evaluate factor `(.+)`\.\s*\[", str(exc))
+    m = _UNABLE.search(str(exc))
     if m is None:
         return None
     expr = m.group(1)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import ast
 import re
+from typing import Callable
 
-__all__ = ["r_deparse", "r_label", "r_number", "is_logical"]
+__all__ = ["r_deparse", "r_label", "r_number", "is_logical", "hide_quoted", "show_quoted"]
 
 #: a name R writes without back-quotes
 _R_NAME = re.compile(r"(?:[^\W\d_]|\.(?![0-9]))[\w.]*")
@@ -106,19 +107,30 @@ def r_deparse(expr: str) -> str:
     -------
     str
     """
-    quoted: list[str] = []
-
-    def hide(m: re.Match) -> str:  # a back-quoted name (`x-y`, `x.y`) as an identifier, for ast
-        quoted.append(m.group(1))
-        return f"_bq{len(quoted) - 1}_"
-
+    text, names = hide_quoted(expr.strip())
     try:
-        tree = ast.parse(re.sub(r"`([^`]*)`", hide, expr.strip()), mode="eval")
-        out = _dp(tree.body)
+        out = _dp(ast.parse(text, mode="eval").body)
     except (SyntaxError, ValueError, KeyError, RecursionError):
         return expr
     # R writes a name back-quoted only where it is not a plain name
-    return re.sub(r"_bq(\d+)_", lambda m: (lambda n: n if _R_NAME.fullmatch(n) else f"`{n}`")(quoted[int(m.group(1))]), out)
+    return show_quoted(out, names, lambda n: n if _R_NAME.fullmatch(n) else f"`{n}`")
+
+
+def hide_quoted(expr: str) -> tuple[str, list[str]]:
+    """``expr`` with each back-quoted name (`` `x-y` ``) as an identifier ``_bq<k>_`` that Python's
+    parser reads, and the names (without their quotes), for :func:`show_quoted`."""
+    names: list[str] = []
+
+    def hide(m: re.Match) -> str:
+        names.append(m.group(1))
+        return f"_bq{len(names) - 1}_"
+
+    return re.sub(r"`([^`]*)`", hide, expr), names
+
+
+def show_quoted(text: str, names: list[str], spell: Callable[[str], str]) -> str:
+    """``text`` with the identifiers of :func:`hide_quoted` written back, each name as ``spell`` writes it."""
+    return re.sub(r"_bq(\d+)_", lambda m: spell(names[int(m.group(1))]), text)
 
 
 #: R's spelling of a binary operator in a deparsed call (``%%`` and ``/`` unspaced, as R 4 writes them)
@@ -171,7 +183,7 @@ def is_logical(expr: str) -> bool:
     """Whether an expression is a comparison (bare, or inside ``I()``): R codes its logical
     values as a factor, named ``expr`` + ``TRUE``."""
     try:
-        node = ast.parse(re.sub(r"`[^`]*`", "_bq_", expr.strip()), mode="eval").body
+        node = ast.parse(hide_quoted(expr.strip())[0], mode="eval").body
     except SyntaxError:
         return False
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "I" and len(node.args) == 1:

@@ -440,12 +440,7 @@ def natural_spline(
         ok = v[~numpy.isnan(v)]
         if ok.size == 0:
             raise FormulaError("ns(): the column has no values")
-        if Boundary_knots is None:
-            bk = numpy.array([ok.min(), ok.max()])
-        else:
-            bk = numpy.sort(_numbers("ns", "Boundary.knots", Boundary_knots))
-            if bk.size != 2:
-                raise FormulaError("ns(): Boundary.knots must be two numbers, as c(0, 10)")
+        bk = numpy.array([ok.min(), ok.max()]) if Boundary_knots is None else _boundary("ns", Boundary_knots)
         icpt = _flag("ns", "intercept", intercept)
         if knots is not None and df is not None:
             raise FormulaError("ns(): give df or knots, not both")
@@ -476,19 +471,29 @@ def natural_spline(
     if not icpt:
         basis, const = basis[:, 1:], const[:, 1:]
     q, _ = numpy.linalg.qr(const.T, mode="complete")  # Householder, as R's qr(): the same Q
-    out = (basis @ q)[:, 2:]
-    from formulaic.materializers.types import FactorValues
-
-    return FactorValues(
-        {i + 1: out[:, i] for i in range(out.shape[1])}, kind="numerical", spans_intercept=icpt, drop_field=None,
-        format="{name}[{field}]", encoded=False,
-    )
+    return _numbered((basis @ q)[:, 2:], icpt)
 
 
 def _flag(function: str, argument: str, value: Any) -> bool:
     if not isinstance(value, (bool, numpy.bool_)):
         raise FormulaError(f"{function}(): {argument} must be TRUE or FALSE, not {value!r}")
     return bool(value)
+
+
+def _numbered(columns: numpy.ndarray, spans_intercept: bool) -> Any:
+    """Basis columns for formulaic, numbered 1, 2, ... as R numbers a basis's columns."""
+    from formulaic.materializers.types import FactorValues
+
+    return FactorValues({i + 1: columns[:, i] for i in range(columns.shape[1])}, kind="numerical",
+                        spans_intercept=bool(spans_intercept), drop_field=None, format="{name}[{field}]", encoded=False)
+
+
+def _boundary(function: str, value: Any) -> numpy.ndarray:
+    """A spline's ``Boundary.knots``: two numbers, sorted."""
+    bk = numpy.sort(_numbers(function, "Boundary.knots", value))
+    if bk.size != 2:
+        raise FormulaError(f"{function}(): Boundary.knots must be two numbers, as c(0, 10)")
+    return bk
 
 
 def _numbers(function: str, argument: str, value: Any) -> numpy.ndarray:
@@ -503,7 +508,6 @@ def _r_poly(x: Any, degree: Any = 1, raw: Any = False, _state: dict | None = Non
     (formulaic's three-term recurrence, R's basis), or the raw powers; columns numbered 1, 2, ...
     as R's.  As R's, ``degree`` must be at least 1 and, for orthogonal polynomials, below the
     number of distinct values."""
-    from formulaic.materializers.types import FactorValues
     from formulaic.transforms.poly import poly
 
     d = _whole("poly", "degree", degree)
@@ -516,9 +520,7 @@ def _r_poly(x: Any, degree: Any = 1, raw: Any = False, _state: dict | None = Non
         distinct = numpy.unique(v[~numpy.isnan(v)]).size
         if d >= distinct:
             raise FormulaError(f"poly(): degree = {d} must be less than the number of distinct values ({distinct}), as R's")
-    out = numpy.asarray(poly.__wrapped__(v, degree=d, raw=is_raw, _state=state))
-    return FactorValues({i + 1: out[:, i] for i in range(out.shape[1])}, kind="numerical", spans_intercept=False,
-                        drop_field=None, format="{name}[{field}]", encoded=False)
+    return _numbered(numpy.asarray(poly.__wrapped__(v, degree=d, raw=is_raw, _state=state)), False)
 
 
 def _r_bs(
@@ -528,15 +530,11 @@ def _r_bs(
     """R's ``splines::bs(x, df, knots, degree = 3, intercept = FALSE, Boundary.knots = range(x))``
     (formulaic's B-splines, the same basis as R's), extended beyond the boundary as R's and
     numbered 1, 2, ... as R numbers the columns."""
-    from formulaic.materializers.types import FactorValues
     from formulaic.transforms.basis_spline import basis_spline
 
     lower = upper = None
     if Boundary_knots is not None:
-        bk = numpy.sort(_numbers("bs", "Boundary.knots", Boundary_knots))
-        if bk.size != 2:
-            raise FormulaError("bs(): Boundary.knots must be two numbers, as c(0, 10)")
-        lower, upper = float(bk[0]), float(bk[1])
+        lower, upper = (float(b) for b in _boundary("bs", Boundary_knots))
     deg, icpt = _whole("bs", "degree", degree), _flag("bs", "intercept", intercept)
     if deg < 1:
         raise FormulaError(f"bs(): degree must be at least 1, not {deg}")
@@ -551,10 +549,7 @@ def _r_bs(
         extrapolation="extend", _state={} if _state is None else _state,
     )
     cols = out.__wrapped__
-    return FactorValues(
-        {i + 1: cols[k] for i, k in enumerate(sorted(cols))}, kind="numerical", spans_intercept=bool(intercept),
-        drop_field=None, format="{name}[{field}]", encoded=False,
-    )
+    return _numbered(numpy.column_stack([cols[k] for k in sorted(cols)]), icpt)
 
 
 # ----------------------------------------------------------------------------------------

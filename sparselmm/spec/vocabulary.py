@@ -50,7 +50,7 @@ import numpy
 
 from sparselmm.errors import DataError, FormulaError
 from sparselmm.spec.formula import BARE_NAME as _NAME  # R's names (letters, digits, '.', '_'); '_' first for messages
-from sparselmm.spec.deparse import r_label
+from sparselmm.spec.deparse import hide_quoted, r_label, show_quoted
 from sparselmm.spec.formula import caret
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -986,17 +986,12 @@ def _top_calls(toks: tuple[_Tok, ...]) -> list[tuple[int, int]]:
 
 def _formulaic_label(expr: str) -> str:
     """The name formulaic gives the factor ``expr`` (Python's unparse of it; back-quoted names kept)."""
-    quoted: list[str] = []
-
-    def hide(m: re.Match) -> str:
-        quoted.append(m.group(0))
-        return f"_bq{len(quoted) - 1}_"
-
+    hidden, names = hide_quoted(expr)
     try:
-        text = ast.unparse(ast.parse(re.sub(r"`[^`]*`", hide, expr), mode="eval")).replace("\n", " ")
+        text = ast.unparse(ast.parse(hidden, mode="eval")).replace("\n", " ")
     except (SyntaxError, ValueError, RecursionError):
         return expr
-    return re.sub(r"_bq(\d+)_", lambda m: quoted[int(m.group(1))], text)
+    return show_quoted(text, names, lambda n: f"`{n}`")
 
 
 def to_formulaic(text: str, columns: Collection[str]) -> str:

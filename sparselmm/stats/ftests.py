@@ -24,10 +24,10 @@ import pandas as pd
 from scipy import stats
 
 from sparselmm.errors import ArgumentError, ModelSpecError
-from sparselmm.stats.hypotheses import fixed_terms, hypotheses
+from sparselmm.stats.hypotheses import drop_scope, fixed_terms, hypotheses
 from sparselmm.stats.kenward_roger import kenward_roger_contrast, kenward_roger_test, kr_adjustment
 from sparselmm.stats.ranova import drop1_lrt
-from sparselmm.stats.satterthwaite import satterthwaite_internal
+from sparselmm.stats.satterthwaite import satterthwaite_internal, satterthwaite_se_df
 
 if TYPE_CHECKING:  # pragma: no cover
     from sparselmm.fitting.fitted import FittedModel
@@ -71,15 +71,8 @@ def _t_row(m: "FittedModel", l: np.ndarray, rhs: float, method: str) -> tuple[fl
         var = float(l @ adj.vcov_adj @ l)
         ddf, _ = kenward_roger_contrast(m, l)
         return est, float(np.sqrt(var)), float(ddf)
-    A, jac, C = satterthwaite_internal(m)
-    li = l @ m.design.cond.J
-    scale = np.max(np.abs(li))
-    u = li / scale
-    var_u = float(u @ C @ u)
-    g = np.array([u @ J @ u for J in jac])
-    denom = float(g @ A @ g)
-    df = 2 * var_u**2 / denom if denom > 0 else np.nan
-    return est, float(np.sqrt(var_u) * scale), float(df)
+    se, df = satterthwaite_se_df(m, l)
+    return est, se, float(df)
 
 
 def contest1D(m: "FittedModel", L: Any, rhs: Any = 0.0, ddf: str = "Satterthwaite", confint: bool = True,
@@ -139,7 +132,7 @@ def contestMD(m: "FittedModel", L: Any, rhs: Any = 0.0, ddf: str = "Satterthwait
     if L.shape[0] == 1:
         est, se, df = _t_row(m, L[0], h[0], method)
         return pd.DataFrame([_f_row(((est - h[0]) / se) ** 2, 1.0, df, sigma)])
-    A, jac, C = satterthwaite_internal(m)
+    _, _, C = satterthwaite_internal(m)
     Jm = m.design.cond.J
     beta = m.fixef.to_numpy()
     if np.any(h != 0):
@@ -151,15 +144,14 @@ def contestMD(m: "FittedModel", L: Any, rhs: Any = 0.0, ddf: str = "Satterthwait
     q = int(np.sum(d > max(eps * d[0], 0.0)))
     if q <= 0:
         raise ModelSpecError("the hypothesis matrix L tests nothing (its contrasts have no variance)")
-    PtL, PtLi = P[:, :q].T @ L, P[:, :q].T @ Li
+    PtL = P[:, :q].T @ L
     if q == 1:
         est, se, df = _t_row(m, PtL[0], 0.0, method)
         return pd.DataFrame([_f_row((float(PtL[0] @ beta) / se) ** 2, 1.0, df, sigma)])
     F = float(np.sum((PtL @ beta) ** 2 / d[:q]) / q)
     nu = np.empty(q)
-    for k in range(q):
-        g = np.array([PtLi[k] @ J @ PtLi[k] for J in jac])
-        nu[k] = 2 * d[k] ** 2 / float(g @ A @ g)
+    for k in range(q):  # each eigen-contrast's own t df (its variance is d_k)
+        nu[k] = satterthwaite_se_df(m, PtL[k])[1]
     return pd.DataFrame([_f_row(F, float(q), _f_ddf(nu), sigma)])
 
 
@@ -252,7 +244,7 @@ def drop1_table(m: "FittedModel", ddf: str = "Satterthwaite") -> pd.DataFrame:
     method = check_ddf(ddf, allow_lme4=False)
     terms = [t for t in fixed_terms(m) if t[1]]
     p = len(m.fixef)
-    scope = [a for a, _, va, _ in terms if not any(set(va) < set(vb) for b, _, vb, _ in terms if b != a)]
+    scope = drop_scope([(t[0], t[2]) for t in terms])
     cols = {t[0]: t[1] for t in terms}
     rows = {label: contestMD(m, np.eye(p)[cols[label], :], 0.0, method).iloc[0].to_dict() for label in scope}
     out = pd.DataFrame.from_dict(rows, orient="index", columns=F_COLUMNS)

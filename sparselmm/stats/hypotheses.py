@@ -30,7 +30,7 @@ from sparselmm.spec.vocabulary import call_arguments, call_texts
 if TYPE_CHECKING:  # pragma: no cover
     from sparselmm.fitting.fitted import FittedModel
 
-__all__ = ["fixed_terms", "contained_in", "hypotheses", "zapsmall", "doolittle_rows"]
+__all__ = ["fixed_terms", "contained_in", "drop_scope", "hypotheses", "zapsmall", "doolittle_rows"]
 
 
 def zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
@@ -83,6 +83,13 @@ def _kept_positions(d: Any) -> dict[int, int]:
     return {int(j): k for k, j in enumerate(idx)}
 
 
+def drop_scope(terms: list[tuple[str, Any]]) -> list[str]:
+    """R's ``drop.scope``: the labels of the terms (label, variables) whose variables no other
+    term has all of, and more: the terms that can be dropped alone."""
+    sets = [(a, set(v)) for a, v in terms]
+    return [a for a, va in sets if not any(va < vb for b, vb in sets if b != a)]
+
+
 def contained_in(terms: list) -> dict[str, list[str]]:
     """term -> the terms that contain it (SAS's containment, as lmerTest's ``containment``)."""
     vars_ = {t[0]: set(t[2]) for t in terms}
@@ -125,7 +132,8 @@ def _type3(m: "FittedModel", X: np.ndarray, terms: list, has_intercept: bool) ->
     fixed_factors = [c for c in factors if c in set(v for t in terms for v in t[2])]
     Xt_full, names_t, _ = model_matrix(_treatment(d.formula.fixed), frame, "the treatment-coded fixed-effects matrix",
                                        given, {c: "contr.treatment" for c in fixed_factors} or None)
-    keep = sorted(_kept_positions(d), key=_kept_positions(d).get)
+    pos = _kept_positions(d)
+    keep = sorted(pos, key=pos.get)
     Xt, names_t = Xt_full[:, keep], [names_t[j] for j in keep]
     # the full dummy coding of every term, and the intercept
     blocks, rd_names = [], []

@@ -19,7 +19,7 @@ from scipy import stats
 from sparselmm.backends.base import LOG2PI
 from sparselmm.errors import ModelSpecError
 from sparselmm.spec.formula import split_top
-from sparselmm.stats.hypotheses import fixed_terms
+from sparselmm.stats.hypotheses import drop_scope, fixed_terms
 
 if TYPE_CHECKING:  # pragma: no cover
     from sparselmm.fitting.fitted import FittedModel
@@ -59,8 +59,7 @@ def _reductions(m: "FittedModel") -> list[tuple[str, str]]:
     for i, b in enumerate(pf.bars):
         rest = bars[:i] + bars[i + 1 :]
         terms = _lhs_terms(b.lhs)
-        # R's drop.scope: the variables no other variable of the term contains
-        scope = [t for t in terms if not any(set(t.split(":")) < set(u.split(":")) for u in terms if u != t)]
+        scope = drop_scope([(t, t.split(":")) for t in terms])
         this = f"{b.lhs} | {b.group}"
         if not terms or not scope or b.structure != "us":
             out.append((f"({this})", " + ".join([f"{pf.response} ~ {fixed}"] + rest)))
@@ -126,7 +125,7 @@ def drop1_lrt(m: "FittedModel") -> pd.DataFrame:
     if m.REML:  # lme4 compares the ML fits, as its anova() does
         m = m.refit(REML=False)
     terms = [t for t in fixed_terms(m) if t[1]]
-    scope = [a for a, _, va, _ in terms if not any(set(va) < set(vb) for b, _, vb, _ in terms if b != a)]
+    scope = drop_scope([(t[0], t[2]) for t in terms])
     rows = {"<none>": (np.nan, m.aic, np.nan, np.nan)}
     for label in scope:
         r = m.update(f". ~ . - {label}")

@@ -22,7 +22,7 @@ from sparselmm.progress import Progress
 if TYPE_CHECKING:  # pragma: no cover
     from sparselmm.fitting.fitted import FittedModel
 
-__all__ = ["satterthwaite", "satterthwaite_df", "deviance_at_varpar", "aux_state"]
+__all__ = ["satterthwaite", "satterthwaite_df", "satterthwaite_se_df", "deviance_at_varpar", "aux_state"]
 
 #: levels of the Richardson tableau of the deviance (numDeriv's r; lmerTest uses 4)
 _LEVELS = 4
@@ -52,14 +52,26 @@ def deviance_at_varpar(m: "FittedModel", state: Any, varpar: np.ndarray, REML: b
     return _dev_vp(state, vp, REML) + d.objective_offset(REML)
 
 
-def _richardson(f: Any, x: np.ndarray, d: float = 0.1, r: int = 4) -> np.ndarray:
+def _first_steps(x: np.ndarray, d: float = 0.1) -> np.ndarray:
+    """numDeriv's first steps: ``d·|x|``, and ``1e-4`` where ``x`` is near 0 (its zero.tol)."""
+    return np.where(np.abs(x) < 1.781029e-5, 1e-4, d * np.abs(x))
+
+
+def _extrapolate(tab: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+    """Richardson's extrapolation in powers of ``h²`` of a tableau of estimates (one tuple of
+    arrays per step size, the step halving from one to the next), as numDeriv's."""
+    for lev in range(1, len(tab)):
+        fac = 4.0**lev
+        tab = [tuple((fac * b - a) / (fac - 1) for a, b in zip(tab[k], tab[k + 1])) for k in range(len(tab) - 1)]
+    return tab[0]
+
+
+def _richardson(f: Any, x: np.ndarray) -> np.ndarray:
     """The Jacobian of the array-valued ``f`` at ``x`` (last axis = parameters) by
     Richardson-extrapolated central differences (numDeriv's scheme, as lmerTest uses it): steps
-    start at ``h = d·|x|`` (``1e-4`` where ``x ≈ 0``), halve ``r`` times, and the tableau is
-    extrapolated in powers of ``h²``."""
+    from :func:`_first_steps`, halved ``_LEVELS - 1`` times, extrapolated by :func:`_extrapolate`."""
     x = np.asarray(x, dtype=float)
     m = len(x)
-    h0 = np.where(np.abs(x) < 1.781029e-5, 1e-4, d * np.abs(x))  # numDeriv's zero.tol and eps
 
     def jac(h: np.ndarray) -> np.ndarray:
         cols = []
@@ -69,11 +81,8 @@ def _richardson(f: Any, x: np.ndarray, d: float = 0.1, r: int = 4) -> np.ndarray
             cols.append((np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * h[i]))
         return np.stack(cols, axis=-1)
 
-    tab = [jac(h0 / 2**k) for k in range(r)]
-    for lev in range(1, r):
-        fac = 4.0**lev
-        tab = [(fac * tab[k + 1] - tab[k]) / (fac - 1) for k in range(len(tab) - 1)]
-    return tab[0]
+    h0 = _first_steps(x)
+    return _extrapolate([(jac(h0 / 2**k),) for k in range(_LEVELS)])[0]
 
 
 def aux_state(m: "FittedModel") -> Any:
@@ -137,8 +146,8 @@ def _from_deviance(
     """:func:`_satterthwaite_parts` from the deviance alone (no analytic gradient on this backend):
     lmerTest's Richardson tableau (numDeriv's steps) over θ only, at σ̂, its points also giving
     ``∂pwrss/∂θ`` and the Jacobian of ``(R_XᵀR_X)⁻¹`` (the same central differences); the σ row in
-    closed form (:func:`_sigma_rows`).  About half the factorisations of the tableau over
-    ``(θ, σ)`` and a second one for the Jacobian, as before."""
+    closed form (:func:`_sigma_rows`): 130 factorisations for four θ, where lmerTest's tableau
+    over ``(θ, σ)`` and its second one for the Jacobian take 240."""
     x0, sig = vp[:-1], float(vp[-1])
     m_th, p = len(x0), st.p
     progress = Progress("Satterthwaite df: factorisation", _LEVELS * m_th * (2 * m_th) + 2, _verbose(m))
@@ -151,7 +160,7 @@ def _from_deviance(
         return dev, st.pwrss, st.unscaled_vcov()
 
     f0 = at(x0)[0]
-    h0 = np.where(np.abs(x0) < 1.781029e-5, 1e-4, 0.1 * np.abs(x0))  # numDeriv's zero.tol and eps
+    h0 = _first_steps(x0)
     levels = []
     for k in range(_LEVELS):
         h = h0 / 2**k
@@ -172,10 +181,7 @@ def _from_deviance(
                     4 * h[i] * h[j]
                 )
         levels.append((H, gpw, dU))
-    for lev in range(1, _LEVELS):
-        fac = 4.0**lev
-        levels = [tuple((fac * b - a) / (fac - 1) for a, b in zip(levels[k], levels[k + 1])) for k in range(len(levels) - 1)]
-    Hth, gpw, dU = levels[0]
+    Hth, gpw, dU = _extrapolate(levels)
     at(x0)  # the state back at the optimum
     Hts, Hss = _sigma_rows(st, m.REML, sig, gpw)
     return _assemble(Hth, Hts, Hss, list(dU), st.unscaled_vcov(), sig)
@@ -236,13 +242,22 @@ def satterthwaite(m: "FittedModel") -> tuple[np.ndarray, list[np.ndarray]]:
     return A / np.outer(D, D), [Jm @ Ji @ Jm.T * Di for Ji, Di in zip(jac, D)]
 
 
-def satterthwaite_df(m: "FittedModel", L: np.ndarray) -> float:
-    """Satterthwaite df of the contrast ``L β`` (one row): ``2 (LCLᵀ)² / (gᵀ A g)``, ``g_i = L J_i Lᵀ``
-    (computed for ``L J`` on the internal β', sparselmm.frame.conditioning)."""
+def satterthwaite_se_df(m: "FittedModel", L: np.ndarray) -> tuple[float, float]:
+    """The standard error of ``L β̂`` and its Satterthwaite df ``2 (LCLᵀ)² / (gᵀ A g)``,
+    ``g_i = L J_i Lᵀ``, for one row ``L`` (computed for ``L J`` on the internal β',
+    sparselmm.frame.conditioning, scaled to a largest entry of 1: the df do not depend on L's
+    scale, nor on J's, and the SE is scaled back after its square root, so a column of size
+    1e-200 does not overflow)."""
     A, jac, C = satterthwaite_internal(m)
-    L = np.asarray(L, dtype=float).ravel() @ m.design.cond.J
-    L = L / np.max(np.abs(L)) if np.any(L) else L  # the df do not depend on L's scale, and J's
-    var = L @ C @ L
-    g = np.array([L @ J @ L for J in jac])
-    denom = g @ A @ g
-    return float(2 * var**2 / denom) if denom > 0 else np.nan
+    Li = np.asarray(L, dtype=float).ravel() @ m.design.cond.J
+    scale = float(np.max(np.abs(Li))) if np.any(Li) else 1.0
+    u = Li / scale
+    var = float(u @ C @ u)
+    g = np.array([u @ J @ u for J in jac])
+    denom = float(g @ A @ g)
+    return float(np.sqrt(var) * scale), (2 * var**2 / denom if denom > 0 else np.nan)
+
+
+def satterthwaite_df(m: "FittedModel", L: np.ndarray) -> float:
+    """Satterthwaite df of the contrast ``L β`` (one row; see :func:`satterthwaite_se_df`)."""
+    return satterthwaite_se_df(m, L)[1]
