@@ -127,6 +127,10 @@ def test_contest_and_anova_refuse_what_they_cannot_do():
         m.contest([np.nan, 1])
     with pytest.raises(slm.ArgumentError, match="ddf must be one of 'Satterthwaite', 'Kenward-Roger'"):
         m.contest([0, 1], ddf="lme4")
+    with pytest.raises(slm.ArgumentError, match=r"rhs must be a finite number or 1 of them \(one per row of L\)"):
+        m.contest([0, 1], rhs=[1, 2])
+    with pytest.raises(slm.ArgumentError, match="rhs must be a number"):
+        m.contest(np.eye(2), rhs="a", joint=False)
     with pytest.raises(slm.ArgumentError, match="type must be 1, 2 or 3"):
         m.anova(type=4)
     with pytest.raises(slm.ArgumentError, match="test must be None"):

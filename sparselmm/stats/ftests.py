@@ -61,6 +61,17 @@ def _matrix(m: "FittedModel", L: Any, what: str = "L") -> np.ndarray:
     return L
 
 
+def _rhs(rhs: Any, rows: int) -> np.ndarray:
+    """The hypothesised values of ``L β``: one number for every row, or one per row."""
+    try:
+        h = np.atleast_1d(np.asarray(rhs, dtype=float))
+    except (TypeError, ValueError):
+        raise ArgumentError(f"rhs must be a number or one number per row of L, got {rhs!r}") from None
+    if h.ndim != 1 or len(h) not in (1, rows) or not np.all(np.isfinite(h)):
+        raise ArgumentError(f"rhs must be a finite number or {rows} of them (one per row of L), got {rhs!r}")
+    return np.broadcast_to(h, (rows,)).copy()
+
+
 def _t_row(m: "FittedModel", l: np.ndarray, rhs: float, method: str) -> tuple[float, float, float]:
     """(estimate, SE, df) of ``l β``."""
     est = float(l @ m.fixef.to_numpy())
@@ -86,7 +97,7 @@ def contest1D(m: "FittedModel", L: Any, rhs: Any = 0.0, ddf: str = "Satterthwait
     """
     method = check_ddf(ddf, allow_lme4=False)
     L = _matrix(m, L)
-    h = np.broadcast_to(np.asarray(rhs, dtype=float), (L.shape[0],))
+    h = _rhs(rhs, L.shape[0])
     rows = []
     for l, r in zip(L, h):
         est, se, df = _t_row(m, l, float(r), method)
@@ -124,7 +135,7 @@ def contestMD(m: "FittedModel", L: Any, rhs: Any = 0.0, ddf: str = "Satterthwait
     """The joint F test of ``L β = rhs`` (lmerTest's ``contestMD``): one row of the F-table."""
     method = check_ddf(ddf, allow_lme4=False)
     L = _matrix(m, L)
-    h = np.broadcast_to(np.asarray(rhs, dtype=float), (L.shape[0],)).copy()
+    h = _rhs(rhs, L.shape[0])
     sigma = m.sigma
     if method == "Kenward-Roger":
         x = kenward_roger_test(m, L, h)
