@@ -74,6 +74,10 @@ def _data(name: str) -> pd.DataFrame:
     if name == "crossed-dense":
         # 2,000 x 20 levels with 10 rows per level of a: most level pairs occur, the dense Schur pays
         return slm.datasets.simulate_crossed(20000, 2000, 20, seed=4)
+    if name == "crossed-slope-dense":
+        # 500 x 100 levels, ~70 rows per level of a: half the level pairs occur, so with a slope
+        # on a the block Schur factor pays (q = 1,100)
+        return slm.datasets.simulate_crossed(35000, 500, 100, seed=6)
     if name == "one-factor":
         # 600 levels x (intercept, slope): q = 1,200, BlockDiagState is "auto"'s choice
         rng = np.random.default_rng(2)
@@ -97,7 +101,7 @@ DESIGNS: dict[str, tuple[str, str, dict]] = {
     "pastes": ("Pastes", "strength ~ 1 + (1 | batch/cask)", {}),
     # crossed scalar terms with prior weights (θ's units differ between lme4 and the engine)
     "crossed-weighted": ("crossed", "y ~ 1 + x + (1 | a) + (1 | b)", {"weights": "w"}),
-    # a slope crossed with an intercept: only CHOLMOD applies
+    # a slope crossed with an intercept (CHOLMOD, and the block Schur factor)
     "crossed-slope": ("crossed", "y ~ 1 + x + (1 + x | a) + (1 | b)", {}),
     # structured covariances (non-linear in θ: no analytic gradient)
     "repeated-cs": ("repeated", "y ~ time * treatment + cs(0 + occasion | subject)", {}),
@@ -108,12 +112,15 @@ DESIGNS: dict[str, tuple[str, str, dict]] = {
     "crossed-large": ("crossed-large", "y ~ 1 + x + (1 | a) + (1 | b)", {}),
     "crossed-dense": ("crossed-dense", "y ~ 1 + x + (1 | a) + (1 | b)", {}),
     "one-factor": ("one-factor", "y ~ x + (x | g)", {}),
+    "crossed-slope-dense": ("crossed-slope-dense", "y ~ 1 + x + (1 + x | a) + (1 | b)", {}),
+    # slopes on both factors: a trailing term with level blocks (with prior weights)
+    "crossed-two-slopes": ("crossed", "y ~ 1 + x + (1 + x | a) + (1 + x | b)", {"weights": "w"}),
 }
 
 #: designs small enough for the dense checks (M⁻¹ formed densely)
 DENSE_Q = 700
 #: the designs also built from a Dask DataFrame
-DASK_DESIGNS = ["sleepstudy-us", "penicillin", "crossed-weighted"]
+DASK_DESIGNS = ["sleepstudy-us", "penicillin", "crossed-weighted", "crossed-two-slopes"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -404,19 +411,28 @@ def test_declared_capabilities_are_true(cls, dname):
         with pytest.raises(NotImplementedError):
             st.gradient_blocks()
         return
-    assert d.q <= 1500  # dense M⁻¹ΛᵀA below (one-factor, q = 1,200, is the largest)
-    # Σ_j (M⁻¹ΛᵀA)_jj over the levels j of the one grouping factor, densely
-    assert len({t.group for t in d.terms}) == 1
+    assert d.q <= 3000  # dense M⁻¹ΛᵀA below (crossed-large, q = 2,560, is the largest)
     Lam = d.Lambda(ti).toarray()
     A = d.cross.ZtZ.toarray()
     G = np.linalg.solve(dense_M(d, ti), Lam.T @ A)
+    got = st.gradient_blocks()
+    K = sum(t.k for t in d.terms)
+    assert got.shape == (K, K)
+    # per term, Σ over its levels of its diagonal blocks: what the gradient reads
+    o = 0
+    for t, lo in zip(d.terms, d.Gp[:-1]):
+        want = sum(G[np.ix_(r, r)] for r in lo + np.arange(t.nlevels)[:, None] * t.k + np.arange(t.k))
+        close(got[o : o + t.k, o : o + t.k], want, what=f"gradient_blocks of {t.group}")
+        o += t.k
+    if cls.name != "blockdiag":
+        return
+    # the level blocks also give the blocks between terms on the one grouping factor: Σ_j (M⁻¹ΛᵀA)_jj
+    # over its levels j, all its terms' columns together
     nl = d.terms[0].nlevels
     idx = np.array(
         [np.concatenate([lo + j * t.k + np.arange(t.k) for t, lo in zip(d.terms, d.Gp[:-1])]) for j in range(nl)]
     )
     want = sum(G[np.ix_(r, r)] for r in idx)
-    got = st.gradient_blocks()
-    assert got.shape == want.shape == (sum(t.k for t in d.terms),) * 2
     close(got, want, what="gradient_blocks")
 
 

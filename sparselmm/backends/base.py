@@ -226,6 +226,11 @@ class BlockLowerCrossProducts(CrossProducts):
         self.lower_part = ZtZ_lower
         self._block_of = block_of
 
+    @property
+    def block_of(self) -> np.ndarray:
+        """The level block of every row of ``lower_part`` (which blocks are stored whole)."""
+        return self._block_of
+
     @property  # type: ignore[override]
     def ZtZ(self) -> sp.csc_matrix:
         """The full symmetric ``ZᵀWZ`` (built from ``ZtZ_lower`` when first read)."""

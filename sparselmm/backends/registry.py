@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sparselmm.backends.base import PLSBackend, PLSProblem
 from sparselmm.backends.blockdiag import BlockDiagState
+from sparselmm.backends.blockschur import BlockSchurPLSState
 from sparselmm.backends.cholmod import PLSState
 from sparselmm.backends.scalar import ScalarTermsPLSState
 from sparselmm.backends.schur import DenseSchurPLSState, SchurState
@@ -20,7 +21,9 @@ from sparselmm.errors import ModelSpecError
 __all__ = ["BACKENDS", "names", "backend_class", "choose"]
 
 #: every backend, in the order ``"auto"`` asks whether it is preferred (CHOLMOD last: the fallback)
-BACKENDS: tuple[type[PLSBackend], ...] = (BlockDiagState, DenseSchurPLSState, SchurState, ScalarTermsPLSState, PLSState)
+BACKENDS: tuple[type[PLSBackend], ...] = (
+    BlockDiagState, DenseSchurPLSState, SchurState, BlockSchurPLSState, ScalarTermsPLSState, PLSState
+)
 
 def names() -> tuple[str, ...]:
     """The names ``Design.pls(backend=...)`` accepts: ``"auto"`` and each backend's."""

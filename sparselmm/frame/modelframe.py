@@ -205,13 +205,15 @@ class Design:
 
         Parameters
         ----------
-        backend : {"auto", "blockdiag", "schur_dense", "schur", "cholmod_scalar", "cholmod"}
+        backend : {"auto", "blockdiag", "schur_dense", "schur", "schur_blocks", "cholmod_scalar", "cholmod"}
             ``"cholmod"``: CHOLMOD's supernodal factor of ``ΛᵀAΛ + I`` (any design);
             ``"cholmod_scalar"``: the same with a lean fill for terms of one column;
             ``"schur"``: the block factor of :mod:`sparselmm.backends.schur` for crossed scalar
             terms (Schur complement from a table of level pairs); ``"schur_dense"``: the same
             factor with the Schur complement from one dense ``dsyrk`` per θ, for crossed designs
-            where most level pairs occur; ``"blockdiag"``: the batched per-level factor of
+            where most level pairs occur; ``"schur_blocks"``: that dense Schur factor with a
+            first term of several columns (:mod:`sparselmm.backends.blockschur`: a random slope
+            on the larger crossed factor); ``"blockdiag"``: the batched per-level factor of
             :mod:`sparselmm.backends.blockdiag` when all terms share one grouping factor;
             ``"auto"``: the first of them that prefers the design (each backend's
             ``preferred``), CHOLMOD otherwise.
