@@ -1,13 +1,14 @@
 """The cost of Satterthwaite's df beside the fit, and beside lmerTest's (issue 20).
 
-    python benchmarks/satterthwaite_df.py [--rows 200000 --n-a 2000 --n-b 400] [--r]
+    python benchmarks/satterthwaite_df.py [--rows 200000 --n-a 2000 --n-b 400] [--r] [--cholmod]
 
 times, in one process: the fit, then the Satterthwaite ingredients (the Hessian of the
 deviance in (θ, σ) and the Jacobian of Var(β̂)) as ``summary()`` computes them (the analytic
 gradient where the backend has it) and from the deviance alone (the fallback), on the TIMSS
 slopes model and on a crossed ``y ~ x + (x | a) + (1 | b)`` design.
-With ``--r`` it also runs lmerTest on the same data (``lmer`` and then ``summary``) and
-prints its times beside.
+With ``--r`` it also runs lme4 and lmerTest on the same data (``lmer`` and then ``summary``)
+and prints their times beside; with ``--cholmod`` it fits the crossed design once more on
+CHOLMOD (the block Schur backend not preferred), as before that backend existed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 import sparselmm as slm
 import sparselmm.stats.satterthwaite as S
+from sparselmm.backends.blockschur import BlockSchurPLSState
 
 
 class _NoGradient:
@@ -50,6 +52,7 @@ def main() -> None:
     ap.add_argument("--n-a", type=int, default=2000)
     ap.add_argument("--n-b", type=int, default=400)
     ap.add_argument("--r", action="store_true")
+    ap.add_argument("--cholmod", action="store_true")
     a = ap.parse_args()
     warnings.simplefilter("ignore")
     timss = slm.group_center(slm.datasets.load_timss(), ["math", "hoursTV"], "idschool")
@@ -58,14 +61,18 @@ def main() -> None:
     df["y"] = df["y"] + rng.normal(0, 0.3, a.n_a)[df["a"].cat.codes.to_numpy()] * df["x"]  # a random slope
     cases = [("TIMSS slopes", "science ~ 1 + grpCmath + grade + gender + (grpCmath + grpChoursTV | idschool)", timss, False),
              (f"crossed {a.rows} rows, {a.n_a} x {a.n_b}", "y ~ x + (x | a) + (1 | b)", df, True)]
-    print(f"{'model':38s} {'backend':>13s} {'evals':>6s} {'fit s':>8s} {'df s':>8s} {'df/fit':>7s} "
+    print(f"{'model':47s} {'backend':>13s} {'evals':>6s} {'fit s':>8s} {'df s':>8s} {'df/fit':>7s} "
           f"{'df from deviance s':>19s} {'max rel diff':>12s}")
+    if a.cholmod:
+        cases.append((cases[1][0] + ", CHOLMOD", *cases[1][1:]))
     for name, f, data, reml in cases:
+        if name.endswith("CHOLMOD"):
+            BlockSchurPLSState.preferred = classmethod(lambda cls, design: False)  # type: ignore[method-assign]
         t0 = time.perf_counter()
         m = slm.lmer(f, data, REML=reml)
         fit = time.perf_counter() - t0
         tg, tr, rel = _time(m)
-        print(f"{name:38s} {m.backend:>13s} {m.optsum.feval:6d} {fit:8.2f} {tg:8.2f} {tg / fit:7.2f} {tr:19.2f} {rel:12.1e}")
+        print(f"{name:47s} {m.backend:>13s} {m.optsum.feval:6d} {fit:8.2f} {tg:8.2f} {tg / fit:7.2f} {tr:19.2f} {rel:12.1e}")
     if a.r:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "crossed.csv")

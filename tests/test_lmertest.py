@@ -29,8 +29,8 @@ def _data(name: str) -> pd.DataFrame:
         return ss
     if name == "grocery_unbalanced":
         return slm.datasets.load("grocery").drop(index=[0, 4, 11, 22, 37])
-    if name == "InstEval8k":  # lme4's InstEval has studage and lectage as ordered factors
-        ie = slm.datasets.load("InstEval").iloc[:8000].copy()
+    if name in ("InstEval8k", "InstEval1500"):  # lme4's InstEval has studage and lectage as ordered factors
+        ie = slm.datasets.load("InstEval").iloc[: 8000 if name == "InstEval8k" else 1500].copy()
         for c in ("studage", "lectage"):
             ie[c] = ie[c].astype(str).astype(pd.CategoricalDtype(sorted(ie[c].astype(str).unique(), key=int), ordered=True))
         return ie
@@ -248,3 +248,16 @@ def test_the_df_computation_reports_its_progress(caplog, capsys):
     capsys.readouterr()
     q.coef_table()
     assert capsys.readouterr().out == ""  # quiet by default
+
+
+def test_levels_read_as_numbers_as_r_reads_them():
+    # emmeans prefixes a variable's name to its levels in contrast names where every level reads as a
+    # number (.is.num: !is.na(as.numeric(x))); what R 4.2's as.numeric made of each string:
+    # Rscript -e 'x <- c(...); !is.na(suppressWarnings(as.numeric(x)))'
+    from sparselmm.stats.emmeans import _is_number
+
+    r = {"2": True, " 3 ": True, "-1.5e3": True, ".5": True, "5.": True, "0x1A": True, "Inf": True, "-inf": True,
+         "infinity": True, "NaN": False, "NA": False, "1_0": False, "a1": False, "1a": False, "": False, "1e": True,
+         "+7": True, "1,5": False, "TRUE": False}
+    assert {x: _is_number(x) for x in r} == r
+    assert _is_number(175.0) and _is_number(np.int64(2)) and not _is_number(float("nan"))

@@ -64,6 +64,12 @@ class FitControl:
     start: np.ndarray | None = None
     verbose: bool = False
 
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        """Pickle the fields, the options as a plain dict (a read-only mapping view cannot be pickled)."""
+        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        kw["options"] = dict(self.options)
+        return (_restore, (kw,))
+
     @classmethod
     def make(cls, control: "FitControl | None" = None, **settings: Any) -> "FitControl":
         """A checked record from ``control`` (default: lme4's defaults) with ``settings`` applied.
@@ -126,3 +132,8 @@ class FitControl:
             start=start,
             verbose=validate.flag(merged["verbose"], "verbose"),
         )
+
+
+def _restore(kw: dict[str, Any]) -> FitControl:
+    """A pickled :class:`FitControl` (its options read-only again)."""
+    return FitControl(**{**kw, "options": MappingProxyType(dict(kw["options"]))})

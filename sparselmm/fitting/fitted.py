@@ -96,6 +96,25 @@ class FittedModel:
         #: how the model was fitted (set by :meth:`fit`; None for a model made from a design by hand)
         self.call: Call | None = None
 
+    # ----- pickling: the factor is rebuilt, not serialised --------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the PLS states (a CHOLMOD factor cannot be pickled): the backend's
+        name instead, and the derived quantities that are plain data (Satterthwaite's
+        derivatives, say); a second state in the memo is made again when it is asked for."""
+        out = self.__dict__.copy()
+        out["_state"] = self._state.name
+        out["_memo"] = {k: v for k, v in self._memo.items() if not isinstance(v, PLSBackend)}
+        return out
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a pickled model: the PLS state made anew on the same backend and updated to θ̂
+        (one factorisation), so every accessor, test and refit gives what the original gave."""
+        self.__dict__.update(state)
+        st = self.design.pls(state["_state"])
+        if not st.update(self._theta_int):  # pragma: no cover - it factored before pickling
+            raise SparseLMMError("the objective cannot be evaluated at the saved optimum")
+        self._state = st
+
     def memo(self, key: str, make: Any) -> Any:
         """A quantity derived from this fit alone (a second PLS state, Satterthwaite's
         derivatives), computed on the first request and kept.

@@ -13,6 +13,7 @@ family, Holm, Bonferroni, none).
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -63,10 +64,13 @@ class EMMeans:
         if adjust not in _ADJUST:
             raise ArgumentError(f"adjust must be one of {', '.join(_ADJUST)}, got {adjust!r}")
         groups = self.table.groupby(list(self.by), sort=False).indices if self.by else {(): np.arange(len(self.table))}
+        # emmeans prefixes a variable's levels by its name where every level of the grid reads as
+        # a number (its enhance.levels: temp175 - temp185, studage2 - studage4)
+        enhance = {s for s in self.specs if all(_is_number(v) for v in self.table[s])}
         blocks = []
         for key, rows in groups.items():
             rows = np.asarray(rows)
-            labels = [" ".join(_label(s, self.table.iloc[r][s]) for s in self.specs) for r in rows]
+            labels = [" ".join(_label(s, self.table.iloc[r][s], s in enhance) for s in self.specs) for r in rows]
             pairs = list(itertools.combinations(range(len(rows)), 2))
             if not pairs:
                 continue
@@ -90,12 +94,22 @@ class EMMeans:
         return self.table.to_string(index=False)
 
 
-def _label(name: str, value: Any) -> str:
-    """A level in a contrast's name, as emmeans writes it: a number prefixed by its variable
-    (``temp175``), anything else as it is."""
-    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
-        return f"{name}{r_number(float(value))}"
-    return str(value)
+#: what R's ``as.numeric`` reads as a finite or infinite number (emmeans' ``.is.num``; NaN and NA are not)
+_R_NUMBER = re.compile(r"\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d*)?|0[xX][0-9a-fA-F]+|inf|infinity)\s*", re.IGNORECASE)
+
+
+def _is_number(value: Any) -> bool:
+    """Whether emmeans' ``.is.num`` holds for a level: ``as.numeric(as.character(value))`` is not NA."""
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
+        return not np.isnan(float(value))
+    return _R_NUMBER.fullmatch(str(value)) is not None
+
+
+def _label(name: str, value: Any, enhance: bool) -> str:
+    """A level in a contrast's name, as emmeans writes it: prefixed by its variable where
+    ``enhance`` (``temp175``; numbers in R's form), anything else as it is."""
+    text = r_number(float(value)) if isinstance(value, (int, float, np.number)) and not isinstance(value, bool) else str(value)
+    return f"{name}{text}" if enhance else text
 
 
 def _adjusted(t: np.ndarray, df: np.ndarray, p: np.ndarray, k: int, adjust: str) -> np.ndarray:

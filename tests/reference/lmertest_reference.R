@@ -25,6 +25,7 @@ cake$replicate <- factor(cake$replicate)
 Hsb82 <- read.csv("datasets/Hsb82.csv", stringsAsFactors = TRUE)
 Hsb82$school <- factor(Hsb82$school)
 InstEval8k <- droplevels(lme4::InstEval[1:8000, ])
+InstEval1500 <- droplevels(lme4::InstEval[1:1500, ])  # crossed, small enough for pbkrtest (~15 s a table)
 
 cases <- list(
   list(id = "grocery", data = "grocery", formula = "price ~ store + (1 | item)", REML = TRUE, emm = list(list("store"))),
@@ -43,7 +44,9 @@ cases <- list(
   list(id = "hsb_sum", data = "Hsb82", formula = "mAch ~ sector * cses + (1 | school)", REML = TRUE,
        contrasts = list(sector = "contr.sum"), emm = list(list("sector"))),
   list(id = "insteval_crossed", data = "InstEval8k", formula = "y ~ service * studage + (1 | s) + (1 | d)", REML = TRUE,
-       kr = FALSE)  # pbkrtest: more than 40 minutes here (dense 8000 x 8000 matrices); --kr-large runs it
+       kr = FALSE),  # pbkrtest: more than 40 minutes here (dense 8000 x 8000 matrices); --kr-large runs it
+  list(id = "insteval_crossed_kr", data = "InstEval1500", formula = "y ~ service * studage + (1 | s) + (1 | d)",
+       REML = TRUE, emm = list(list("service"), list("studage")))
 )
 
 # The optimum, refined: lme4's deviance function (mkLmerDevfun) from the tight fit's theta, by Newton
