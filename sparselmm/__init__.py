@@ -12,6 +12,7 @@ from sparselmm.errors import (
     ModelSpecError,
     RankDeficiencyWarning,
     ScaleWarning,
+    SingularFitWarning,
     SparseLMMError,
     SparseLMMWarning,
 )
@@ -23,6 +24,7 @@ from sparselmm.stats.ranova import ranova_table as ranova
 from sparselmm.api import fit_design, lmer
 from sparselmm.fitting.control import FitControl
 from sparselmm.model import LinearMixedModel
+from sparselmm.persistence import load, save
 from sparselmm.stats.rmanova import RMAnovaResult, rm_anova
 from sparselmm.transforms import group_center
 
@@ -37,6 +39,8 @@ __all__ = [
     "emmeans",
     "EMMeans",
     "LinearMixedModel",
+    "save",
+    "load",
     "fit_design",
     "FitControl",
     "design",
@@ -55,4 +59,5 @@ __all__ = [
     "ConvergenceWarning",
     "RankDeficiencyWarning",
     "ScaleWarning",
+    "SingularFitWarning",
 ]

@@ -113,6 +113,10 @@ def lmer(
             the analytic gradient.
         verbose : bool
             Report progress of long fits (logging at INFO level, and printed).
+        progress : bool
+            Show the progress of the fit's evaluations and of the model's later long steps
+            (Satterthwaite and Kenward–Roger derivatives): a bar where tqdm is installed and the
+            output is a terminal or notebook, else lines (:mod:`sparselmm.progress`).
 
     Returns
     -------

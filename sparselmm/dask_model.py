@@ -87,9 +87,10 @@ def _partition_eta(
         return eta.rename(what)
     y = builder.response_values(frame) if len(frame) else np.zeros(0)
     r = y - eta.to_numpy()
-    if what == "pearson":
+    if what in ("pearson", "pearson_scaled"):
         if w is not None:
             r = r * np.sqrt(w)
+    if what in ("response_scaled", "pearson_scaled"):
         r = r / sigma
     return pd.Series(r, index=frame.index, name="residuals", dtype=float)
 
@@ -112,7 +113,7 @@ class DaskLinearMixedModel(LinearMixedModel):
               allow_new_levels: bool = False, builder: PartitionBuilder | None = None) -> Any:
         d = self.design
         src = d.source if data is None else data
-        name = "residuals" if what in ("response", "pearson") else what
+        name = "residuals" if what.startswith(("response", "pearson")) else what
         return src.map_partitions(
             _partition_eta,
             d.builder if builder is None else builder,
@@ -135,12 +136,14 @@ class DaskLinearMixedModel(LinearMixedModel):
         """
         return self._lazy("fitted", self.b)
 
-    def residuals(self, type: str = "response") -> Any:
-        """Residuals ``y - fitted`` (``"response"``) or scaled by ``√w / σ`` (``"pearson"``), lazily.
+    def residuals(self, type: str = "response", scaled: bool = False) -> Any:
+        """Residuals as lme4's: ``y - fitted`` (``"response"``) or ``√w (y - fitted)``
+        (``"pearson"``), divided by σ̂ when ``scaled``, lazily.
 
         Parameters
         ----------
         type : {"response", "pearson"}
+        scaled : bool
 
         Returns
         -------
@@ -148,10 +151,10 @@ class DaskLinearMixedModel(LinearMixedModel):
         """
         if type not in ("response", "pearson"):
             raise ArgumentError(f"residual type must be 'response' or 'pearson', got {type!r}")
-        return self._lazy(type, self.b)
+        return self._lazy(type + ("_scaled" if validate.flag(scaled, "scaled") else ""), self.b)
 
     def predict(self, newdata: Any = None, re_form: Any = None, allow_new_levels: bool = False,
-                offset: Any = None) -> Any:
+                offset: Any = None, se_fit: bool = False) -> Any:
         """Predictions ``Xβ̂ (+ Zb̂)`` (lme4's ``predict.merMod``).
 
         Parameters
@@ -159,18 +162,30 @@ class DaskLinearMixedModel(LinearMixedModel):
         newdata : pandas.DataFrame or dask.dataframe.DataFrame, optional
             Default: the data of the fit.  A pandas DataFrame gives a pandas Series
             (as :func:`sparselmm.stats.inference.predict`), a Dask one a lazy Dask Series.
-        re_form : None, "all", "NA" or "~0"
-            Include the random effects (default) or predict at the population level.
+        re_form : None, "all", "NA", "~0" or a formula
+            Include the random effects (default), predict at the population level, or keep the
+            terms a formula names (:func:`sparselmm.stats.inference.kept_terms`).
         allow_new_levels : bool
             Levels not seen in the fit contribute 0 instead of raising.
+        se_fit : bool
+            Standard errors too (a pandas ``newdata`` only: see
+            :func:`sparselmm.stats.inference.predict`).
 
         Returns
         -------
-        pandas.Series or dask.dataframe.Series
+        pandas.Series or dask.dataframe.Series (a pandas DataFrame with ``se_fit``)
         """
-        no_re = inference.no_random_effects(re_form)
+        keep = inference.kept_terms(self, re_form)
         allow_new_levels = validate.flag(allow_new_levels, "allow_new_levels")
-        b = None if no_re else self.b
+        if validate.flag(se_fit, "se_fit") and not isinstance(newdata, pd.DataFrame):
+            raise ArgumentError("se_fit=True on a Dask-fitted model needs newdata as a pandas DataFrame (the "
+                                "standard errors take one solve per row)")
+        b = None if not any(keep) else self.b
+        if b is not None and not all(keep):
+            b = b.copy()
+            for lo, hi, kept in zip(self.design.Gp[:-1], self.design.Gp[1:], keep):
+                if not kept:
+                    b[lo:hi] = 0.0
         if newdata is None:
             if offset is not None:
                 raise ArgumentError("offset= goes with newdata; the data of the fit use the fit's own offset")
@@ -185,7 +200,7 @@ class DaskLinearMixedModel(LinearMixedModel):
                 builder = replace(builder, offset=offset)
             return self._lazy("predicted", b, data=newdata, newdata=True, allow_new_levels=allow_new_levels,
                               builder=builder)
-        return super().predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels, offset=offset)
+        return super().predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels, offset=offset, se_fit=se_fit)
 
     def simulate(self, nsim: int = 1, seed: int | None = None) -> pd.DataFrame:
         """Not available for a Dask fit (it would hold ``nsim`` × n values in memory)."""

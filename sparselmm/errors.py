@@ -18,6 +18,7 @@ __all__ = [
     "ConvergenceWarning",
     "RankDeficiencyWarning",
     "ScaleWarning",
+    "SingularFitWarning",
 ]
 
 
@@ -60,3 +61,8 @@ class RankDeficiencyWarning(SparseLMMWarning):
 
 class ScaleWarning(SparseLMMWarning):
     """Predictors are on very different scales; consider rescaling."""
+
+
+class SingularFitWarning(SparseLMMWarning):
+    """The fit is on the boundary of the parameter space (lme4's "boundary (singular) fit"
+    message): a variance estimated as 0, or a correlation as ±1 (``m.singular``)."""

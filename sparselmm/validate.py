@@ -16,6 +16,7 @@ Optimizer options are checked against the keys each optimizer reads
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
@@ -172,6 +173,26 @@ def number(value: Any, name: str, *, minimum: float | None = None, strict: bool 
     if not ok:
         raise ArgumentError(f"{name} must be {what}, got {_show(value)}")
     return float(value)
+
+
+def n_jobs(value: Any) -> int:
+    """A number of worker processes: a positive integer, or -1 for one per core (joblib's
+    convention).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ArgumentError
+        For 0, other negative numbers, and anything that is not an integer.
+    """
+    if _is_int(value) and int(value) == -1:
+        return max(1, os.cpu_count() or 1)
+    if not _is_int(value) or int(value) < 1:
+        raise ArgumentError(f"n_jobs must be a positive integer or -1 (one process per core), got {_show(value)}")
+    return int(value)
 
 
 def seed(value: Any, name: str = "seed") -> Any:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,6 +12,7 @@ import pandas as pd
 import pytest
 
 import sparselmm as slm
+from conftest import fit
 from sparselmm.report import display as display
 from sparselmm.report.display import abbreviate, format_pval, format_real, signif_stars
 
@@ -185,7 +188,7 @@ def test_summary_reml_criterion(sleep_reml: slm.LinearMixedModel, sleep_summary:
 def test_summary_scaled_residuals(sleep_reml: slm.LinearMixedModel, sleep_summary: str) -> None:
     names, values = _section(sleep_summary, "Scaled residuals: ")
     assert names.split() == ["Min", "1Q", "Median", "3Q", "Max"]
-    q = np.quantile(sleep_reml.residuals("pearson").to_numpy(), [0, 0.25, 0.5, 0.75, 1])
+    q = np.quantile(sleep_reml.residuals("pearson", scaled=True).to_numpy(), [0, 0.25, 0.5, 0.75, 1])
     np.testing.assert_allclose([float(v) for v in values.split()], q, atol=5e-5)
 
 
@@ -434,3 +437,135 @@ def test_fixef_correlation_omitted_for_many_coefficients() -> None:
     m = SimpleNamespace(vcov=pd.DataFrame(np.eye(13), index=names, columns=names))
     lines = display._fixef_corr_lines(m)
     assert "Correlation matrix not shown by default, as p = 13 > 12." in lines
+
+
+# ----------------------------------------------------------------------------------------
+# VarCorr: lme4's print(VarCorr(m), comp = , digits = ), against R's text
+# (tests/reference/varcorr_reference.R -> varcorr_print.json, fits at lme4's optimum)
+
+VC_REF = json.loads((Path(__file__).parent / "reference" / "varcorr_print.json").read_text())
+VC_CASES = sorted(k for k in VC_REF if not k.startswith("_"))
+
+
+def _vc_model(case: str) -> slm.LinearMixedModel:
+    c = VC_REF[case]
+    return fit(c["data"], c["formula"], c["REML"])
+
+
+def _vc_print(vc: display.VarCorr, p: dict) -> str:
+    return vc.format(p["comp"]) if p["digits"] is None else vc.format(p["comp"], p["digits"])
+
+
+def _assert_same_print(got: str, want: str) -> None:
+    """R's print of a value on a rounding boundary (JSON's ``stable`` false): the same lines and
+    words, each number within one unit of R's last printed digit."""
+    gl, wl = _lines(got), _lines(want)
+    assert len(gl) == len(wl)
+    for g, w in zip(gl, wl):
+        gt, wt = g.split(), w.split()
+        assert len(gt) == len(wt), (g, w)
+        for a, b in zip(gt, wt):
+            if re.fullmatch(r"-?\d+(\.\d+)?", b):
+                unit = 10.0 ** -len(b.partition(".")[2])
+                assert abs(float(a) - float(b)) <= unit * (1 + 1e-9), (g, w)
+            else:
+                assert a == b, (g, w)
+
+
+def test_varcorr_reference_covers_the_cases() -> None:
+    assert {"sleep_slope", "sleep_diag", "penicillin", "pastes", "sleep_quadratic"} <= set(VC_CASES)
+    for case in VC_CASES:
+        c = VC_REF[case]
+        assert not c["singular"]
+        assert c["default"] == c["prints"]["std"]["text"]  # lme4's default comp is "Std.Dev."
+    stable = [p for c in VC_CASES for p in VC_REF[c]["prints"].values() if p["stable"]]
+    assert len(stable) >= 60
+    assert {str(p["comp"]) for p in stable} >= {"Std.Dev.", "Variance", str(["Std.Dev.", "Variance"])}
+    assert {p["digits"] for p in stable} == {None, 3, 4}
+
+
+@pytest.mark.parametrize("case", VC_CASES)
+def test_varcorr_prints_as_lme4(case: str) -> None:
+    m = _vc_model(case)
+    c = VC_REF[case]
+    vc = m.VarCorr()
+    if c["prints"]["std"]["stable"]:
+        assert str(vc) == repr(vc) == c["default"]
+    else:
+        _assert_same_print(str(vc), c["default"])
+    for key, p in c["prints"].items():
+        got = _vc_print(vc, p)
+        if p["stable"]:
+            assert got == p["text"], key
+            digits = display.VC_DIGITS if p["digits"] is None else p["digits"]
+            assert str(m.VarCorr(comp=p["comp"], digits=digits)) == p["text"], key
+        else:
+            _assert_same_print(got, p["text"])
+
+
+@pytest.mark.parametrize("case", VC_CASES)
+def test_summary_random_effects_are_lme4s_varcorr_print(case: str) -> None:
+    """The summary prints formatVC(comp = c("Variance", "Std.Dev."), digits = 4), print() "Std.Dev."."""
+    m = _vc_model(case)
+    prints = VC_REF[case]["prints"]
+    summary_block = _section(m.summary().replace("\nNumber of obs", "\n\nNumber of obs"), "Random effects:")
+    short_block = _section(repr(m).replace("\nNumber of obs", "\n\nNumber of obs"), "Random effects:")
+    assert summary_block == _lines(m.VarCorr().format(["Variance", "Std.Dev."], 4))
+    assert short_block == _lines(m.VarCorr().format("Std.Dev.", 4))
+    for block, key in ((summary_block, "both_var_first_digits4"), (short_block, "std_digits4")):
+        text = "\n".join(block) + "\n"
+        if prints[key]["stable"]:
+            assert text == prints[key]["text"]
+        else:
+            _assert_same_print(text, prints[key]["text"])
+
+
+@pytest.mark.parametrize("case", VC_CASES)
+def test_varcorr_as_data_frame(case: str) -> None:
+    m = _vc_model(case)
+    vc = m.VarCorr()
+    df = vc.as_data_frame()
+    pd.testing.assert_frame_equal(df, m.varcorr())
+    r = VC_REF[case]["varcorr"]
+    assert list(df["grp"]) == r["grp"]
+    assert [None if pd.isna(v) else v for v in df["var1"]] == r["var1"]
+    assert [None if pd.isna(v) else v for v in df["var2"]] == r["var2"]
+    np.testing.assert_allclose(df["vcov"], r["vcov"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(df["sdcor"], r["sdcor"], rtol=1e-5, atol=1e-7)
+    df.loc[0, "vcov"] = -1.0  # a copy
+    assert vc.as_data_frame().loc[0, "vcov"] == m.varcorr().loc[0, "vcov"]
+
+
+def test_varcorr_components(sleep_reml: slm.LinearMixedModel) -> None:
+    vc = sleep_reml.VarCorr()
+    assert vc.comp == ("Std.Dev.",) and vc.digits == 5
+    vcd = sleep_reml.varcorr()
+    assert vc.sigma == pytest.approx(sleep_reml.sigma)
+    np.testing.assert_allclose(vc.stddev["Subject"], vcd.loc[vcd["var2"].isna(), "sdcor"].iloc[:2])
+    assert list(vc.stddev["Subject"].index) == ["(Intercept)", "Days"]
+    C = vc.correlation["Subject"]
+    assert C.loc["Days", "(Intercept)"] == C.loc["(Intercept)", "Days"] == vcd["sdcor"].iloc[2]
+    assert np.all(np.diag(C) == 1)
+    both = sleep_reml.VarCorr(comp=("Variance", "Std.Dev."))
+    assert both.comp == ("Variance", "Std.Dev.")
+    assert str(both) == vc.format(["Var", "Std"])
+    assert _lines(str(both))[0].split() == ["Groups", "Name", "Variance", "Std.Dev.", "Corr"]
+
+
+@pytest.mark.parametrize(
+    "comp", ["sd", "variance", "", [], ["Variance", "Variance"], ["Var", "Variance"], 3, None, [1, "Variance"]]
+)
+def test_varcorr_bad_comp_names_the_argument(sleep_reml: slm.LinearMixedModel, comp: object) -> None:
+    with pytest.raises(slm.ArgumentError, match="comp"):
+        sleep_reml.VarCorr(comp=comp)  # type: ignore[arg-type]
+    if comp is not None:  # format(comp=None) is the object's own comp
+        with pytest.raises(slm.ArgumentError, match="comp"):
+            sleep_reml.VarCorr().format(comp)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("digits", [0, 23, 2.0, "5", True])
+def test_varcorr_bad_digits_names_the_argument(sleep_reml: slm.LinearMixedModel, digits: object) -> None:
+    with pytest.raises(slm.ArgumentError, match="digits"):
+        sleep_reml.VarCorr(digits=digits)  # type: ignore[arg-type]
+    with pytest.raises(slm.ArgumentError, match="digits"):
+        sleep_reml.VarCorr().format(digits=digits)  # type: ignore[arg-type]

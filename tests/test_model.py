@@ -114,7 +114,10 @@ def test_predictions_and_residuals_match_lme4(extra):
         m.predict(new)
     np.testing.assert_allclose(m.fitted().iloc[:5], p["fitted_head"], rtol=1e-6)
     np.testing.assert_allclose(m.residuals().iloc[:5], p["residuals_head"], rtol=1e-4)
-    np.testing.assert_allclose(m.residuals("pearson").iloc[:5] * m.sigma, p["residuals_pearson_head"], rtol=1e-4)
+    # lme4's Pearson residuals are √w (y - fitted), not divided by σ (its scaled = TRUE does that)
+    np.testing.assert_allclose(m.residuals("pearson").iloc[:5], p["residuals_pearson_head"], rtol=1e-4)
+    np.testing.assert_allclose(m.residuals("pearson", scaled=True).iloc[:5] * m.sigma, p["residuals_pearson_head"],
+                               rtol=1e-4)
     np.testing.assert_allclose(m.predict(), m.fitted())
     co = m.coef()["Subject"]
     ch = p["coef_Subject_head"]

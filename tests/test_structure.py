@@ -132,7 +132,7 @@ LAYERS = [
     {"sparselmm.backends"},
     {"sparselmm.frame"},
     {"sparselmm.fitting"},
-    {"sparselmm.stats", "sparselmm.report"},
+    {"sparselmm.stats", "sparselmm.report", "sparselmm.persistence"},
     {"sparselmm.model", "sparselmm.dask_model", "sparselmm.api", "sparselmm.transforms", "sparselmm.datasets"},
     {"sparselmm", "sparselmm.cli", "sparselmm.__main__"},
 ]

@@ -31,6 +31,7 @@ class FitSettings(TypedDict, total=False):
     check: "bool | str"
     start: Any
     verbose: bool
+    progress: bool
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,11 @@ class FitControl:
         the design's length and bounds when the fit starts (``validate.theta_start``).
     verbose : bool
         Log progress through :mod:`logging` at INFO level and print it.
+    progress : bool
+        Show the fit's long steps (its evaluations, and later the Satterthwaite and
+        Kenward–Roger derivatives of the model) as a bar where tqdm is installed and the output
+        is a terminal or notebook, else as lines (:mod:`sparselmm.progress`); ``verbose``
+        implies it.
     """
 
     optimizer: str = "auto"
@@ -63,6 +69,7 @@ class FitControl:
     check: bool | str = "auto"
     start: np.ndarray | None = None
     verbose: bool = False
+    progress: bool = False
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
         """Pickle the fields, the options as a plain dict (a read-only mapping view cannot be pickled)."""
@@ -131,6 +138,7 @@ class FitControl:
             check=validate.flag_or_auto(merged["check"], "check"),
             start=start,
             verbose=validate.flag(merged["verbose"], "verbose"),
+            progress=validate.flag(merged["progress"], "progress"),
         )
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from sparselmm import validate
 from sparselmm.backends.base import CrossProducts, PLSBackend, objective_from_parts, rx_inverse_gram
-from sparselmm.errors import ArgumentError, ConvergenceWarning, DataError, SparseLMMError
+from sparselmm.errors import ArgumentError, ConvergenceWarning, DataError, SingularFitWarning, SparseLMMError
 from sparselmm.fitting.control import FitControl
 from sparselmm.fitting.optimize import OptSummary
 from sparselmm.fitting.search import search
@@ -156,6 +156,8 @@ class FittedModel:
         m.call = call
         for msg in opt.warnings:
             warnings.warn(msg, ConvergenceWarning, stacklevel=stacklevel)
+        if m.singular:  # lme4's message at fit time, once per fit
+            warnings.warn("boundary (singular) fit: see help('isSingular')", SingularFitWarning, stacklevel=stacklevel)
         return m
 
     # ----- basic quantities ---------------------------------------------------------
@@ -410,19 +412,26 @@ class FittedModel:
             eta = eta + d.offset
         return pd.Series(eta, index=d.row_index, name="fitted")
 
-    def residuals(self, type: str = "response") -> pd.Series:
-        """Residuals ``y - fitted`` (``"response"``) or scaled by ``√w / σ`` (``"pearson"``).
+    def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:
+        """Residuals as lme4's ``residuals(m, type, scaled)``: ``y - fitted`` (``"response"``) or
+        ``√w (y - fitted)`` (``"pearson"``, the prior weights' square roots; without weights the
+        same), divided by σ̂ when ``scaled``.
 
         Parameters
         ----------
         type : {"response", "pearson"}
+        scaled : bool
+            Divide by the residual standard deviation σ̂ (lme4's ``scaled = TRUE``; the summary's
+            "Scaled residuals" are the scaled Pearson residuals).
         """
         r = self.design.y - self.fitted().to_numpy()
         if type == "pearson":
-            w = 1.0 if self.design.weights is None else np.sqrt(self.design.weights)
-            r = r * w / self.sigma
+            if self.design.weights is not None:
+                r = r * np.sqrt(self.design.weights)
         elif type != "response":
             raise ArgumentError(f"residual type must be 'response' or 'pearson', got {type!r}")
+        if validate.flag(scaled, "scaled"):
+            r = r / self.sigma
         return pd.Series(r, index=self.design.row_index, name="residuals")
 
     # ----- statsmodels aliases --------------------------------------------------------

@@ -60,10 +60,10 @@ def search(d: Design, REML: bool, control: FitControl) -> tuple[OptSummary, PLSB
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         _refuse_exact_fit(d, state, REML)
     how = plan(d, state, REML, control)
-    f = _progress(lambda th: state.objective(to_int(th), REML=REML) + off, control.verbose)
+    f = _progress(lambda th: state.objective(to_int(th), REML=REML) + off, control.verbose or control.progress)
     search_f = None
     if how.single_precision:
-        search_f = _progress(lambda th: state.search_objective(to_int(th), REML=REML) + off, control.verbose)
+        search_f = _progress(lambda th: state.search_objective(to_int(th), REML=REML) + off, control.verbose or control.progress)
     # BLAS threads only where a large dense step asks for them; numpy's floating-point warnings
     # off, since θ far from the optimum (a user's start, a trust region's step) can overflow
     # ΛᵀAΛ: the objective is then inf, which the search handles, and nothing else is reported

@@ -15,6 +15,7 @@ import warnings
 from typing import Any, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 import pandas as pd
 from scipy import stats
 
@@ -27,8 +28,10 @@ from sparselmm.stats.ftests import anova_table
 from sparselmm.stats.kenward_roger import kenward_roger_se_df
 from sparselmm.stats.profile import profile_intervals, sdcor_from_theta, varpar_names
 from sparselmm.stats.satterthwaite import aux_state, satterthwaite, satterthwaite_df
+from sparselmm.stats.simulate import simulate
 from sparselmm.spec.terms import level_codes
 from sparselmm.spec.vocabulary import variables
+from sparselmm.stats.bootstrap import bootstrap
 
 __all__ = [
     "coef_table",
@@ -38,6 +41,8 @@ __all__ = [
     "predict",
     "simulate",
     "varpar_names",
+    "kept_terms",
+    "parameter_rows",
 ]
 
 
@@ -256,8 +261,11 @@ def confint(
     method: str = "profile",
     level: float = 0.95,
     *,
+    parm: Any = None,
     nsim: int = 500,
     seed: int | None = None,
+    n_jobs: int = 1,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Confidence intervals for the variance parameters and fixed effects (lme4's ``confint``).
 
@@ -267,43 +275,98 @@ def confint(
     method : {"profile", "wald", "boot"}
         Profile likelihood (by ML, as lme4's ``profile`` refits REML fits),
         Wald (fixed effects only; variance rows are NaN), or parametric
-        bootstrap percentile intervals.
+        bootstrap percentile intervals (:func:`sparselmm.stats.bootstrap.bootstrap`).
     level : float
         Confidence level.
+    parm : str, int or sequence of them, optional
+        The rows to compute (lme4's ``parm``), by name (``".sig01"``, ``".sigma"``, a fixed
+        effect's name; ``"theta_"`` for every variance parameter, ``"beta_"`` for every fixed
+        effect, as lme4) or by position in the full list (0-based, as Python counts: lme4's
+        ``parm = 1`` is ``parm=0``), in the order given.  Default: every row.  A profile or
+        bootstrap computes the rows asked for only where it can (the profile profiles them
+        alone; the bootstrap refits the whole model either way).
     nsim, seed : int
         Bootstrap replicates and seed.
+    n_jobs : int
+        Worker processes for the bootstrap's refits (the same intervals whatever ``n_jobs``).
+    progress : bool
+        Show the progress of the profile's parameters or the bootstrap's refits.
 
     Returns
     -------
     pandas.DataFrame
-        Rows ``.sig01, ..., .sigma`` then the fixed effects; columns ``"2.5 %"``, ``"97.5 %"``.
+        Rows ``.sig01, ..., .sigma`` then the fixed effects (or those of ``parm``); columns
+        ``"2.5 %"``, ``"97.5 %"``.
+
+    Raises
+    ------
+    ArgumentError
+        For a ``parm`` that names no row or is out of range, and bad values of the others.
     """
     method = validate.choice(method, "method", {"profile": "profile", "wald": "wald", "boot": "boot", "bootstrap": "boot"})
     level = validate.probability(level, "level")
     nsim = validate.count(nsim, "nsim")
     seed = validate.seed(seed)
+    n_jobs = validate.n_jobs(n_jobs)
+    progress = validate.flag(progress, "progress")
+    rows = parameter_rows(m, parm)
     pct = [f"{100 * (1 - level) / 2:.1f} %", f"{100 * (1 + level) / 2:.1f} %"]
     if method == "wald":
         z = stats.norm.ppf((1 + level) / 2)
         fe, se = m.fixef, m.se
         vp = pd.DataFrame(np.nan, index=varpar_names(m), columns=pct)
         fx = pd.DataFrame({pct[0]: fe - z * se, pct[1]: fe + z * se})
-        return pd.concat([vp, fx])
+        return pd.concat([vp, fx]).loc[rows]
     if method == "profile":
-        return profile_intervals(m, level)
+        return profile_intervals(m, level, rows, progress).loc[rows]
     if method == "boot":
-        sims = simulate(m, nsim=nsim, seed=seed)
-        rows = []
-        for c in sims.columns:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                mb = m.refit(sims[c].to_numpy())
-            rows.append(np.concatenate([sdcor_from_theta(mb, mb.theta, mb.sigma), [mb.sigma], mb.fixef.to_numpy()]))
-        arr = np.array(rows)
-        lo = np.quantile(arr, (1 - level) / 2, axis=0)
-        hi = np.quantile(arr, (1 + level) / 2, axis=0)
-        return pd.DataFrame({pct[0]: lo, pct[1]: hi}, index=varpar_names(m) + list(m.fixef.index))
+        arr = bootstrap(m, nsim=nsim, seed=seed, n_jobs=n_jobs, progress=progress)
+        lo = np.quantile(arr.to_numpy(), (1 - level) / 2, axis=0)
+        hi = np.quantile(arr.to_numpy(), (1 + level) / 2, axis=0)
+        return pd.DataFrame({pct[0]: lo, pct[1]: hi}, index=arr.columns).loc[rows]
     raise SparseLMMError(f"internal error: confint method {method!r}")  # pragma: no cover - checked above
+
+
+def parameter_rows(m: "FittedModel", parm: Any) -> list[str]:
+    """The rows of :func:`confint` that ``parm`` asks for (lme4's ``parm``: names, ``"theta_"``,
+    ``"beta_"``, or 0-based positions), in the order given, each once.
+
+    Raises
+    ------
+    ArgumentError
+        For a name that is no row, a position out of range, or a value of another type.
+    """
+    vp, fx = varpar_names(m), list(m.fixef.index)
+    every = vp + fx
+    if parm is None:
+        return every
+    items = [parm] if isinstance(parm, (str, int, np.integer)) else parm
+    try:
+        items = list(items)
+    except TypeError:
+        raise ArgumentError(f"parm must be a name, a position or a list of them, got {parm!r}") from None
+    out: list[str] = []
+    for it in items:
+        if isinstance(it, str):
+            if it == "theta_":
+                out += vp
+            elif it == "beta_":
+                out += fx
+            elif it in every:
+                out.append(it)
+            else:
+                raise ArgumentError(f"parm {it!r} is not a parameter of the model; they are {', '.join(every)} "
+                                    "(or 'theta_', 'beta_')")
+        elif isinstance(it, (int, np.integer)) and not isinstance(it, (bool, np.bool_)):
+            if not 0 <= int(it) < len(every):
+                raise ArgumentError(f"parm position {int(it)} is out of range: the model has {len(every)} parameters, "
+                                    f"positions 0 to {len(every) - 1} ({', '.join(every)})")
+            out.append(every[int(it)])
+        else:
+            raise ArgumentError(f"parm must hold names or positions (integers), got {it!r}")
+    if not out:
+        raise ArgumentError("parm selects no parameter")
+    return list(dict.fromkeys(out))
 
 
 # ----------------------------------------------------------------------------------------
@@ -317,22 +380,72 @@ def no_random_effects(re_form: Any) -> bool:
     Raises
     ------
     ArgumentError
-        For any other value.
+        For a value that is none of those and not a formula of terms (:func:`kept_terms`).
     """
-    if re_form is None:
-        return False
+    return _re_form_choice(re_form) == "none"
+
+
+_RE_FORM_HELP = ("re_form must be None/'all' (every random effect), 'NA'/'~0' (none) or a formula of the "
+                 "model's random-effect terms to keep, such as '~(1 | Subject)'")
+
+
+def _re_form_choice(re_form: Any) -> str:
+    """``"all"``, ``"none"`` or ``"formula"`` for a ``re_form`` argument."""
+    if re_form is None or re_form is True:
+        return "all"
     if isinstance(re_form, str):
         s = re_form.replace(" ", "").lower()
         if s in ("all", ""):
-            return False
-        if s in ("na", "~0", "0", "none"):
-            return True
-        raise ArgumentError(f"re_form must be None/'all' (all random effects) or 'NA'/'~0' (none), got {re_form!r}")
-    if re_form is False:
-        return True
-    if isinstance(re_form, float) and np.isnan(re_form):
-        return True
-    raise ArgumentError(f"re_form must be None/'all' (all random effects) or 'NA'/'~0' (none), got {re_form!r}")
+            return "all"
+        if s in ("na", "~0", "0", "none", "~-1"):
+            return "none"
+        if s.startswith("~") and "|" in s:
+            return "formula"
+        raise ArgumentError(f"{_RE_FORM_HELP}, got {re_form!r}")
+    if re_form is False or (isinstance(re_form, float) and np.isnan(re_form)):
+        return "none"
+    raise ArgumentError(f"{_RE_FORM_HELP}, got {re_form!r}")
+
+
+def _bar_key(bar: Any) -> tuple[frozenset[str], tuple[str, ...], str]:
+    """A random-effect term up to how its columns are written: the set of its ``+``-separated
+    pieces (an implicit intercept made explicit), its grouping factors and structure."""
+    pieces = {p for p in bar.lhs.replace(" ", "").split("+") if p}
+    if not pieces & {"0", "-1"}:
+        pieces.add("1")
+    return frozenset(pieces - {"-1"} | ({"0"} if "-1" in pieces else set())), tuple(bar.factors), bar.structure
+
+
+def kept_terms(m: "FittedModel", re_form: Any) -> list[bool]:
+    """For each random-effect term of the model, whether predictions with ``re_form`` include it
+    (lme4's ``re.form``: ``None``/``"all"`` every term, ``"NA"``/``"~0"`` none, a formula such as
+    ``"~(1 | Subject)"`` the terms it names, written as in the model formula).
+
+    Raises
+    ------
+    ArgumentError
+        For a formula naming a term the model does not have, or a value of another kind.
+    """
+    from sparselmm.spec.formula import parse_formula
+
+    choice = _re_form_choice(re_form)
+    terms = m.design.terms
+    if choice != "formula":
+        return [choice == "all"] * len(terms)
+    try:
+        bars = parse_formula("y " + re_form.strip()).bars
+    except SparseLMMError as e:
+        raise ArgumentError(f"re_form {re_form!r} is not a formula of random-effect terms: {e}") from None
+    have = {_bar_key(t.bar): i for i, t in enumerate(terms)}
+    keep = [False] * len(terms)
+    for bar in bars:
+        i = have.get(_bar_key(bar))
+        if i is None:
+            present = ", ".join(dict.fromkeys(t.bar.text for t in terms))
+            raise ArgumentError(f"re_form names {bar.text!r}, which is not a random-effect term of the model "
+                                f"(its terms: {present})")
+        keep[i] = True
+    return keep
 
 
 def predict(
@@ -341,7 +454,8 @@ def predict(
     re_form: Any = None,
     allow_new_levels: bool = False,
     offset: Any = None,
-) -> pd.Series:
+    se_fit: bool = False,
+) -> pd.Series | pd.DataFrame:
     """Predictions ``Xβ̂ (+ Zb̂) (+ offset)`` for new data (lme4's ``predict.merMod``).
 
     Factor levels and grouping levels of ``newdata`` are matched to the fit's by value,
@@ -352,9 +466,10 @@ def predict(
     m : LinearMixedModel
     newdata : pandas.DataFrame, optional
         Default: the fitted values of the data used.
-    re_form : None, "all", "NA" or "~0"
+    re_form : None, "all", "NA", "~0" or a formula
         ``None``/``"all"`` include every random effect (lme4's ``re.form=NULL``);
-        ``"NA"``/``"~0"`` give population-level predictions (``re.form=NA``).
+        ``"NA"``/``"~0"`` give population-level predictions (``re.form=NA``); a formula of some
+        of the model's terms (``"~(1 | Subject)"``, written as in the model) keeps those alone.
     allow_new_levels : bool
         Levels not seen in the fit (and missing grouping values) contribute 0 (the
         population value) instead of raising, as lme4's ``allow.new.levels``.
@@ -362,39 +477,54 @@ def predict(
         The offset of ``newdata``'s rows (an array or Series aligned on its index, or a
         column name).  Default: a fit whose offset was a column reads that column of
         ``newdata``; a fit whose offset was an array needs this argument.
+    se_fit : bool
+        Also the standard error of each prediction: for population-level predictions that of
+        ``xᵀβ̂``, ``√(xᵀ Var(β̂) x)``; where random effects are kept, that of the prediction error
+        of ``xᵀβ̂ + zᵀb̂`` for ``xᵀβ + zᵀb``, from the mixed-model equations
+        (``σ̂² wᵀK⁻¹w`` with ``w = [x; Λᵀz]`` and ``K`` the PLS system in ``(β, u)``: the
+        conditional variance of the random effects and its covariance with β̂ included; θ̂ taken
+        as known, as lme4's conditional variances).  A new level contributes no random effect
+        and no variance of its own.
 
     Returns
     -------
-    pandas.Series
+    pandas.Series or pandas.DataFrame
+        The predictions, named ``"predicted"``; with ``se_fit``, a DataFrame with columns
+        ``fit`` and ``se_fit``.
     """
     from sparselmm.spec.terms import level_labels
 
     d = m.design
-    no_re = no_random_effects(re_form)
+    keep = kept_terms(m, re_form)
     allow_new_levels = validate.flag(allow_new_levels, "allow_new_levels")
+    se_fit = validate.flag(se_fit, "se_fit")
     if newdata is None:
         if offset is not None:
             raise ArgumentError("offset= goes with newdata; the data of the fit use the fit's own offset")
-        eta = d.X @ m.fixef.to_numpy()
+        Xn = d.X
+        eta = Xn @ m.fixef.to_numpy()
         if d.offset is not None:
             eta = eta + d.offset
-        if not no_re:
-            eta = eta + d.Zt.T @ m.b
-        return pd.Series(eta, index=d.row_index, name="predicted")
-    if not isinstance(newdata, pd.DataFrame):
-        raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
-    raw = newdata  # the columns as given: an offset column is read from them, as the fit read its own
-    if any(not isinstance(c, str) for c in raw.columns):  # non-string labels by their str(), as design() reads them
-        raw = raw.set_axis([str(c) for c in raw.columns], axis=1)
-    nd = _coded_newdata(d, raw)
-    groups = group_columns(d)
-    Xn = _new_matrix(d.fixed_spec, nd, "the fixed-effects matrix")[:, d.fixed_keep]
-    eta = Xn @ m.fixef.to_numpy()
-    off = _newdata_offset(d, nd, raw, offset)
-    if off is not None:
-        eta = eta + off
-    if not no_re:
-        for t, eff in zip(d.terms, m.term_effects()):
+        Zn = _kept_columns(d, keep, d.Zt.T.tocsr())
+        if any(keep):
+            eta = eta + Zn @ m.b
+        index = d.row_index
+    else:
+        if not isinstance(newdata, pd.DataFrame):
+            raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
+        raw = newdata  # the columns as given: an offset column is read from them, as the fit read its own
+        if any(not isinstance(c, str) for c in raw.columns):  # non-string labels by their str(), as design() reads them
+            raw = raw.set_axis([str(c) for c in raw.columns], axis=1)
+        nd = _coded_newdata(d, raw)
+        Xn = _new_matrix(d.fixed_spec, nd, "the fixed-effects matrix")[:, d.fixed_keep]
+        eta = Xn @ m.fixef.to_numpy()
+        off = _newdata_offset(d, nd, raw, offset)
+        if off is not None:
+            eta = eta + off
+        rows_i, cols_i, vals = [], [], []
+        for t, lo, kept in zip(d.terms, d.Gp[:-1], keep):
+            if not kept:
+                continue
             missing = [f for f in t.bar.factors if f not in nd.columns]
             if missing:
                 raise DataError(f"newdata lacks grouping column(s) {missing} of term {t.bar.text!r}")
@@ -421,11 +551,59 @@ def predict(
                     f"new level(s) {bad} of grouping factor {t.group!r} not seen in the fit; "
                     "use allow_new_levels=True to predict them at the population level"
                 )
-            Zn = np.ones((len(nd), 1)) if t.spec is None else _new_matrix(t.spec, nd, f"the columns of term {t.bar.text!r}")
-            B = eff.to_numpy()
-            contrib = np.einsum("ij,ij->i", Zn, B[np.where(new, 0, pos)])
-            eta = eta + np.where(new, 0.0, contrib)
-    return pd.Series(eta, index=newdata.index, name="predicted")
+            Zt_cols = np.ones((len(nd), 1)) if t.spec is None else _new_matrix(t.spec, nd, f"the columns of term {t.bar.text!r}")
+            seen = np.flatnonzero(~new)
+            for c in range(t.k):  # the rows of Z_new: column lo + level·k + c of the fit's Z
+                rows_i.append(seen)
+                cols_i.append(lo + pos[seen] * t.k + c)
+                vals.append(Zt_cols[seen, c])
+        Zn = sp.csr_matrix((np.concatenate(vals) if vals else np.zeros(0),
+                            (np.concatenate(rows_i) if rows_i else np.zeros(0, int),
+                             np.concatenate(cols_i) if cols_i else np.zeros(0, int))), shape=(len(nd), d.q))
+        if any(keep):
+            eta = eta + Zn @ m.b
+        index = newdata.index
+    fit = pd.Series(eta, index=index, name="predicted")
+    if not se_fit:
+        return fit
+    se = _prediction_se(m, np.asarray(Xn, dtype=float), Zn if any(keep) else None)
+    return pd.DataFrame({"fit": fit.to_numpy(), "se_fit": se}, index=index)
+
+
+def _kept_columns(d: Any, keep: list[bool], Z: "sp.csr_matrix") -> "sp.csr_matrix":
+    """``Z`` (rows × q) with the columns of the terms not kept set to zero."""
+    if all(keep):
+        return Z
+    mask = np.zeros(d.q)
+    for lo, hi, kept in zip(d.Gp[:-1], d.Gp[1:], keep):
+        mask[lo:hi] = float(kept)
+    return (Z @ sp.diags(mask)).tocsr()
+
+
+def _prediction_se(m: "FittedModel", X: np.ndarray, Z: "sp.csr_matrix | None", chunk: int = 2000) -> np.ndarray:
+    """The standard errors of the predictions (see :func:`predict`'s ``se_fit``): ``√(xᵀVx)``
+    without random effects; with them ``√(σ²wᵤᵀM⁻¹wᵤ + rᵀVr)``, ``wᵤ = Λᵀz``, ``r = x - BᵀM⁻¹wᵤ``,
+    ``B = ΛᵀZᵀWX``, ``V = Var(β̂)`` — the block inverse of the PLS system in data units (``M`` is
+    the same matrix in the engine's units)."""
+    V = m.vcov.to_numpy() if hasattr(m.vcov, "to_numpy") else np.asarray(m.vcov)
+    if Z is None:
+        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", X, V, X), 0.0))
+    d = m.design
+    st = aux_state(m)
+    if not st.update(d.internal_theta(m.theta)):  # pragma: no cover - it factored at the fit
+        raise SparseLMMError("the PLS problem cannot be solved at the estimate")
+    Lam = d.Lambda(m.theta).tocsr()
+    WX = d.X if d.weights is None else d.X * d.weights[:, None]
+    B = np.asarray(Lam.T @ (d.Zt @ WX))  # ΛᵀZᵀWX, q × p
+    out = np.empty(X.shape[0])
+    s2 = m.sigma**2
+    for a in range(0, X.shape[0], chunk):
+        b = min(X.shape[0], a + chunk)
+        Wu = np.asarray((Lam.T @ Z[a:b].T).todense())  # q × rows
+        Y = st.solve_M(Wu)
+        r = X[a:b].T - B.T @ Y  # p × rows
+        out[a:b] = s2 * np.einsum("ij,ij->j", Wu, Y) + np.einsum("ij,ik,kj->j", r, V, r)
+    return np.sqrt(np.maximum(out, 0.0))
 
 
 def _coded_newdata(d: Any, raw: pd.DataFrame) -> pd.DataFrame:
@@ -495,37 +673,3 @@ def _newdata_offset(d: Any, nd: pd.DataFrame, raw: pd.DataFrame, offset: Any) ->
     if missing:
         raise DataError(f"newdata lacks column(s) {sorted(set(missing))} of the formula's offset()")
     return formula_offsets(pf, nd, [v for t in pf.offsets for v in variables(t)], base)
-
-
-def simulate(m: "FittedModel", nsim: int = 1, seed: int | None = None) -> pd.DataFrame:
-    """Simulate responses from the fitted model (lme4's ``simulate``, unconditional on b).
-
-    ``y* = Xβ̂ + Z Λ(θ̂) σ̂ u* + σ̂ ε / √w (+ offset)``, ``u*, ε ~ N(0, I)``.
-
-    Parameters
-    ----------
-    nsim : int
-        Number of simulated responses.
-    seed : int, optional
-        Seed of :func:`numpy.random.default_rng`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        n × nsim, columns ``sim_1, ...``.
-    """
-    nsim = validate.count(nsim, "nsim")
-    rng = np.random.default_rng(validate.seed(seed))
-    d = m.design
-    st = aux_state(m)
-    n, q = d.n, d.q
-    mu = d.X @ m.fixef.to_numpy()
-    if d.offset is not None:
-        mu = mu + d.offset
-    U = rng.standard_normal((q, nsim))
-    B = st.lambda_times(m.theta, U) * m.sigma
-    E = rng.standard_normal((n, nsim)) * m.sigma
-    if d.weights is not None:
-        E = E / np.sqrt(d.weights)[:, None]
-    Y = mu[:, None] + np.asarray(d.Zt.T @ B) + E
-    return pd.DataFrame(Y, index=d.row_index, columns=[f"sim_{i + 1}" for i in range(nsim)])

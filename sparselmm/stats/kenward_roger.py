@@ -100,6 +100,7 @@ import scipy.linalg as sla
 from scipy import stats
 
 from sparselmm.errors import ModelSpecError
+from sparselmm.progress import Progress, show_progress
 
 if TYPE_CHECKING:  # pragma: no cover
     from sparselmm.fitting.fitted import FittedModel
@@ -209,8 +210,9 @@ def _params(d: "Design") -> list[_Param]:
 # the core, in q-space
 
 
-def _vcov_adj_core(d: "Design", theta: np.ndarray, sigma2: float, Phi: np.ndarray) -> KRAdjustment:
-    """pbkrtest's ``vcovAdj_internal`` at θ, σ², Φ, computed with q × q matrices.
+def _vcov_adj_core(d: "Design", theta: np.ndarray, sigma2: float, Phi: np.ndarray, verbose: bool = False) -> KRAdjustment:
+    """pbkrtest's ``vcovAdj_internal`` at θ, σ², Φ, computed with q × q matrices (``verbose``:
+    show the progress of its steps, :mod:`sparselmm.progress`).
 
     See the module docstring for the equations.
     """
@@ -218,6 +220,7 @@ def _vcov_adj_core(d: "Design", theta: np.ndarray, sigma2: float, Phi: np.ndarra
     q, p, n = d.q, d.p, cp.n
     params = _params(d)
     m = len(params) + 1  # + residual
+    progress = Progress("Kenward-Roger: step", m, verbose)
 
     C = cp.ZtZ.toarray()
     CZX = np.asarray(cp.ZtX, dtype=float).reshape(q, p)
@@ -250,6 +253,7 @@ def _vcov_adj_core(d: "Design", theta: np.ndarray, sigma2: float, Phi: np.ndarra
     ZS2X = s2inv * (F.T @ N)  # ZᵀSW⁻¹SX
     trS2 = s2inv**2 * (n - 2.0 * np.trace(HC) + np.sum(HC * HC.T))
 
+    progress.step("the dense q × q products")
     DA = [pr.apply(A) for pr in params]  # (D_r A)[rows_r], q_r × q
     DN = [pr.apply(N) for pr in params]  # (D_r N)[rows_r], q_r × p
 
@@ -268,6 +272,8 @@ def _vcov_adj_core(d: "Design", theta: np.ndarray, sigma2: float, Phi: np.ndarra
         # with the residual: tr(D_r ZᵀSW⁻¹SZ) and (D_r N)ᵀ ZᵀSW⁻¹SX
         K[i, m - 1] = K[m - 1, i] = np.trace(pi.apply(ZS2Z[:, pi.lo : pi.hi]))
         Q[i, m - 1] = dni.T @ ZS2X[pi.lo : pi.hi]
+        progress.step(f"parameter {pi.name}")
+    progress.close()
     K[m - 1, m - 1] = trS2
     Q[m - 1, m - 1] = XSX3
 
@@ -343,10 +349,10 @@ def kr_adjustment(m: "FittedModel", *, refit: bool = False) -> KRAdjustment:
     m = _reml_model(m, refit)
     if m.design.p == 0:
         raise ModelSpecError("the model has no fixed effects: there is nothing to adjust")
-    return kr_adjustment_at(m.design, m.theta)
+    return kr_adjustment_at(m.design, m.theta, show_progress(m))
 
 
-def kr_adjustment_at(d: "Design", theta: np.ndarray) -> KRAdjustment:
+def kr_adjustment_at(d: "Design", theta: np.ndarray, verbose: bool = False) -> KRAdjustment:
     """Kenward–Roger adjustment of the REML fit of a design at a given θ.
 
     σ̂² and ``Φ = σ̂²(R_XᵀR_X)⁻¹`` are those of the REML criterion profiled at
@@ -358,6 +364,8 @@ def kr_adjustment_at(d: "Design", theta: np.ndarray) -> KRAdjustment:
     d : Design
     theta : numpy.ndarray
         θ in lme4's layout.
+    verbose : bool
+        Show the progress of the dense steps (:mod:`sparselmm.progress`).
 
     Returns
     -------
@@ -371,7 +379,7 @@ def kr_adjustment_at(d: "Design", theta: np.ndarray) -> KRAdjustment:
     if not st.update(th):
         raise ModelSpecError("the PLS problem cannot be solved at the given theta")
     sigma2 = st.pwrss / (d.n - d.p)
-    return _external(d, _vcov_adj_core(d, th, sigma2, sigma2 * st.unscaled_vcov()))
+    return _external(d, _vcov_adj_core(d, th, sigma2, sigma2 * st.unscaled_vcov(), verbose))
 
 
 def _external(d: "Design", adj: KRAdjustment) -> KRAdjustment:

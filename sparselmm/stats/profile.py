@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ from scipy import stats
 
 from sparselmm.errors import ModelSpecError, SparseLMMWarning
 from sparselmm.fitting.optimize import minimize_theta
+from sparselmm.progress import Progress
 from sparselmm.stats.satterthwaite import deviance_at_varpar
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -127,7 +128,11 @@ def sdcor_bounds(mm: "FittedModel") -> list[tuple[float, float]]:
     return b + [(1e-12, None)]
 
 
-def profile_intervals(m: "FittedModel", level: float) -> pd.DataFrame:
+def profile_intervals(m: "FittedModel", level: float, which: Sequence[str] | None = None,
+                      verbose: bool = False) -> pd.DataFrame:
+    """Profile-likelihood intervals of the parameters named in ``which`` (default: all; the
+    profile of each is computed only if it is asked for), ``verbose`` showing the progress
+    parameter by parameter (:mod:`sparselmm.progress`)."""
     mm = profile_ml(m)
     st = mm.design.pls()
     cut = float(np.sqrt(stats.chi2.ppf(level, 1)))
@@ -186,7 +191,12 @@ def profile_intervals(m: "FittedModel", level: float) -> pd.DataFrame:
         return zeta
 
     unreached: list[str] = []
+    wanted = set(names) | set(mm.design.X_names) if which is None else set(which)
+    bar = Progress("profile: parameter", len(wanted), verbose)
     for j, name in enumerate(names):
+        if name not in wanted:
+            continue
+        bar.step(name)
         lo_b, hi_b = bounds[j]
         v0 = vec0[j]
         scale = max(abs(v0), 1e-2 * unit[j])
@@ -195,6 +205,9 @@ def profile_intervals(m: "FittedModel", level: float) -> pd.DataFrame:
     # fixed effects: profile the deviance over θ with β_j fixed
     d = mm.design
     for j, name in enumerate(d.X_names):
+        if name not in wanted:
+            continue
+        bar.step(name)
         bhat, se = mm.fixef.iloc[j], mm.se.iloc[j]
 
         def zb(v: float, j: int = j, bhat: float = bhat) -> float:
@@ -203,6 +216,7 @@ def profile_intervals(m: "FittedModel", level: float) -> pd.DataFrame:
 
         rows[name] = _profile_ends(zb, bhat, cut, cut * se, 1.0, None, None, 30,
                                    1e-10 * max(abs(bhat), se), name, unreached)
+    bar.close()
     if unreached:
         warnings.warn(
             f"the profile of {', '.join(unreached)} does not reach the confidence level's cut-off within its "

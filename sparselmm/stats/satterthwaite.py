@@ -17,7 +17,7 @@ import numpy as np
 
 from sparselmm.backends.base import LOG2PI
 from sparselmm.backends.gradient import Gradient
-from sparselmm.progress import Progress
+from sparselmm.progress import Progress, show_progress
 
 if TYPE_CHECKING:  # pragma: no cover
     from sparselmm.fitting.fitted import FittedModel
@@ -120,11 +120,6 @@ def _satterthwaite_parts(m: "FittedModel") -> tuple[np.ndarray, list[np.ndarray]
     return _from_deviance(m, st, vp, s_int)
 
 
-def _verbose(m: "FittedModel") -> bool:
-    """Whether the model was fitted with ``verbose=True`` (its long steps then print progress)."""
-    return bool(getattr(getattr(getattr(m, "call", None), "control", None), "verbose", False))
-
-
 def _sigma_rows(st: Any, REML: bool, sig: float, dpw: np.ndarray) -> tuple[np.ndarray, float]:
     """The σ row of the Hessian of ``dev = ldL2 + pwrss/σ² + n_e log(2πσ²) (+ ldRX2)`` in closed
     form (``n_e = n - p`` for REML, else n): ``∂²/∂θ∂σ = -2 (∂pwrss/∂θ)/σ³`` (θ in the scaled x,
@@ -157,7 +152,7 @@ def _from_deviance(
     over ``(θ, σ)`` and its second one for the Jacobian take 240."""
     x0, sig = vp[:-1], float(vp[-1])
     m_th, p = len(x0), st.p
-    progress = Progress("Satterthwaite df: factorisation", _LEVELS * m_th * (2 * m_th) + 2, _verbose(m))
+    progress = Progress("Satterthwaite df: factorisation", _LEVELS * m_th * (2 * m_th) + 2, show_progress(m))
 
     def at(x: np.ndarray) -> tuple[float, float, np.ndarray]:
         progress.step()
@@ -190,6 +185,7 @@ def _from_deviance(
         levels.append((H, gpw, dU))
     Hth, gpw, dU = _extrapolate(levels)
     at(x0)  # the state back at the optimum
+    progress.close()
     Hts, Hss = _sigma_rows(st, m.REML, sig, gpw)
     return _assemble(Hth, Hts, Hss, list(dU), st.unscaled_vcov(), sig)
 
@@ -206,7 +202,7 @@ def _from_gradient(
     sig = float(vp[-1])
     p = st.p
 
-    progress = Progress("Satterthwaite df: gradient", 2 * _GRADIENT_LEVELS * m_th + 1, _verbose(m))
+    progress = Progress("Satterthwaite df: gradient", 2 * _GRADIENT_LEVELS * m_th + 1, show_progress(m))
 
     def gradient_and_vcov(x: np.ndarray) -> np.ndarray:
         progress.step()
@@ -218,6 +214,7 @@ def _from_gradient(
         return np.concatenate([g, st.unscaled_vcov().ravel()])
 
     Jc = _richardson(gradient_and_vcov, vp[:-1], _GRADIENT_LEVELS, _GRADIENT_STEP)  # (m_th + p², m_th)
+    progress.close()
     parts = grad.parts(vp[:-1] / s_int, m.REML)
     if parts is None:  # pragma: no cover - the optimum factorised
         raise ValueError("the factorisation failed at the optimum")
