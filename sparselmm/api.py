@@ -23,6 +23,7 @@ from sparselmm.dask_model import DaskLinearMixedModel
 from sparselmm.fitting.control import FitControl, FitSettings
 from sparselmm.fitting.fitted import Call
 from sparselmm.frame.dask_design import DaskDesign, dask_design, is_dask_dataframe
+from sparselmm.progress import dask_passes
 from sparselmm.frame.modelframe import Design, design
 from sparselmm.model import LinearMixedModel
 from sparselmm.threads import single_threaded
@@ -144,7 +145,8 @@ def lmer(
             from sparselmm.errors import ArgumentError
 
             raise ArgumentError("contrasts= is not available for a Dask fit yet; write C(f, contr.sum) in the formula")
-        d = dask_design(formula, data, weights=weights, offset=offset, na_action=na_action)
+        with dask_passes(control.verbose or control.progress):  # the passes over the partitions
+            d = dask_design(formula, data, weights=weights, offset=offset, na_action=na_action)
         return DaskLinearMixedModel.fit(d, REML, control, stacklevel=3, call=call)
     with single_threaded():  # the design's small dense algebra too (a second BLAS thread only spins)
         d = design(formula, data, weights=weights, offset=offset, na_action=na_action, contrasts=contrasts)

@@ -20,6 +20,7 @@ from sparselmm.fitting.control import FitControl, FitSettings
 from sparselmm.fitting.fitted import Call
 from sparselmm.frame.dask_design import DaskDesign, PartitionBuilder, dask_design, is_dask_dataframe
 from sparselmm.model import LinearMixedModel
+from sparselmm.progress import dask_passes
 from sparselmm.stats import inference
 
 __all__ = ["lmer_dask", "DaskLinearMixedModel"]
@@ -66,7 +67,8 @@ def lmer_dask(
         control, settings, caller="lmer_dask", own=("formula", "data", "REML", "weights", "offset", "na_action", "split_every")
     )
     REML = validate.flag(REML, "REML")
-    d = dask_design(formula, data, weights=weights, offset=offset, na_action=na_action, split_every=split_every)
+    with dask_passes(control.verbose or control.progress):
+        d = dask_design(formula, data, weights=weights, offset=offset, na_action=na_action, split_every=split_every)
     return DaskLinearMixedModel.fit(d, REML, control, call=Call(formula, data, weights, offset, na_action, None, control))
 
 

@@ -11,12 +11,13 @@ so a pipeline that logs sees its long steps.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
 from typing import Any
 
-__all__ = ["Progress", "bar_available", "show_progress"]
+__all__ = ["Progress", "bar_available", "show_progress", "dask_passes"]
 
 
 def _in_notebook() -> bool:
@@ -39,6 +40,26 @@ def bar_available() -> bool:
         return False
     isatty = getattr(sys.stderr, "isatty", None)
     return bool(isatty and isatty()) or _in_notebook()
+
+
+def dask_passes(verbose: bool) -> "contextlib.AbstractContextManager[Any]":
+    """Context for the passes over a Dask DataFrame (the design's scan and cross-products): with
+    ``verbose``, Dask's own progress bar on the local schedulers (a ``dask.distributed`` client
+    shows its progress on its dashboard instead); otherwise nothing."""
+    if not verbose:
+        return contextlib.nullcontext()
+    try:
+        from distributed import get_client
+
+        get_client()
+        return contextlib.nullcontext()  # a distributed client: its dashboard shows the tasks
+    except (ImportError, ValueError):
+        pass
+    try:
+        from dask.diagnostics import ProgressBar
+    except ImportError:  # pragma: no cover - dask is there when a Dask fit runs
+        return contextlib.nullcontext()
+    return ProgressBar()
 
 
 def show_progress(model: Any) -> bool:

@@ -144,3 +144,14 @@ def test_loading_what_is_not_a_saved_model_is_refused(tmp_path):
         slm.load(other)
     with pytest.raises(slm.ArgumentError, match="writes a fitted model"):
         slm.save(slm.datasets.load("sleepstudy"), tmp_path / "x.slm")
+
+
+def test_dask_crossed_fit_round_trip():
+    # a Dask design keeps only the block-lower part of Z'WZ: scalar terms on CHOLMOD's lean fill
+    dd = pytest.importorskip("dask.dataframe")
+    df = slm.datasets.simulate_crossed(3000, 300, 40, seed=3)
+    m = slm.lmer("y ~ 1 + x + (1 | a) + (1 | b)", dd.from_pandas(df, npartitions=3))
+    assert m.backend == "cholmod_scalar"
+    m2 = copy.deepcopy(m)
+    assert m2.backend == m.backend and m2.summary() == m.summary()
+    pd.testing.assert_series_equal(m2.predict(df.iloc[:40]), m.predict(df.iloc[:40]))

@@ -213,3 +213,13 @@ def test_progress_bar_where_tqdm_and_a_terminal_are_there(monkeypatch, capsys):
     assert cap.out == ""  # no lines beside the bar
     with pytest.raises(slm.ArgumentError, match="progress must be True or False"):
         bootstrap(_sleep(), nsim=2, progress="yes")
+
+
+def test_progress_of_the_dask_passes(capsys):
+    dd = pytest.importorskip("dask.dataframe")
+    ss = slm.datasets.load("sleepstudy")
+    slm.lmer("Reaction ~ Days + (Days | Subject)", dd.from_pandas(ss, npartitions=3), progress=True)
+    out = capsys.readouterr().out
+    assert "100% Completed" in out  # Dask's own bar for the design's passes
+    slm.lmer("Reaction ~ Days + (Days | Subject)", dd.from_pandas(ss, npartitions=3))
+    assert "Completed" not in capsys.readouterr().out

@@ -7,14 +7,9 @@ reproduces lme4's ``VarCorr(m)`` and its print (``formatVC``, the same table as
 the summary's random effects).  :func:`summary_html` writes the summary's
 sections as HTML tables (a notebook's ``_repr_html_``) from the same computation
 of each section as the text.  Numbers are formatted by small ports of R's own
-rules, so that the output reads like R's:
+rules (:mod:`sparselmm.report.rformat`: ``format``, ``format.pval``, ``abbreviate``,
+``zapsmall``, R's matrix print), so that the output reads like R's, and:
 
-* :func:`format_real` — R's ``format(x, digits=)``: one common number of
-  decimals for a vector, the fewest that show every element to ``digits``
-  significant digits, or scientific notation when that is narrower;
-* :func:`format_pval` — R's ``format.pval``;
-* :func:`abbreviate` — R's ``abbreviate`` (used for the column names of the
-  correlation of fixed effects, ``"(Intercept)" -> "(Intr)"``);
 * ``_coef_matrix`` — R's ``printCoefmat`` (common rounding of estimate,
   standard error and df, test statistic to ``digits - 1`` decimals,
   p-values with significance stars).
@@ -27,7 +22,6 @@ compared with lme4's text exactly (``tests/reference/varcorr_print.json``).
 from __future__ import annotations
 
 import html
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
@@ -36,6 +30,17 @@ import pandas as pd
 
 from sparselmm import validate
 from sparselmm.errors import ArgumentError
+from sparselmm.report.rformat import (
+    SIGNIF_LEGEND,
+    abbreviate,
+    format1,
+    format_pval,
+    format_real,
+    print_matrix,
+    print_named,
+    signif_stars,
+    zapsmall,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from sparselmm.fitting.fitted import FittedModel
@@ -58,12 +63,6 @@ DIGITS = 4
 VC_DIGITS = 5
 #: lme4's ``getOption("lme4.summary.cor.max")``: largest p whose correlation is printed.
 COR_MAX = 12
-#: R's ``.Machine$double.eps``, the ``eps`` of ``format.pval``.
-EPS = float(np.finfo(float).eps)
-#: R's ``getOption("width")``.
-WIDTH = 80
-
-SIGNIF_LEGEND = "0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
 
 _DDF_TITLES = {
     "satterthwaite": "Satterthwaite's method",
@@ -72,299 +71,6 @@ _DDF_TITLES = {
     "kenward-rogers": "Kenward-Roger's method",
     "kr": "Kenward-Roger's method",
 }
-
-
-# ----------------------------------------------------------------------------------------
-# R's number formatting
-
-
-def _sig_parts(x: float, digits: int) -> tuple[int, int]:
-    """Exponent and number of significant digits of ``|x|`` shown to ``digits`` digits (R's ``scientific``).
-
-    ``|x|`` is rounded to ``digits`` significant digits, ``α·10^kp`` with
-    ``1 <= α < 10``; ``nsig`` is ``digits`` less the trailing zeros of α.
-    """
-    if x == 0:
-        return 0, 1
-    mant, exp = f"{abs(x):.{digits - 1}e}".split("e")
-    kp = int(exp)
-    d = mant.replace(".", "").rstrip("0")
-    return kp, max(1, len(d))
-
-
-def format_real(x: Sequence[float] | np.ndarray, digits: int = 7, nsmall: int = 0, na: str = "NA") -> list[str]:
-    """Format numbers with one common layout, as R's ``format(x, digits = digits)``.
-
-    For each finite ``x_i`` rounded to ``digits`` significant digits, with
-    ``kp_i = floor(log10|x_i|)`` and ``nsig_i`` significant digits left after
-    dropping trailing zeros, fixed notation needs
-    ``rgt = max_i(nsig_i - kp_i - 1)`` decimals and width
-    ``neg + max_i(max(kp_i + 1, 1)) + rgt + (rgt > 0)``; scientific notation
-    needs width ``neg + (mxns > 1) + mxns + 4`` with ``mxns = max_i nsig_i``.
-    Fixed notation is used when it is not wider (R's ``scipen = 0``).
-
-    Parameters
-    ----------
-    x : sequence of float
-    digits : int
-        Significant digits (R's ``digits``).
-    nsmall : int
-        Minimum number of decimals in fixed notation (R's ``nsmall``).
-    na : str
-        Text for missing values.
-
-    Returns
-    -------
-    list of str
-        The formatted numbers, right-justified to a common width.
-    """
-    v = np.asarray(x, dtype=float).ravel()
-    fin = np.isfinite(v)
-    out: list[str] = []
-    if fin.any():
-        neg = int(bool(np.any(v[fin] < 0)))
-        rgt, mxsl, mxns, mxe, mne = 0, 1, 1, -10**9, 10**9
-        for xi in v[fin]:
-            kp, nsig = _sig_parts(float(xi), digits)
-            left = kp + 1
-            rgt = max(rgt, nsig - left)
-            mxsl = max(mxsl, left if left > 0 else 1)
-            mxns = max(mxns, nsig)
-            mxe, mne = max(mxe, kp), min(mne, kp)
-        wF = neg + mxsl + rgt + (rgt > 0)
-        e = 2 if (mxe >= 100 or mne <= -99) else 1
-        d = mxns - 1
-        wE = neg + (d > 0) + d + 4 + e
-        fixed = wF <= wE
-        if fixed:
-            rgt = max(rgt, nsmall)
-        for xi, ok in zip(v, fin):
-            if not ok:
-                out.append(_nonfinite(xi, na))
-            elif fixed:
-                out.append(f"{xi:.{rgt}f}")
-            else:
-                out.append(f"{xi:.{d}e}")
-    else:
-        out = [_nonfinite(xi, na) for xi in v]
-    w = max((len(s) for s in out), default=0)
-    return [s.rjust(w) for s in out]
-
-
-def _nonfinite(x: float, na: str) -> str:
-    if np.isnan(x):
-        return na
-    return "Inf" if x > 0 else "-Inf"
-
-
-def _format1(x: float, digits: int = 7) -> str:
-    """Format one number as R's ``format(x, digits)``."""
-    return format_real([x], digits)[0]
-
-
-def format_pval(pv: Sequence[float] | np.ndarray, digits: int = 3, eps: float = EPS) -> list[str]:
-    """Format p-values as R's ``format.pval``.
-
-    Values below ``eps`` print as ``"< 2e-16"``; the others as
-    ``format(p, digits)``, fixed and scientific ones formatted separately
-    (fixed when ``floor(log10 p) >= -3``).
-
-    Parameters
-    ----------
-    pv : sequence of float
-    digits : int
-        Significant digits (printCoefmat uses ``dig.tst = digits - 1 = 3``).
-    eps : float
-        Smallest p-value printed as a number.
-
-    Returns
-    -------
-    list of str
-    """
-    p = np.asarray(pv, dtype=float).ravel()
-    out = ["NA"] * len(p)
-    ok = ~np.isnan(p)
-    is0 = ok & (p < eps)
-    rest = ok & ~is0
-    rr: list[str] = []
-    if rest.any():
-        idx = np.flatnonzero(rest)
-        vals = p[idx]
-        expo = np.floor(np.log10(np.where(vals > 0, vals, 1e-50)))
-        fixp = (expo >= -3) | (vals == 0)
-        for mask in (fixp, ~fixp):
-            if mask.any():
-                f = [s.strip() for s in format_real(vals[mask], digits)]
-                for i, s in zip(idx[mask], f):
-                    out[i] = s
-        rr = [out[i] for i in idx]
-    if is0.any():
-        dg = max(1, digits - 2)
-        if rr:
-            nc = max(len(s) for s in rr)
-            if dg > 1 and dg + 6 > nc:
-                dg = max(1, nc - 7)
-            sep = "" if (dg == 1 and nc <= 6) else " "
-        else:
-            sep = "" if dg == 1 else " "
-        txt = "<" + sep + _format1(eps, dg)
-        for i in np.flatnonzero(is0):
-            out[i] = txt
-    return out
-
-
-def signif_stars(pv: Sequence[float] | np.ndarray) -> list[str]:
-    """Significance codes of R's ``symnum``: ``***`` < 0.001 <= ``**`` < 0.01 <= ``*`` < 0.05 <= ``.`` < 0.1.
-
-    Parameters
-    ----------
-    pv : sequence of float
-
-    Returns
-    -------
-    list of str
-        One code per p-value (``" "`` above 0.1 and for missing values).
-    """
-    out = []
-    for p in np.asarray(pv, dtype=float).ravel():
-        if np.isnan(p) or p > 0.1:
-            out.append(" ")
-        elif p <= 0.001:
-            out.append("***")
-        elif p <= 0.01:
-            out.append("**")
-        elif p <= 0.05:
-            out.append("*")
-        else:
-            out.append(".")
-    return out
-
-
-def _zapsmall(x: np.ndarray, digits: int) -> np.ndarray:
-    """R's ``zapsmall``: ``round(x, max(0, digits - ceiling(log10(max|x|))))``."""
-    mx = float(np.max(np.abs(x))) if len(x) else 0.0
-    nd = max(0, digits - math.ceil(math.log10(mx))) if mx > 0 else digits
-    return np.round(x, nd)
-
-
-def _strip_chars(s: str, minlen: int) -> str:
-    """R's C routine behind ``abbreviate(use.classes = TRUE)`` for one string."""
-    b = list(s.lstrip())
-    while b and b[-1].isspace():
-        b.pop()
-    nspace = sum(c.isspace() for c in b)
-
-    def done() -> bool:
-        return len(b) - nspace <= minlen
-
-    if done():
-        return "".join(b)
-
-    def first_char(i: int) -> bool:
-        return b[i - 1].isspace()
-
-    def last_char(i: int) -> bool:
-        return not b[i - 1].isspace() and (i + 1 >= len(b) or b[i + 1].isspace())
-
-    def vowel(c: str) -> bool:
-        return c in "aeiou"
-
-    rules = (
-        lambda i: vowel(b[i]) and last_char(i),
-        lambda i: vowel(b[i]) and not first_char(i),
-        lambda i: b[i].islower() and last_char(i),
-        lambda i: b[i].islower() and not first_char(i),
-        lambda i: not first_char(i) and not b[i].isspace(),
-    )
-    for rule in rules:
-        i = len(b) - 1
-        while i > 0:
-            if i < len(b) and rule(i):
-                del b[i]
-            if done():
-                return "".join(b)
-            i -= 1
-    out = "".join(b)
-    if len(out) > minlen:
-        out = out.replace(" ", "")
-    return out
-
-
-def abbreviate(names: Sequence[str], minlength: int = 4) -> list[str]:
-    """Abbreviate names as R's ``abbreviate(names, minlength)`` (method ``"left.kept"``).
-
-    Lower-case vowels are dropped from the right (not at a word's start),
-    then lower-case letters, then any character, until the name has
-    ``minlength`` characters; names that collide are redone with a larger
-    ``minlength``.
-
-    Parameters
-    ----------
-    names : sequence of str
-    minlength : int
-
-    Returns
-    -------
-    list of str
-
-    Examples
-    --------
-    >>> abbreviate(["(Intercept)", "Days"], 6)
-    ['(Intr)', 'Days']
-    """
-    names = [str(n) for n in names]
-    out = list(names)
-    todo = [True] * len(names)
-    ml = minlength
-    while True:
-        for i, t in enumerate(todo):
-            if t:
-                out[i] = _strip_chars(names[i], ml)
-        dup = [out[i] in out[:i] for i in range(len(out))]
-        if not any(dup):
-            return out
-        ml += 1
-        dupvals = {out[i] for i, d in enumerate(dup) if d}
-        todo = [out[i] in dupvals for i in range(len(out))]
-
-
-# ----------------------------------------------------------------------------------------
-# R's printing of matrices and named vectors
-
-
-def _print_matrix(
-    cells: list[list[str]],
-    colnames: Sequence[str],
-    rownames: Sequence[str],
-    right: bool = True,
-) -> list[str]:
-    """Lines of R's ``print.default`` of a character matrix (``quote = FALSE``).
-
-    Row names are left-justified; cells and column names are right-justified
-    (``right = TRUE``) or left-justified; columns are separated by one space.
-    """
-    ncol = len(colnames)
-    rw = max((len(r) for r in rownames), default=0)
-    widths = [max([len(colnames[j])] + [len(row[j]) for row in cells]) for j in range(ncol)]
-
-    def just(s: str, w: int) -> str:
-        return s.rjust(w) if right else s.ljust(w)
-
-    lines = [" " * rw + "".join(" " + just(colnames[j], widths[j]) for j in range(ncol))]
-    for rn, row in zip(rownames, cells):
-        lines.append(rn.ljust(rw) + "".join(" " + just(row[j], widths[j]) for j in range(ncol)))
-    return lines
-
-
-def _print_named(values: Sequence[str], names: Sequence[str], gap: int = 1, width: int = WIDTH) -> list[str]:
-    """Lines of R's print of a named vector: right-justified fields of one width, wrapped at ``width``."""
-    w = max([len(s) for s in values] + [len(s) for s in names])
-    per = max(1, width // (w + gap))
-    lines = []
-    for s in range(0, len(values), per):
-        lines.append("".join(n.rjust(w) + " " * gap for n in names[s : s + per]))
-        lines.append("".join(v.rjust(w) + " " * gap for v in values[s : s + per]))
-    return lines
 
 
 # ----------------------------------------------------------------------------------------
@@ -382,7 +88,7 @@ class _Table:
     right: bool = False
 
     def lines(self) -> list[str]:
-        return _print_matrix(self.cells, self.colnames, self.rownames, right=self.right)
+        return print_matrix(self.cells, self.colnames, self.rownames, right=self.right)
 
 
 def _method_title(m: "FittedModel") -> str:
@@ -403,7 +109,7 @@ def _criterion(m: "FittedModel", digits: int) -> tuple[list[str], list[str]]:
     """Names and formatted values of lme4's ``.prt.aictab``: the REML criterion, or AIC, BIC,
     logLik, deviance and df.resid, rounded to ``digits`` decimals."""
     if m.REML:
-        return ["REML criterion at convergence"], [_format1(round(m.objective, digits))]
+        return ["REML criterion at convergence"], [format1(round(m.objective, digits))]
     vals = [m.aic, m.bic, m.loglik, m.deviance]
     txt = [s.strip() for s in format_real(np.round(vals, digits))] + [str(int(m.df_resid))]
     return ["AIC", "BIC", "logLik", "deviance", "df.resid"], txt
@@ -411,7 +117,7 @@ def _criterion(m: "FittedModel", digits: int) -> tuple[list[str], list[str]]:
 
 def _criterion_lines(reml: bool, names: list[str], vals: list[str]) -> list[str]:
     """The text of ``_criterion``: one line of the REML criterion, or a named vector."""
-    return [f"{names[0]}: {vals[0]} "] if reml else _print_named(vals, names)
+    return [f"{names[0]}: {vals[0]} "] if reml else print_named(vals, names)
 
 
 def _aic_lines(m: "FittedModel", digits: int) -> list[str]:
@@ -423,13 +129,13 @@ def _residual_quantiles(m: "FittedModel", digits: int) -> tuple[list[str], list[
     """Names and formatted values of lme4's ``.prt.resids``: type-7 quantiles of the Pearson residuals."""
     r = np.asarray(m.residuals("pearson", scaled=True), dtype=float)
     r = r[np.isfinite(r)]
-    q = _zapsmall(np.quantile(r, [0, 0.25, 0.5, 0.75, 1.0]), digits + 1)
+    q = zapsmall(np.quantile(r, [0, 0.25, 0.5, 0.75, 1.0]), digits + 1)
     return ["Min", "1Q", "Median", "3Q", "Max"], format_real(q, digits)
 
 
 def _residual_lines(names: list[str], vals: list[str]) -> list[str]:
     """lme4's ``.prt.resids``: the text of ``_residual_quantiles``."""
-    return ["Scaled residuals: ", *_print_named(vals, names), ""]
+    return ["Scaled residuals: ", *print_named(vals, names), ""]
 
 
 _VCGroups = list[tuple[str, list[str], np.ndarray, np.ndarray]]
@@ -563,7 +269,7 @@ def _coef_cells(tab: pd.DataFrame, digits: int = DIGITS, stars: bool = True) -> 
                 Cf[i][j] = f[i, jj]
                 x = xm[i, j]
                 if np.isfinite(x) and x != 0 and float(f[i, jj]) == 0:
-                    Cf[i][j] = _format1(x, max(1, digits - 1))
+                    Cf[i][j] = format1(x, max(1, digits - 1))
     t = format_real(np.round(xm[:, tst_ind], dig_tst), digits)
     for i in range(nr):
         Cf[i][tst_ind] = t[i]
@@ -1015,7 +721,7 @@ def short_text(m: "FittedModel") -> str:
     fe = m.fixef
     if fe.size:
         lines.append("Fixed Effects:")
-        lines += _print_named(format_real(fe.to_numpy(), digits), [str(n) for n in fe.index], gap=2)
+        lines += print_named(format_real(fe.to_numpy(), digits), [str(n) for n in fe.index], gap=2)
     else:
         lines.append("No fixed effect coefficients")
     lines += _warning_lines(m)

@@ -26,7 +26,7 @@ from sparselmm.frame.dask_design import DaskDesign
 from sparselmm.frame.rows import group_columns, read_as_the_fit
 from sparselmm.stats.ftests import anova_table
 from sparselmm.stats.kenward_roger import kenward_roger_se_df
-from sparselmm.stats.profile import profile_intervals, sdcor_from_theta, varpar_names
+from sparselmm.stats.profile import profile_intervals, varpar_names
 from sparselmm.stats.satterthwaite import aux_state, satterthwaite, satterthwaite_df
 from sparselmm.stats.simulate import simulate
 from sparselmm.spec.terms import level_codes
