@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sparselmm import datasets
+from sparselmm import datasets, families
 from sparselmm.errors import (
     ArgumentError,
     ConvergenceError,
@@ -24,6 +24,7 @@ from sparselmm.stats.ranova import ranova_table as ranova
 from sparselmm.api import fit_design, lmer
 from sparselmm.fitting.control import FitControl
 from sparselmm.model import LinearMixedModel
+from sparselmm.glmm import GeneralizedLinearMixedModel, glmer
 from sparselmm.persistence import load, save
 from sparselmm.stats.rmanova import RMAnovaResult, rm_anova
 from sparselmm.transforms import group_center
@@ -32,6 +33,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "lmer",
+    "glmer",
+    "GeneralizedLinearMixedModel",
+    "families",
     "anova",
     "contest",
     "drop1",

@@ -6,7 +6,7 @@ installed with the wheel as the package ``sparselmm._data``; see
 
 >>> from sparselmm import datasets
 >>> datasets.names()[:3]
-['Dyestuff', 'Dyestuff2', 'Hsb82']
+['Arabidopsis', 'Contraception', 'Dyestuff']
 >>> datasets.load("sleepstudy").shape
 (180, 3)
 """
@@ -39,6 +39,11 @@ _CATALOGUE: dict[str, tuple[str, tuple[str, ...]]] = {
     "grocery": ("grocery.csv", ("item", "store")),
     "timss": ("timss1997_surrogate.txt", ("idschool", "idstudent", "grade", "gender")),
     "repeated": ("repeated.csv", ("subject", "occasion", "treatment")),
+    "cbpp": ("cbpp.csv", ("herd", "period")),
+    "grouseticks": ("grouseticks.csv", ("INDEX", "BROOD", "YEAR", "LOCATION")),
+    "VerbAgg": ("VerbAgg.csv", ("Gender", "item", "resp", "id", "btype", "situ", "mode", "r2")),
+    "Arabidopsis": ("Arabidopsis.csv", ("reg", "popu", "amd", "status")),
+    "Contraception": ("Contraception.csv", ("woman", "district", "use", "livch", "urban")),
 }
 
 _TIMSS_FACTORS = ("idschool", "idstudent", "grade", "gender")

@@ -9,7 +9,7 @@ from sparselmm import datasets
 def test_names_lists_every_bundled_set():
     assert datasets.names() == sorted(
         ["sleepstudy", "Dyestuff", "Dyestuff2", "Penicillin", "Pastes", "InstEval", "cake", "Hsb82", "grocery",
-         "timss", "repeated"]
+         "timss", "repeated", "cbpp", "grouseticks", "VerbAgg", "Arabidopsis", "Contraception"]
     )
 
 

@@ -600,7 +600,7 @@ def test_kenward_roger_with_an_exactly_singular_information_matrix(monkeypatch):
     rng = np.random.default_rng(2)
     df = pd.DataFrame({"y": rng.normal(size=30), "z": rng.normal(size=30) * 300, "h": np.repeat(list("abc"), 10)})
     df["h2"] = df.h.map({"a": 3, "b": 1, "c": 2})
-    monkeypatch.setattr(mf, "check_terms", lambda terms, n: None)  # the design refused above, built all the same
+    monkeypatch.setattr(mf, "check_terms", lambda terms, n, residual_variance=True: None)  # the design refused above, built all the same
     d = mf.design("y ~ z + (1 | h2) + (z | h)", df)
     adj = _quiet(kr_adjustment_at, d, np.array([0.0, 0.45, 2.7e-4, 0.0]))
     assert np.all(np.isfinite(adj.vcov_adj))

@@ -127,13 +127,14 @@ def test_no_private_name_from_another_module(name):
 
 #: the layers, bottom up: a module may import from its own layer and the ones below only
 LAYERS = [
-    {"sparselmm.errors", "sparselmm.validate", "sparselmm.threads", "sparselmm.progress"},
+    {"sparselmm.errors", "sparselmm.validate", "sparselmm.threads", "sparselmm.progress", "sparselmm.families"},
     {"sparselmm.spec"},
     {"sparselmm.backends"},
     {"sparselmm.frame"},
     {"sparselmm.fitting"},
     {"sparselmm.stats", "sparselmm.report", "sparselmm.persistence"},
-    {"sparselmm.model", "sparselmm.dask_model", "sparselmm.api", "sparselmm.transforms", "sparselmm.datasets"},
+    {"sparselmm.model", "sparselmm.dask_model", "sparselmm.api", "sparselmm.transforms", "sparselmm.datasets",
+     "sparselmm.glmm"},
     {"sparselmm", "sparselmm.cli", "sparselmm.__main__"},
 ]
 

@@ -42,4 +42,4 @@ def test_wheel_ships_every_data_set(tmp_path):
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert run.returncode == 0, run.stderr
     assert "InstEval (73421, 7)" in run.stdout and "timss (7097, 7)" in run.stdout
-    assert len([ln for ln in run.stdout.splitlines() if ln]) == 12
+    assert len([ln for ln in run.stdout.splitlines() if ln]) == 17

@@ -1087,6 +1087,7 @@ def design(
     offset: Any = None,
     na_action: str = "omit",
     contrasts: Mapping[str, str] | None = None,
+    residual_variance: bool = True,
 ) -> Design:
     """Build the design of a linear mixed model from an lme4 formula (lme4's ``lFormula``).
 
@@ -1112,6 +1113,11 @@ def design(
         ``"contr.helmert"``, ``"contr.poly"``, ``"contr.SAS"``; columns named as R names them
         (``store1``, ``store2``, ... for sums).
 
+    residual_variance : bool
+        Whether the model estimates a residual variance (lme4's ``useSc``; False for a
+        binomial or Poisson GLMM, :func:`sparselmm.glmer`): the checks that each grouping
+        factor has fewer levels, and each term fewer random effects, than observations apply
+        only then.
     Returns
     -------
     Design
@@ -1206,7 +1212,7 @@ def design(
                                 categories=categories))
     checks.check_random_terms(terms, formula)
     terms = order_terms(terms)
-    check_terms(terms, n)
+    check_terms(terms, n, residual_variance)
 
     # the checks on the reduced statistics, as a Dask design makes them (here the whole frame is its
     # one partition, and the tests a Gram matrix does not settle are made on the rows).  The rank

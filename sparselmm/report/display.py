@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "summary_text",
+    "glmm_summary_text",
     "summary_html",
     "short_text",
     "VarCorr",
@@ -190,9 +191,10 @@ def _vc_table(groups: _VCGroups, sigma: float, digits: int, comp: Sequence[str])
             grp_col.append(grp if i == 0 else "")
             name_col.append(n)
         sds.extend(sd.tolist())
-    grp_col.append("Residual")
-    name_col.append("")
-    sds.append(sigma)
+    if not np.isnan(sigma):  # no residual row for a GLMM without a dispersion (binomial, Poisson)
+        grp_col.append("Residual")
+        name_col.append("")
+        sds.append(sigma)
     sd_arr = np.asarray(sds)
     cols: list[list[str]] = [grp_col, name_col]
     colnames = ["Groups", "Name"]
@@ -210,7 +212,8 @@ def _vc_table(groups: _VCGroups, sigma: float, digits: int, comp: Sequence[str])
             cc = np.array(f, dtype=object).reshape(k, k)
             for i in range(k):
                 corr_rows.append([cc[i, j] if j < i else "" for j in range(ccols)])
-        corr_rows.append([""] * ccols)
+        if not np.isnan(sigma):
+            corr_rows.append([""] * ccols)
         for j in range(ccols):
             cols.append([r[j] for r in corr_rows])
             colnames.append("Corr" if j == 0 else "")
@@ -725,4 +728,43 @@ def short_text(m: "FittedModel") -> str:
     else:
         lines.append("No fixed effect coefficients")
     lines += _warning_lines(m)
+    return "\n".join(lines) + "\n"
+
+
+def glmm_summary_text(m: Any) -> str:
+    """Text of lme4's ``summary()`` of a GLMM (``summary(<glmerMod>)``).
+
+    Sections: the title with the approximation, the family and link, the formula, AIC, BIC,
+    logLik, deviance (``-2 logLik``, as lme4's summary labels it) and df.resid, the quantiles of
+    the scaled Pearson residuals, the random effects (variances and standard deviations), the
+    numbers of observations and groups, glmer's coefficient table (z tests) and the correlation of
+    the fixed effects.
+
+    Parameters
+    ----------
+    m : GeneralizedLinearMixedModel
+
+    Returns
+    -------
+    str
+    """
+    approx = "Laplace Approximation" if m.nAGQ == 1 else f"Adaptive Gauss-Hermite Quadrature, nAGQ = {m.nAGQ}"
+    if m.nAGQ == 0:
+        approx = "Adaptive Gauss-Hermite Quadrature, nAGQ = 0"
+    lines = [f"Generalized linear mixed model fit by maximum likelihood ({approx}) ['glmerMod']",
+             f" Family: {m.family.name}  ( {m.family.link.name} )", f"Formula: {m.formula}", ""]
+    vals = [m.aic, m.bic, m.loglik, -2.0 * m.loglik]
+    names = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
+    lines += print_named(format_real(np.round(vals, 1), DIGITS) + [str(int(m.df_resid))], names)
+    lines.append("")
+    r = np.asarray(m.residuals("pearson").to_numpy(), dtype=float) / (1.0 if m.family.dispersion_free else m.sigma)
+    r = r[np.isfinite(r)]
+    q = zapsmall(np.quantile(r, [0, 0.25, 0.5, 0.75, 1.0]), DIGITS + 1)
+    lines += _residual_lines(["Min", "1Q", "Median", "3Q", "Max"], format_real(q, DIGITS))
+    lines += ["Random effects:", *str(VarCorr(m.varcorr(), comp=("Variance", "Std.Dev."), digits=DIGITS)).splitlines()]
+    lines.append(_groups_text(m.nobs, m.ngroups))
+    lines += ["", "Fixed effects:", *_coef_lines(*_coef_cells(m.coef_table()))]
+    lines += _fixef_corr_text(_fixef_corr(m))
+    if m.singular:
+        lines += ["optimizer (bobyqa) convergence code: 0 (OK)", "boundary (singular) fit: see help('isSingular')"]
     return "\n".join(lines) + "\n"

@@ -249,7 +249,7 @@ def order_terms(terms: list[RandomTerm]) -> list[RandomTerm]:
     return terms
 
 
-def check_terms(terms: list[RandomTerm], n: int) -> None:
+def check_terms(terms: list[RandomTerm], n: int, residual_variance: bool = True) -> None:
     """lme4's identifiability checks on the random-effects terms.
 
     Raises
@@ -257,7 +257,9 @@ def check_terms(terms: list[RandomTerm], n: int) -> None:
     ModelSpecError
         A grouping factor with fewer than 2 levels, as many levels as
         observations (lme4's ``check.nobs.vs.nlev``), or a term with at least
-        as many random effects as observations (``check.nobs.vs.nRE``).
+        as many random effects as observations (``check.nobs.vs.nRE``); the last two
+        only with ``residual_variance`` (a model with σ to estimate: lme4's ``useSc``;
+        a binomial or Poisson GLMM may have one level per observation).
     """
     seen: dict[tuple, str] = {}
     for t in terms:
@@ -284,13 +286,13 @@ def check_terms(terms: list[RandomTerm], n: int) -> None:
                 f"grouping factor {t.group!r} in {t.bar.text!r} has {t.nlevels} level; "
                 "a random effect needs at least 2 sampled levels"
             )
-        if t.nlevels >= n:
+        if t.nlevels >= n and residual_variance:  # lme4 checks these where σ is estimated (useSc) only
             raise ModelSpecError(
                 f"grouping factor {t.group!r} has {t.nlevels} levels for {n} observations: the number of levels "
                 "must be < the number of observations (each level needs replication), "
                 "or the random effect cannot be told from the residual"
             )
-        if t.q >= n and t.k > 1:
+        if t.q >= n and t.k > 1 and residual_variance:
             raise ModelSpecError(
                 f"term {t.bar.text!r} has {t.q} random effects ({t.nlevels} levels × {t.k} columns) for {n} "
                 "observations: the random-effects parameters and the residual variance are unidentifiable; "

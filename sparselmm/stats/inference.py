@@ -138,10 +138,16 @@ def anova(*models: "FittedModel", names: Sequence[str] | None = None, refit: boo
         ``npar, AIC, BIC, logLik, deviance, Chisq, Df, Pr(>Chisq)``; ``attrs["refitted_ML"]``
         tells whether a refit happened.
     """
-    for i, mi in enumerate(models, 1):
-        validate.instance(mi, f"anova's argument {i}", FittedModel, "a fitted LinearMixedModel")
+    glmm = [getattr(mi, "family", None) is not None and hasattr(mi, "nAGQ") for mi in models]  # glmer fits
+    for i, (mi, g) in enumerate(zip(models, glmm), 1):
+        if not g:
+            validate.instance(mi, f"anova's argument {i}", FittedModel, "a fitted LinearMixedModel")
+    if any(glmm) and not all(glmm):
+        raise ArgumentError("anova compares lmer fits with lmer fits and glmer fits with glmer fits, not the two")
     refit = validate.flag(refit, "refit")
     if len(models) == 1:
+        if glmm[0]:
+            raise ArgumentError("anova of one glmer fit (an F-table) is not available; compare two nested fits")
         return anova_table(models[0], type=type, ddf=ddf)
     if len(models) < 2:
         raise ArgumentError("anova needs a model (its F-table) or several models to compare")
@@ -159,7 +165,7 @@ def anova(*models: "FittedModel", names: Sequence[str] | None = None, refit: boo
     for i, mi in enumerate(models[1:], 2):
         _check_same_data(models[0], mi, names[0], names[i - 1])
     refitted = False
-    if refit and any(m.REML for m in models):
+    if refit and any(getattr(m, "REML", False) for m in models):
         warnings.warn("refitting model(s) with ML (instead of REML)", SparseLMMWarning, stacklevel=2)
         models = tuple(m.refit(REML=False) if m.REML else m for m in models)
         refitted = True
@@ -168,12 +174,12 @@ def anova(*models: "FittedModel", names: Sequence[str] | None = None, refit: boo
     prev = None
     for i in order:
         m = models[i]
-        dev = m.deviance
+        dev = -2.0 * m.loglik  # lme4's anova column: for glmer fits too (their deviance() is another number)
         row = {"npar": m.npar, "AIC": m.aic, "BIC": m.bic, "logLik": m.loglik, "deviance": dev}
         if prev is None:
             row.update({"Chisq": np.nan, "Df": np.nan, "Pr(>Chisq)": np.nan})
         else:
-            chisq = max(prev.deviance - dev, 0.0)
+            chisq = max(-2.0 * prev.loglik - dev, 0.0)
             ddf = m.npar - prev.npar
             row.update(
                 {"Chisq": chisq, "Df": ddf, "Pr(>Chisq)": stats.chi2.sf(chisq, ddf) if ddf > 0 else np.nan}

@@ -1,0 +1,232 @@
+"""Penalised iteratively reweighted least squares and the Laplace deviance of a GLMM (lme4's
+``glmResp`` beside ``merPredD``, and its ``pwrssUpdate``/``glmerLaplace``).
+
+For a generalised linear mixed model with linear predictor ``η = Xβ + ZΛu + offset``, mean
+``μ = g⁻¹(η)`` and spherical random effects ``u ~ N(0, I)``, the conditional modes ``ũ`` at given
+``(θ, β)`` minimise the penalised deviance ``Σ dᵢ(yᵢ, μᵢ) + ‖u‖²`` (``dᵢ`` the family's deviance
+residuals with the prior weights).  PIRLS finds them by Fisher scoring: with working weights
+``wᵢ = aᵢ μ'(ηᵢ)²/V(μᵢ)`` and working residuals ``rᵢ = (yᵢ - μᵢ)/μ'(ηᵢ)``,
+
+.. math::
+
+    M = ΛᵀZᵀWZΛ + I,\\qquad δ = M^{-1}(ΛᵀZᵀW r - u),
+
+halving the step while the penalised deviance does not decrease, until its relative change is
+below ``tol`` (lme4's ``tolPwrss`` is 1e-7) and the step below ``100·tol``.  For ``nAGQ = 0`` β is a coordinate of the same
+scoring step (the Schur complement of M in the ``(u, β)`` system).  The Laplace approximation of
+the deviance is lme4's
+
+.. math::
+
+    -2\\log L(θ, β) \\approx \\log\\det M + ‖ũ‖² + \\mathrm{aic}(y, n, μ, a),
+
+``aic`` the family's ``-2`` log-likelihood (R's ``family$aic``), with ``M`` at the weights of
+the conditional modes (lme4 reports the factor of its last scoring step, one step before: the
+two agree to PIRLS's tolerance, and this one is a smooth function of ``(θ, β)``).  ``M`` is factored by CHOLMOD, analysed once per state and
+refactored in place per step; ``ΛᵀZᵀWZΛ`` is formed from ``ZΛ`` (``n × q``, the nonzeros of Z),
+so a step costs the nonzeros of Z, not ``n·q``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+from sparselmm.errors import ConvergenceError
+
+__all__ = ["GLMMProblem", "PIRLSState", "PIRLSResult"]
+
+
+@dataclass
+class GLMMProblem:
+    """What PIRLS reads of a model: the response and its family, the model matrices.
+
+    Attributes
+    ----------
+    family : sparselmm.families.Family
+    y : numpy.ndarray
+        The response as the family takes it (binomial: proportions of successes).
+    n_trials : numpy.ndarray
+        Binomial trials per row (1 elsewhere): R's ``n`` of ``family$aic``.
+    prior_weights : numpy.ndarray
+        R's prior ``weights`` (binomial: the trials when the response was ``cbind``).
+    offset : numpy.ndarray
+    X : numpy.ndarray
+        n × p.
+    Zt : scipy.sparse.csc_matrix
+        q × n.
+    design : Any
+        The :class:`~sparselmm.frame.modelframe.Design` (terms, Λ's pattern and θ's layout).
+    mustart : numpy.ndarray, optional
+        The family's starting means (R's ``mustart``), for the GLM that starts β.
+    """
+
+    family: Any
+    y: np.ndarray
+    n_trials: np.ndarray
+    prior_weights: np.ndarray
+    offset: np.ndarray
+    X: np.ndarray
+    Zt: sp.csc_matrix
+    design: Any
+    mustart: np.ndarray | None = None
+
+
+@dataclass
+class PIRLSResult:
+    """The state at the conditional modes for one ``(θ, β)``."""
+
+    u: np.ndarray
+    beta: np.ndarray
+    eta: np.ndarray
+    mu: np.ndarray
+    ldL2: float
+    sqrL: float
+    dev_sum: float
+    aic: float
+    iterations: int
+
+    @property
+    def laplace(self) -> float:
+        """lme4's Laplace deviance ``log det M + ‖u‖² + aic``."""
+        return self.ldL2 + self.sqrL + self.aic
+
+
+class PIRLSState:
+    """PIRLS for one GLMM problem: the CHOLMOD analysis of ``M``'s pattern, done once.
+
+    Parameters
+    ----------
+    problem : GLMMProblem
+    tol : float
+        Relative change of the penalised deviance that ends PIRLS (lme4's ``tolPwrss``).
+    maxit : int
+        Most scoring steps (lme4 allows 30; the tighter stop here may take more under a
+        non-canonical link, whose Fisher scoring converges linearly).
+    """
+
+    def __init__(self, problem: GLMMProblem, tol: float = 1e-7, maxit: int = 100) -> None:
+        from sksparse.cholmod import analyze
+
+        self.pb = problem
+        self.tol, self.maxit = tol, maxit
+        d = problem.design
+        self.q, self.p = d.q, problem.X.shape[1]
+        self.Z = problem.Zt.T.tocsr()  # n × q
+        Lam = d.Lambda(np.where(d.lower == 0, 1.0, 0.5)).tocsc()  # a θ with every entry of the pattern nonzero
+        ZL = (self.Z @ Lam).tocsc()
+        M = (ZL.T @ ZL + sp.identity(self.q, format="csc")).tocsc()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.factor = analyze(M)
+        self.u_start = np.zeros(self.q)
+
+    # ----- the pieces per step ------------------------------------------------------
+    def _mu(self, eta: np.ndarray) -> np.ndarray:
+        return self.pb.family.link.linkinv(eta)
+
+    def _pdev(self, mu: np.ndarray, u: np.ndarray) -> float:
+        fam, pb = self.pb.family, self.pb
+        return float(np.sum(fam.dev_resids(pb.y, mu, pb.prior_weights)) + u @ u)
+
+    def run(self, theta: np.ndarray, beta: np.ndarray, u0: np.ndarray | None = None, *,
+            update_beta: bool = False) -> PIRLSResult:
+        """PIRLS at θ from ``(β, u0)``: the conditional modes (and β too with ``update_beta``, lme4's
+        ``nAGQ = 0``), and the pieces of the Laplace deviance.
+
+        Raises
+        ------
+        ConvergenceError
+            When the step halvings fail to reduce the penalised deviance or ``maxit`` steps do not
+            converge (lme4's "PIRLS step-halvings failed", "pwrssUpdate did not converge").
+        """
+        pb, fam = self.pb, self.pb.family
+        d = pb.design
+        Lam = d.Lambda(np.asarray(theta, dtype=float)).tocsc()
+        ZL = (self.Z @ Lam).tocsc()  # n × q
+        ZLt = ZL.T.tocsc()
+        u = np.array(self.u_start if u0 is None else u0, dtype=float)
+        beta = np.array(beta, dtype=float)
+        X = pb.X
+        eta = X @ beta + pb.offset + ZL @ u
+        with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+            mu = self._mu(eta)
+            pdev = self._pdev(mu, u)
+        old = np.inf
+        ldL2 = np.nan
+        for it in range(1, self.maxit + 1):
+            with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+                me = fam.link.mu_eta(eta)
+                w = pb.prior_weights * me * me / fam.variance(mu)
+                r = (pb.y - mu) / me
+            M = (ZLt @ sp.diags(w) @ ZL + sp.identity(self.q, format="csc")).tocsc()
+            try:
+                self.factor.cholesky_inplace(M)
+            except Exception as e:  # not positive definite: non-finite weights
+                raise ConvergenceError(f"PIRLS: the factorisation failed at θ = {theta} ({e})") from None
+            ldL2 = float(self.factor.logdet())
+            ru = ZLt @ (w * r) - u
+            if update_beta:
+                WX = X * w[:, None]
+                ZtWX = np.asarray(ZLt @ WX)  # q × p
+                V = self.factor(ZtWX)
+                S = X.T @ WX - ZtWX.T @ V
+                a = self.factor(ru)
+                db = sla.solve(S, WX.T @ r - ZtWX.T @ a, assume_a="pos")
+                du = a - V @ db
+            else:
+                db = np.zeros_like(beta)
+                du = self.factor(ru)
+            # lme4's order: the full step, the convergence test on it, then (only if the deviance rose)
+            # at most 10 halvings toward the previous point
+            fac = 1.0
+            for k in range(11):
+                u_new, b_new = u + fac * du, beta + fac * db
+                with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+                    eta_new = X @ b_new + pb.offset + ZL @ u_new
+                    mu_new = self._mu(eta_new)
+                    pdev_new = self._pdev(mu_new, u_new)
+                if k == 0 and np.isfinite(pdev_new) and abs(pdev - pdev_new) < self.tol * abs(pdev_new):
+                    break
+                if np.isfinite(pdev_new) and pdev_new <= pdev:
+                    break
+                fac /= 2.0
+            if not np.isfinite(pdev_new) or pdev_new - pdev > self.tol * abs(pdev):
+                raise ConvergenceError(f"PIRLS step-halvings failed to reduce the deviance at θ = {theta}")
+            u, beta, eta, mu = u_new, b_new, eta_new, mu_new
+            old, pdev = pdev, pdev_new
+            # converged: the deviance settled (lme4's test) and the step itself is small — the deviance is
+            # flat at the modes, so its change alone can stop Fisher scoring (linear under a non-canonical
+            # link) while u is still ~√tol away, and log|M| moves with u to first order
+            step = max(float(np.max(np.abs(fac * du), initial=0.0)),
+                       float(np.max(np.abs(fac * db) / np.maximum(1.0, np.abs(beta)), initial=0.0)))
+            if abs(old - pdev) < self.tol * abs(pdev) and step <= 100.0 * self.tol:
+                break
+        else:
+            raise ConvergenceError(f"PIRLS did not converge in {self.maxit} iterations at θ = {theta}")
+        # log det M at the weights of the conditional modes themselves: lme4 reports the factor of its
+        # last step (the weights one step before), whose value depends on where PIRLS started by the
+        # size of that step; at the modes it is a smooth function of (θ, β), as the optimiser and the
+        # finite differences of the Hessian need (the two agree to PIRLS's tolerance)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+            me = fam.link.mu_eta(eta)
+            w = pb.prior_weights * me * me / fam.variance(mu)
+        self.factor.cholesky_inplace((ZLt @ sp.diags(w) @ ZL + sp.identity(self.q, format="csc")).tocsc())
+        ldL2 = float(self.factor.logdet())
+        with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+            dev = fam.dev_resids(pb.y, mu, pb.prior_weights)
+            aic = float(fam.aic(pb.y, pb.n_trials, mu, pb.prior_weights, float(np.sum(dev))))
+        return PIRLSResult(u=u, beta=beta, eta=eta, mu=mu, ldL2=ldL2, sqrL=float(u @ u), dev_sum=float(np.sum(dev)),
+                           aic=aic, iterations=it)
+
+    def laplace(self, theta: np.ndarray, beta: np.ndarray, u0: np.ndarray | None = None) -> float:
+        """lme4's stage-2 deviance at ``(θ, β)`` (``inf`` where PIRLS fails)."""
+        try:
+            return self.run(theta, beta, u0).laplace
+        except ConvergenceError:
+            return np.inf

@@ -1,0 +1,419 @@
+"""Generalised linear mixed models: :func:`glmer` (lme4's ``glmer``) and the fitted model.
+
+The design is the linear model's (:func:`sparselmm.design`: the same formula grammar, Z, Λ's
+pattern and θ's layout); the response is the family's (:mod:`sparselmm.families`): a binomial
+response may be 0/1, a factor (its first level a failure), proportions with ``weights=`` the
+trials, or ``cbind(successes, failures)``.  The fit is lme4's PIRLS and Laplace approximation
+(:mod:`sparselmm.fitting.pirls`) and its two-stage optimisation
+(:mod:`sparselmm.fitting.glmer_search`).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from sparselmm import families, validate
+from sparselmm.errors import ArgumentError, DataError, FormulaError, SingularFitWarning
+from sparselmm.fitting.glmer_search import GLMMFit, deviance_hessian, fit_glmm, rx_vcov
+from sparselmm.fitting.pirls import GLMMProblem
+from sparselmm.frame.dask_design import is_dask_dataframe
+from sparselmm.frame.modelframe import Design, design
+from sparselmm.stats import inference
+from sparselmm.threads import single_threaded
+
+__all__ = ["glmer", "GeneralizedLinearMixedModel"]
+
+_Y = "sparselmm_glmer_response_"
+_N = "sparselmm_glmer_trials_"
+
+
+def _split_formula(formula: str) -> tuple[str, str]:
+    depth = 0
+    for i, ch in enumerate(formula):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "~" and depth == 0:
+            return formula[:i].strip(), formula[i + 1 :].strip()
+    raise FormulaError(f"the formula {formula!r} has no '~'")
+
+
+def _split_args(text: str) -> list[str]:
+    out, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch in "(["
+        depth -= ch in ")]"
+        if ch == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    out.append(cur.strip())
+    return out
+
+
+def _evaluate(expr: str, data: pd.DataFrame, what: str) -> np.ndarray:
+    name = expr.strip().strip("`")
+    if name in data.columns:
+        return data[name].to_numpy()
+    try:
+        v = data.eval(expr.replace("`", ""), engine="python")
+    except Exception as e:  # noqa: BLE001 - any failure of the expression is the user's to fix
+        raise FormulaError(f"{what} {expr!r} cannot be evaluated on the data: {e}") from None
+    return np.asarray(v)
+
+
+def _response(formula: str, data: pd.DataFrame, fam: Any, weights: Any) -> tuple[str, pd.DataFrame, Any]:
+    """The formula and data with the response in the family's terms: a binomial ``cbind(s, f)``
+    as proportions with the trials as prior weights (times any given), a factor or boolean as 0/1."""
+    lhs, rhs = _split_formula(formula)
+    m = re.fullmatch(r"cbind\s*\((.*)\)", lhs, flags=re.S)
+    if m:
+        if fam.name != "binomial":
+            raise FormulaError(f"cbind(successes, failures) is a binomial response; the family is {fam.name}")
+        args = _split_args(m.group(1))
+        if len(args) != 2:
+            raise FormulaError(f"cbind() in the response takes two columns (successes, failures), got {len(args)}")
+        s = np.asarray(_evaluate(args[0], data, "the successes"), dtype=float)
+        f = np.asarray(_evaluate(args[1], data, "the failures"), dtype=float)
+        tot = s + f
+        bad = np.isfinite(tot) & ((s < 0) | (f < 0) | (s != np.round(s)) | (f != np.round(f)))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(f"cbind({args[0]}, {args[1]}): counts must be non-negative integers; row {data.index[i]!r} "
+                            f"has {s[i]:g} and {f[i]:g}")
+        if np.any(np.isfinite(tot) & (tot == 0)):
+            raise DataError(f"cbind({args[0]}, {args[1]}): a row with no trials (successes + failures = 0)")
+        out = data.copy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[_Y] = s / tot
+        w = tot
+        if weights is not None:
+            w0 = out[weights].to_numpy(dtype=float) if isinstance(weights, str) else np.asarray(weights, dtype=float)
+            w = w * w0
+        out[_N] = w
+        return f"{_Y} ~ {rhs}", out, _N
+    name = lhs.strip("`")
+    if name in data.columns:
+        col = data[name]
+        if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype == object or col.dtype == bool or \
+                pd.api.types.is_string_dtype(col.dtype):
+            if fam.name != "binomial":
+                raise DataError(f"the response {name!r} is not numeric: a factor response needs family='binomial'")
+            if col.dtype == bool:
+                y = col.astype(float)
+            else:
+                cat = col if isinstance(col.dtype, pd.CategoricalDtype) else col.astype("category")
+                if len(cat.cat.categories) < 2:
+                    raise DataError(f"the response {name!r} has one level only")
+                y = pd.Series(np.where(cat.isna(), np.nan, (cat.cat.codes > 0).astype(float)), index=col.index)
+            out = data.copy()
+            out[_Y] = y  # R: the first level is a failure, every other a success
+            return f"{_Y} ~ {rhs}", out, weights
+    return formula, data, weights
+
+
+class GeneralizedLinearMixedModel:
+    """A fitted GLMM (lme4's ``glmerMod``): lme4's accessors.
+
+    Parameters
+    ----------
+    design : Design
+    problem : GLMMProblem
+    fit : GLMMFit
+    nAGQ : int
+    formula : str
+    """
+
+    def __init__(self, design: Design, problem: GLMMProblem, fit: GLMMFit, nAGQ: int, formula: str) -> None:
+        self.design, self.problem, self._fit, self.nAGQ = design, problem, fit, nAGQ
+        self.formula = formula
+        self.family = problem.family
+
+    # ----- estimates ----------------------------------------------------------------
+    @property
+    def theta(self) -> np.ndarray:
+        """θ at the optimum (lme4's layout)."""
+        return self._fit.theta.copy()
+
+    @property
+    def fixef(self) -> pd.Series:
+        """β̂ with the fixed effects' names."""
+        return pd.Series(self._fit.beta, index=self.design.X_names, name="Estimate")
+
+    @property
+    def b(self) -> np.ndarray:
+        """The conditional modes ``b = Λu`` in Z's column order."""
+        return np.asarray(self.design.Lambda(self._fit.theta) @ self._fit.result.u)
+
+    @property
+    def u(self) -> np.ndarray:
+        """The spherical conditional modes ``u``."""
+        return self._fit.result.u.copy()
+
+    @property
+    def sigma(self) -> float:
+        """1 for families without a dispersion (binomial, Poisson); else lme4's ``sigmaML``:
+        ``√(pwrss/n)``, the working-weighted residual sum of squares plus ``‖u‖²`` at the modes."""
+        if self.family.dispersion_free:
+            return 1.0
+        pb, fam, r = self.problem, self.family, self._fit.result
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            me = fam.link.mu_eta(r.eta)
+            w = pb.prior_weights * me * me / fam.variance(r.mu)
+            wr = (pb.y - r.mu) / me
+        return float(np.sqrt((np.sum(w * wr * wr) + r.sqrL) / self.nobs))
+
+    @property
+    def objective(self) -> float:
+        """The deviance lme4 minimised (Laplace, or nAGQ = 0's): ``-2 logLik``."""
+        return float(self._fit.result.laplace)
+
+    @property
+    def loglik(self) -> float:
+        """lme4's ``logLik``: minus half the Laplace deviance."""
+        return -0.5 * self.objective
+
+    @property
+    def npar(self) -> int:
+        """Parameters counted by AIC: β, θ and, for families with a dispersion, σ."""
+        return len(self._fit.beta) + len(self._fit.theta) + (0 if self.family.dispersion_free else 1)
+
+    @property
+    def aic(self) -> float:
+        """lme4's AIC."""
+        return -2.0 * self.loglik + 2.0 * self.npar
+
+    @property
+    def bic(self) -> float:
+        """lme4's BIC."""
+        return -2.0 * self.loglik + np.log(self.nobs) * self.npar
+
+    @property
+    def nobs(self) -> int:
+        """Observations used."""
+        return int(self.design.n)
+
+    @property
+    def df_resid(self) -> int:
+        """lme4's ``df.residual``: observations less the parameters."""
+        return self.nobs - self.npar
+
+    @property
+    def deviance(self) -> float:
+        """lme4 1.1's ``deviance(m)`` of a GLMM: the sum of the squared deviance residuals at the
+        conditional modes."""
+        return float(self._fit.result.dev_sum)
+
+    @property
+    def singular(self) -> bool:
+        """lme4's ``isSingular``: some θ with lower bound 0 is below 1e-4."""
+        return bool(np.any(self._fit.theta[self.design.lower == 0] < 1e-4))
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        """Grouping factor -> number of levels."""
+        return self.design.ngroups
+
+    # ----- covariance of β̂ --------------------------------------------------------
+    @cached_property
+    def _hessian(self) -> np.ndarray:
+        f = self._fit
+        return deviance_hessian(f.state, f.theta, f.beta, f.result.u)
+
+    def vcov_matrix(self, use_hessian: bool = True) -> np.ndarray:
+        """Var(β̂): by default lme4's, from the Hessian of the Laplace deviance in ``(θ, β)``
+        (``2 H⁻¹``'s β block); ``use_hessian=False`` for the one from the PIRLS system at the
+        conditional modes (lme4's ``vcov(use.hessian = FALSE)``), times σ² where the family has
+        a dispersion."""
+        use_hessian = validate.flag(use_hessian, "use_hessian")
+        m = len(self._fit.theta)
+        if use_hessian and self.nAGQ > 0:  # lme4's calc.vcov.hess: no σ² (the deviance has it)
+            return 2.0 * np.linalg.inv(self._hessian)[m:, m:]
+        V = rx_vcov(self._fit.state, self._fit.theta, self._fit.result)
+        return V * self.sigma**2 if not self.family.dispersion_free else V
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """lme4's default ``vcov(m)`` (Hessian-based)."""
+        names = self.design.X_names
+        return pd.DataFrame(self.vcov_matrix(), index=names, columns=names)
+
+    @property
+    def se(self) -> pd.Series:
+        """Standard errors of β̂ (from :attr:`vcov`)."""
+        return pd.Series(np.sqrt(np.diag(self.vcov_matrix())), index=self.design.X_names, name="Std. Error")
+
+    def coef_table(self) -> pd.DataFrame:
+        """glmer's coefficient table: ``Estimate``, ``Std. Error``, ``z value``, ``Pr(>|z|)``
+        (t for families with a dispersion, as lme4: ``t value`` and no p-value)."""
+        est, se = self.fixef.to_numpy(), self.se.to_numpy()
+        z = est / se
+        if self.family.dispersion_free:
+            return pd.DataFrame({"Estimate": est, "Std. Error": se, "z value": z,
+                                 "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z))}, index=self.design.X_names)
+        return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": z,
+                             "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z))}, index=self.design.X_names)
+
+    # ----- random effects ---------------------------------------------------------
+    def term_effects(self) -> list[pd.DataFrame]:
+        """Per random-effect term, its conditional modes: levels × the term's columns."""
+        b = self.b
+        return [pd.DataFrame(b[lo:hi].reshape(t.nlevels, t.k), index=t.levels, columns=t.columns)
+                for t, lo, hi in zip(self.design.terms, self.design.Gp[:-1], self.design.Gp[1:])]
+
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """lme4's ``ranef(m)``: grouping factor -> levels × columns."""
+        out: dict[str, pd.DataFrame] = {}
+        for t, df in zip(self.design.terms, self.term_effects()):
+            out[t.group] = pd.concat([out[t.group], df], axis=1) if t.group in out else df
+        return out
+
+    def varcorr(self) -> pd.DataFrame:
+        """lme4's ``as.data.frame(VarCorr(m))`` (no residual row for binomial and Poisson fits)."""
+        rows = []
+        d = self.design
+        s2 = 1.0 if self.family.dispersion_free else self.sigma**2
+        for t, sl in zip(d.terms, d.theta_slices):
+            T = t.structure.block(self._fit.theta[sl])
+            S = s2 * (T @ T.T)
+            sd = np.sqrt(np.diag(S))
+            for i, c in enumerate(t.columns):
+                rows.append((t.group, c, None, S[i, i], sd[i]))
+            for j in range(t.k):
+                for i in range(j + 1, t.k):
+                    rows.append((t.group, t.columns[j], t.columns[i], S[i, j],
+                                 S[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan))
+        if not self.family.dispersion_free:
+            rows.append(("Residual", None, None, self.sigma**2, self.sigma))
+        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+
+    # ----- fitted values, residuals, predictions ------------------------------------
+    def fitted(self) -> pd.Series:
+        """Fitted means ``μ̂ = g⁻¹(η̂)`` (lme4's ``fitted``), indexed like the rows used."""
+        return pd.Series(self._fit.result.mu, index=self.design.row_index, name="fitted")
+
+    def residuals(self, type: str = "deviance") -> pd.Series:
+        """lme4's residuals of a GLMM: ``"deviance"`` (default), ``"pearson"``, ``"response"``,
+        ``"working"``."""
+        type = validate.choice(type, "type", {k: k for k in ("deviance", "pearson", "response", "working")})
+        pb, fam, r = self.problem, self.family, self._fit.result
+        y, mu = pb.y, r.mu
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if type == "response":
+                out = y - mu
+            elif type == "working":
+                out = (y - mu) / fam.link.mu_eta(r.eta)
+            elif type == "pearson":
+                out = (y - mu) * np.sqrt(pb.prior_weights) / np.sqrt(fam.variance(mu))
+            else:
+                out = np.sign(y - mu) * np.sqrt(np.maximum(fam.dev_resids(y, mu, pb.prior_weights), 0.0))
+        return pd.Series(out, index=self.design.row_index, name="residuals")
+
+    def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", re_form: Any = None,
+                allow_new_levels: bool = False) -> pd.Series:
+        """lme4's ``predict`` of a GLMM: the linear predictor (``type="link"``) or the mean
+        (``"response"``), with the random effects ``re_form`` keeps (as
+        :func:`sparselmm.stats.inference.predict`; the offset of the fit's own rows included)."""
+        type = validate.choice(type, "type", {"link": "link", "response": "response"})
+        eta = inference.predict(self, newdata, re_form=re_form, allow_new_levels=allow_new_levels)
+        if type == "response":
+            return pd.Series(self.family.link.linkinv(eta.to_numpy()), index=eta.index, name="predicted")
+        return eta
+
+    def overdispersion(self) -> pd.Series:
+        """The Pearson χ² of a binomial or Poisson fit against its residual df (the overdispersion
+        figure: a ratio well above 1 says the variance exceeds the family's)."""
+        r = self.residuals("pearson").to_numpy()
+        chisq = float(np.sum(r * r))
+        return pd.Series({"chisq": chisq, "ratio": chisq / self.df_resid, "rdf": float(self.df_resid),
+                          "p": float(stats.chi2.sf(chisq, self.df_resid))})
+
+    def summary(self) -> str:
+        """lme4's ``summary()`` text of the fit (see :func:`sparselmm.report.display.glmm_summary_text`)."""
+        from sparselmm.report import display
+
+        return display.glmm_summary_text(self)
+
+    def __repr__(self) -> str:
+        return (f"Generalized linear mixed model fit by {'Laplace' if self.nAGQ == 1 else 'nAGQ = ' + str(self.nAGQ)} "
+                f"({self.family.name}, {self.family.link.name}): {self.formula}\n"
+                f"  logLik {self.loglik:.4f}, AIC {self.aic:.4f}, {self.nobs} observations")
+
+
+def glmer(
+    formula: str,
+    data: pd.DataFrame,
+    family: Any = "binomial",
+    *,
+    nAGQ: int = 1,
+    weights: Any = None,
+    offset: Any = None,
+    na_action: str = "omit",
+    verbose: bool = False,
+    start: Any = None,
+) -> GeneralizedLinearMixedModel:
+    """Fit a generalised linear mixed model, as lme4's ``glmer``.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 formula; the response may be ``cbind(successes, failures)`` (binomial), a factor
+        or boolean column (binomial: the first level a failure), counts or proportions.
+    data : pandas.DataFrame
+    family : str or sparselmm.families.Family
+        ``"binomial"``, ``"poisson"``, ``"Gamma"``, ``"inverse_gaussian"``, or a family object
+        with its link (``slm.families.binomial(link="probit")``).
+    nAGQ : {0, 1}
+        1: the Laplace approximation (lme4's default); 0: β optimised inside PIRLS (faster,
+        approximate).
+    weights, offset : array-like or str, optional
+        Prior weights (binomial proportions: the trials) and an offset, as for :func:`sparselmm.lmer`.
+    na_action : {"omit", "fail"}
+    verbose : bool
+        Show the progress of the evaluations.
+    start : array-like, optional
+        Starting θ.
+
+    Returns
+    -------
+    GeneralizedLinearMixedModel
+
+    Raises
+    ------
+    SparseLMMError
+        For a bad formula, a response the family cannot take (a binomial response outside
+        [0, 1] or with non-integer successes, a negative or non-integer count, a non-positive
+        Gamma response), a link the family does not take, an ``nAGQ`` other than 0 or 1.
+    """
+    fam = families.family(family)
+    if is_dask_dataframe(data):
+        raise ArgumentError("glmer() from a Dask DataFrame is not available yet: PIRLS needs a pass over the data "
+                            "per iteration; compute the data into pandas first")
+    nAGQ = validate.count(nAGQ, "nAGQ", minimum=0)
+    if nAGQ > 1:
+        raise ArgumentError(f"nAGQ must be 0 or 1 here (adaptive Gauss-Hermite quadrature with more points is "
+                            f"not available yet), got {nAGQ!r}")
+    verbose = validate.flag(verbose, "verbose")
+    f2, data2, w2 = _response(formula, data, fam, weights)
+    with single_threaded():
+        d = design(f2, data2, weights=w2, offset=offset, na_action=na_action,
+                   residual_variance=not fam.dispersion_free)
+        pw = np.ones(d.n) if d.weights is None else np.asarray(d.weights, dtype=float)
+        y, pw, n_trials, mustart = fam.initialize(np.asarray(d.y, dtype=float), pw, name=_split_formula(formula)[0])
+        pb = GLMMProblem(family=fam, y=y, n_trials=n_trials, prior_weights=pw,
+                         offset=np.zeros(d.n) if d.offset is None else np.asarray(d.offset, dtype=float),
+                         X=np.asarray(d.X, dtype=float), Zt=d.Zt.tocsc(), design=d, mustart=mustart)
+        fit = fit_glmm(pb, nAGQ, verbose=verbose,
+                       start=None if start is None else validate.theta_start(start, len(d.theta_start), d.lower, d.upper))
+    m = GeneralizedLinearMixedModel(d, pb, fit, nAGQ, formula)
+    if m.singular:
+        import warnings
+
+        warnings.warn("boundary (singular) fit: see help('isSingular')", SingularFitWarning, stacklevel=2)
+    return m
