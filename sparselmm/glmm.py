@@ -172,7 +172,7 @@ class GeneralizedLinearMixedModel:
     @property
     def objective(self) -> float:
         """The deviance lme4 minimised (Laplace, or nAGQ = 0's): ``-2 logLik``."""
-        return float(self._fit.result.laplace)
+        return float(self._fit.objective)
 
     @property
     def loglik(self) -> float:
@@ -224,7 +224,7 @@ class GeneralizedLinearMixedModel:
     @cached_property
     def _hessian(self) -> np.ndarray:
         f = self._fit
-        return deviance_hessian(f.state, f.theta, f.beta, f.result.u)
+        return deviance_hessian(f.state, f.theta, f.beta, f.result.u, nAGQ=max(1, self.nAGQ))
 
     def vcov_matrix(self, use_hessian: bool = True) -> np.ndarray:
         """Var(β̂): by default lme4's, from the Hessian of the Laplace deviance in ``(θ, β)``
@@ -369,9 +369,10 @@ def glmer(
     family : str or sparselmm.families.Family
         ``"binomial"``, ``"poisson"``, ``"Gamma"``, ``"inverse_gaussian"``, or a family object
         with its link (``slm.families.binomial(link="probit")``).
-    nAGQ : {0, 1}
+    nAGQ : int
         1: the Laplace approximation (lme4's default); 0: β optimised inside PIRLS (faster,
-        approximate).
+        approximate); 2 to 25: adaptive Gauss–Hermite quadrature with that many points, for a
+        single random-effect term of one column (lme4's condition).
     weights, offset : array-like or str, optional
         Prior weights (binomial proportions: the trials) and an offset, as for :func:`sparselmm.lmer`.
     na_action : {"omit", "fail"}
@@ -389,21 +390,23 @@ def glmer(
     SparseLMMError
         For a bad formula, a response the family cannot take (a binomial response outside
         [0, 1] or with non-integer successes, a negative or non-integer count, a non-positive
-        Gamma response), a link the family does not take, an ``nAGQ`` other than 0 or 1.
+        Gamma response), a link the family does not take, an ``nAGQ`` outside 0–25 or above 1
+        with more than one scalar random-effect term.
     """
     fam = families.family(family)
     if is_dask_dataframe(data):
         raise ArgumentError("glmer() from a Dask DataFrame is not available yet: PIRLS needs a pass over the data "
                             "per iteration; compute the data into pandas first")
-    nAGQ = validate.count(nAGQ, "nAGQ", minimum=0)
-    if nAGQ > 1:
-        raise ArgumentError(f"nAGQ must be 0 or 1 here (adaptive Gauss-Hermite quadrature with more points is "
-                            f"not available yet), got {nAGQ!r}")
+    nAGQ = validate.count(nAGQ, "nAGQ", minimum=0, maximum=25)
     verbose = validate.flag(verbose, "verbose")
     f2, data2, w2 = _response(formula, data, fam, weights)
     with single_threaded():
         d = design(f2, data2, weights=w2, offset=offset, na_action=na_action,
                    residual_variance=not fam.dispersion_free)
+        if nAGQ > 1 and (len(d.terms) != 1 or d.terms[0].k != 1):
+            raise ArgumentError(f"nAGQ = {nAGQ} (adaptive Gauss-Hermite quadrature) needs a single random-effect "
+                                f"term of one column, as lme4's; the model has {len(d.terms)} term(s): "
+                                + ", ".join(t.bar.text for t in d.terms))
         pw = np.ones(d.n) if d.weights is None else np.asarray(d.weights, dtype=float)
         y, pw, n_trials, mustart = fam.initialize(np.asarray(d.y, dtype=float), pw, name=_split_formula(formula)[0])
         pb = GLMMProblem(family=fam, y=y, n_trials=n_trials, prior_weights=pw,

@@ -22,7 +22,7 @@ import scipy.linalg as sla
 
 from sparselmm.errors import ConvergenceError
 from sparselmm.fitting.optimize import OptSummary, minimize_theta
-from sparselmm.fitting.pirls import GLMMProblem, PIRLSResult, PIRLSState
+from sparselmm.fitting.pirls import GLMMProblem, PIRLSResult, PIRLSState, agq_deviance
 from sparselmm.progress import Progress
 
 __all__ = ["GLMMFit", "fit_glmm", "glm_start", "deviance_hessian"]
@@ -38,6 +38,8 @@ class GLMMFit:
     stage1: OptSummary
     stage2: OptSummary | None
     state: PIRLSState
+    nAGQ: int = 1
+    objective: float = float("nan")
 
 
 def glm_start(pb: GLMMProblem, maxit: int = 50, tol: float = 1e-10) -> np.ndarray:
@@ -72,8 +74,9 @@ def fit_glmm(pb: GLMMProblem, nAGQ: int = 1, *, verbose: bool = False, tol_pirls
     Parameters
     ----------
     pb : GLMMProblem
-    nAGQ : {0, 1}
-        0: the fit of stage 1 (β inside PIRLS); 1: the Laplace approximation.
+    nAGQ : int
+        0: the fit of stage 1 (β inside PIRLS); 1: the Laplace approximation; 2–25: adaptive
+        Gauss–Hermite quadrature (one scalar random-effect term).
     verbose : bool
         Show the progress of the evaluations (:mod:`sparselmm.progress`).
     tol_pirls : float
@@ -113,7 +116,8 @@ def fit_glmm(pb: GLMMProblem, nAGQ: int = 1, *, verbose: bool = False, tol_pirls
     r1 = st.run(s1.theta, warm["beta"], warm["u"], update_beta=True)
     if nAGQ == 0:
         bar.close()
-        return GLMMFit(theta=s1.theta, beta=r1.beta, result=r1, stage1=s1, stage2=None, state=st)
+        return GLMMFit(theta=s1.theta, beta=r1.beta, result=r1, stage1=s1, stage2=None, state=st, nAGQ=0,
+                       objective=r1.laplace)
     # stage 2 over (θ, β): β in units of its stage-1 standard error, so BOBYQA's steps suit it
     m = len(s1.theta)
     se = _stage_se(st, s1.theta, r1)
@@ -122,12 +126,12 @@ def fit_glmm(pb: GLMMProblem, nAGQ: int = 1, *, verbose: bool = False, tol_pirls
 
     def f2(x: np.ndarray) -> float:
         try:
-            r = st.run(x[:m], x[m:], warm2["u"])
+            value, r = agq_deviance(st, x[:m], x[m:], nAGQ, warm2["u"])
         except ConvergenceError:
             return np.inf
         warm2["u"] = r.u
-        bar.step(f"stage 2, deviance {r.laplace:.6f}")
-        return r.laplace
+        bar.step(f"stage 2, deviance {value:.6f}")
+        return value
 
     x0 = np.concatenate([s1.theta, r1.beta])
     lo2 = np.concatenate([lower, np.full(len(r1.beta), -np.inf)])
@@ -136,8 +140,8 @@ def fit_glmm(pb: GLMMProblem, nAGQ: int = 1, *, verbose: bool = False, tol_pirls
                         options={"initial_step": 0.1, "ftol_rel": 1e-12})
     bar.close()
     theta, beta = s2.theta[:m], s2.theta[m:]
-    r2 = st.run(theta, beta, warm2["u"])
-    return GLMMFit(theta=theta, beta=beta, result=r2, stage1=s1, stage2=s2, state=st)
+    value, r2 = agq_deviance(st, theta, beta, nAGQ, warm2["u"])
+    return GLMMFit(theta=theta, beta=beta, result=r2, stage1=s1, stage2=s2, state=st, nAGQ=nAGQ, objective=value)
 
 
 def _stage_se(st: PIRLSState, theta: np.ndarray, r: PIRLSResult) -> np.ndarray:
@@ -167,7 +171,7 @@ def rx_vcov(st: PIRLSState, theta: np.ndarray, r: PIRLSResult) -> np.ndarray:
 
 
 def deviance_hessian(st: PIRLSState, theta: np.ndarray, beta: np.ndarray, u: np.ndarray,
-                     h: float = 1e-3, levels: int = 3) -> np.ndarray:
+                     h: float = 1e-3, levels: int = 3, nAGQ: int = 1) -> np.ndarray:
     """The Hessian of the stage-2 deviance in ``(θ, β)`` at the optimum: central second
     differences (relative steps ``h``, halved ``levels - 1`` times) with Richardson's
     extrapolation, each evaluation a warm-started PIRLS."""
@@ -175,7 +179,7 @@ def deviance_hessian(st: PIRLSState, theta: np.ndarray, beta: np.ndarray, u: np.
     m = len(theta)
 
     def f(x: np.ndarray) -> float:
-        return st.run(x[:m], x[m:], u).laplace
+        return agq_deviance(st, x[:m], x[m:], max(1, nAGQ), u)[0]
 
     # second differences of steps ~1e-3 need the deviance to ~1e-12: PIRLS to convergence
     # (quadratic: two or three more steps than lme4's tolPwrss of 1e-7)
