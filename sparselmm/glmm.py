@@ -274,6 +274,44 @@ class GeneralizedLinearMixedModel:
             out[t.group] = pd.concat([out[t.group], df], axis=1) if t.group in out else df
         return out
 
+    def ranef_table(self) -> pd.DataFrame:
+        """lme4's ``as.data.frame(ranef(m, condVar = TRUE))``: the conditional modes and their
+        conditional SDs, the diagonal of ``s² Λ M⁻¹ Λᵀ`` at the modes (``s`` = 1 for families
+        without a dispersion, else σ̂)."""
+        d, f = self.design, self._fit
+        st, r = f.state, f.result
+        pb, fam = self.problem, self.family
+        import scipy.sparse as sp
+
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            me = fam.link.mu_eta(r.eta)
+            w = pb.prior_weights * me * me / fam.variance(r.mu)
+        Lam = d.Lambda(f.theta).tocsc()
+        ZL = (st.Z @ Lam).tocsc()
+        st.factor.cholesky_inplace((ZL.T @ sp.diags(w) @ ZL + sp.identity(d.q, format="csc")).tocsc())
+        s2 = 1.0 if fam.dispersion_free else self.sigma**2
+        rows = []
+        for t, lo, hi, eff in zip(d.terms, d.Gp[:-1], d.Gp[1:], self.term_effects()):
+            E = np.zeros((d.q, hi - lo))
+            E[np.arange(lo, hi), np.arange(hi - lo)] = 1.0
+            B = np.asarray(Lam @ st.factor(np.asarray(Lam.T @ E)))  # Λ M⁻¹ Λᵀ, the term's columns
+            var = s2 * B[np.arange(lo, hi), np.arange(hi - lo)].reshape(t.nlevels, t.k)
+            for c, col in enumerate(t.columns):
+                rows.append(pd.DataFrame({"grpvar": t.group, "term": col, "grp": t.levels,
+                                          "condval": eff[col].to_numpy(), "condsd": np.sqrt(np.maximum(var[:, c], 0))}))
+        return pd.concat(rows, ignore_index=True)
+
+    def confint(self, level: float = 0.95) -> pd.DataFrame:
+        """Wald intervals of the fixed effects (lme4's ``confint(m, method = "Wald")``; the
+        variance parameters' rows NaN, as lme4's)."""
+        level = validate.probability(level, "level")
+        z = stats.norm.ppf((1 + level) / 2)
+        pct = [f"{100 * (1 - level) / 2:.1f} %", f"{100 * (1 + level) / 2:.1f} %"]
+        names = [f".sig{i + 1:02d}" for i in range(len(self._fit.theta))]
+        fe, se = self.fixef, self.se
+        vp = pd.DataFrame(np.nan, index=names, columns=pct)
+        return pd.concat([vp, pd.DataFrame({pct[0]: fe - z * se, pct[1]: fe + z * se})])
+
     def varcorr(self) -> pd.DataFrame:
         """lme4's ``as.data.frame(VarCorr(m))`` (no residual row for binomial and Poisson fits)."""
         rows = []

@@ -211,3 +211,27 @@ def test_bad_responses_are_refused():
         slm.glmer("zero ~ period + (1 | herd)", cb, family="Gamma")
     with pytest.raises(slm.ArgumentError, match="link 'logit' not available for the poisson family"):
         slm.glmer("incidence ~ period + (1 | herd)", cb, family=slm.families.poisson(link="logit"))
+
+
+@pytest.mark.parametrize("key", ["cbpp_binomial_laplace", "grouseticks_poisson", "contraception_urban_slope",
+                                 "gamma_log_sim"])
+def test_conditional_modes_and_sds_match_lme4(key):
+    # lme4's as.data.frame(ranef(m, condVar = TRUE)) of its tight fit; rows matched by group, term and level
+    m = MODELS[key]
+    want = pd.DataFrame(m["tight"]["ranef"])
+    got = _fit(key).ranef_table()
+    assert list(got.columns) == ["grpvar", "term", "grp", "condval", "condsd"]
+    merged = got.merge(want, on=["grpvar", "term", "grp"], suffixes=("", "_r"))
+    assert len(merged) == len(want) == len(got)
+    scale = float(np.max(np.abs(want["condval"])))
+    np.testing.assert_allclose(merged["condval"], merged["condval_r"], rtol=2e-3, atol=2e-3 * scale)
+    np.testing.assert_allclose(merged["condsd"], merged["condsd_r"], rtol=2e-3)
+
+
+def test_wald_intervals_of_the_fixed_effects():
+    fit = _fit("cbpp_binomial_laplace")
+    ci = fit.confint()
+    assert list(ci.index) == [".sig01", "(Intercept)", "period2", "period3", "period4"]
+    assert np.isnan(ci.iloc[0]).all()
+    z = 1.959963984540054
+    np.testing.assert_allclose(ci["97.5 %"].iloc[1:], fit.fixef + z * fit.se, rtol=1e-12)

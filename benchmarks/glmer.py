@@ -1,0 +1,93 @@
+"""glmer beside lme4's glmer in one run (issue 22).
+
+    python benchmarks/glmer.py [--r] [--repeat 3]
+
+fits, with sparselmm and (``--r``) with lme4 1.1 in the same run, cbpp (Laplace and nAGQ = 9),
+grouseticks (Poisson, three nested terms), VerbAgg (binomial, crossed ``(1 | id) + (1 | item)``,
+7,584 rows) and Contraception (binomial, a correlated random slope), and prints per model the
+wall time (the best of ``--repeat`` runs), objective evaluations (both stages), PIRLS runs and
+scoring steps, the objective against lme4's, and the process's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import tempfile
+import time
+import warnings
+
+import pandas as pd
+
+import sparselmm as slm
+
+CASES = [
+    ("cbpp Laplace", "cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "binomial", 1),
+    ("cbpp nAGQ = 9", "cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "binomial", 9),
+    ("grouseticks", "grouseticks", "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)", "poisson", 1),
+    ("VerbAgg", "VerbAgg", "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)", "binomial", 1),
+    ("Contraception", "Contraception", "use ~ age + I(age^2) + urban + livch + (urban | district)", "binomial", 1),
+]
+
+
+def _r_times(repeat: int) -> dict[str, tuple[float, float]]:
+    """lme4's best time and objective per case (the bundled CSVs read with R's factor())."""
+    lines = ["suppressMessages(library(lme4))"]
+    for name, data, formula, fam, nagq in CASES:
+        path = str(slm.datasets.path(data))
+        lines.append(
+            f"d <- read.csv({path!r}, stringsAsFactors = TRUE); for (v in names(d)) if (!is.numeric(d[[v]])) "
+            "d[[v]] <- factor(d[[v]]);"
+            "if (!is.null(d$YEAR)) { d$YEAR <- factor(d$YEAR); d$BROOD <- factor(d$BROOD); d$INDEX <- factor(d$INDEX);"
+            " d$LOCATION <- factor(d$LOCATION) }; if (!is.null(d$herd)) { d$herd <- factor(d$herd); d$period <- factor(d$period) };"
+            "if (!is.null(d$district)) d$district <- factor(d$district); if (!is.null(d$id)) d$id <- factor(d$id);"
+            f"best <- Inf; for (i in 1:{repeat}) {{ t0 <- proc.time()[['elapsed']];"
+            f" m <- suppressWarnings(suppressMessages(glmer({formula}, d, family = {fam}, nAGQ = {nagq})));"
+            " best <- min(best, proc.time()[['elapsed']] - t0) };"
+            f"cat({name!r}, best, -2 * as.numeric(logLik(m)), '\\n', sep = '|')"
+        )
+    out = subprocess.run(["Rscript", "-e", "\n".join(lines)], capture_output=True, text=True)
+    res = {}
+    for ln in out.stdout.splitlines():
+        parts = ln.split("|")
+        if len(parts) >= 3:
+            res[parts[0]] = (float(parts[1]), float(parts[2]))
+    if not res:
+        print(out.stderr[-2000:])
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--r", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3)
+    a = ap.parse_args()
+    warnings.simplefilter("ignore")
+    rows = []
+    for name, data, formula, fam, nagq in CASES:
+        df = slm.datasets.load(data)
+        best = float("inf")
+        for _ in range(a.repeat):
+            t0 = time.perf_counter()
+            m = slm.glmer(formula, df, family=fam, nAGQ=nagq)
+            best = min(best, time.perf_counter() - t0)
+        f = m._fit
+        evals = f.stage1.feval + (f.stage2.feval if f.stage2 is not None else 0)
+        rows.append({"model": name, "rows": m.nobs, "sparselmm s": best, "evaluations": evals,
+                     "PIRLS runs": f.state.runs, "PIRLS steps": f.state.steps, "objective": m.objective})
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    tab = pd.DataFrame(rows)
+    if a.r:
+        r = _r_times(a.repeat)
+        tab["lme4 s"] = [r.get(n, (float("nan"),) * 2)[0] for n in tab["model"]]
+        tab["lme4 objective"] = [r.get(n, (float("nan"),) * 2)[1] for n in tab["model"]]
+        tab["ratio"] = tab["lme4 s"] / tab["sparselmm s"]
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
+        print(tab.to_string(index=False))
+    print(f"peak resident memory of this process: {peak:.0f} MB (the PIRLS counts include the Hessian's evaluations)")
+
+
+if __name__ == "__main__":
+    main()
