@@ -281,14 +281,12 @@ class GeneralizedLinearMixedModel:
         d, f = self.design, self._fit
         st, r = f.state, f.result
         pb, fam = self.problem, self.family
-        import scipy.sparse as sp
-
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             me = fam.link.mu_eta(r.eta)
             w = pb.prior_weights * me * me / fam.variance(r.mu)
         Lam = d.Lambda(f.theta).tocsc()
-        ZL = (st.Z @ Lam).tocsc()
-        st.factor.cholesky_inplace((ZL.T @ sp.diags(w) @ ZL + sp.identity(d.q, format="csc")).tocsc())
+        st.set_theta(f.theta)
+        st.factor_at(w)
         s2 = 1.0 if fam.dispersion_free else self.sigma**2
         rows = []
         for t, lo, hi, eff in zip(d.terms, d.Gp[:-1], d.Gp[1:], self.term_effects()):

@@ -22,21 +22,11 @@ import pytest
 import sparselmm as slm
 
 
-@functools.lru_cache(maxsize=None)
 def _data(name: str) -> pd.DataFrame:
-    if name == "crossed-large":
-        return slm.datasets.simulate_crossed(6000, 2500, 60, seed=5)
-    if name == "crossed-dense":
-        return slm.datasets.simulate_crossed(20000, 2000, 20, seed=4)
-    if name == "crossed-slope-dense":
-        return slm.datasets.simulate_crossed(35000, 500, 100, seed=6)
-    if name == "one-factor":
-        rng = np.random.default_rng(2)
-        g = np.repeat(np.arange(600), 5)
-        x = rng.normal(size=len(g))
-        y = 1 + 0.5 * x + rng.normal(size=600)[g] + 0.4 * rng.normal(size=600)[g] * x + rng.normal(size=len(g))
-        return pd.DataFrame({"y": y, "x": x, "g": pd.Categorical(g)})
-    return slm.datasets.load(name)
+    """The conformance suite's data sets (tests/test_backends.py), or a bundled one."""
+    from test_backends import _data as backend_data
+
+    return backend_data(name)
 
 
 #: id -> (data, formula, the backend "auto" takes)

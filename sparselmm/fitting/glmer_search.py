@@ -154,16 +154,12 @@ def _stage_se(st: PIRLSState, theta: np.ndarray, r: PIRLSResult) -> np.ndarray:
 def rx_vcov(st: PIRLSState, theta: np.ndarray, r: PIRLSResult) -> np.ndarray:
     """``(XᵀWX - XᵀWZΛ M⁻¹ ΛᵀZᵀWX)⁻¹`` at the conditional modes (lme4's ``vcov(use.hessian =
     FALSE)`` before the dispersion)."""
-    import scipy.sparse as sp
-
     pb, fam = st.pb, st.pb.family
-    d = pb.design
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
         me = fam.link.mu_eta(r.eta)
         w = pb.prior_weights * me * me / fam.variance(r.mu)
-    ZL = (st.Z @ d.Lambda(theta).tocsc()).tocsc()
-    M = (ZL.T @ sp.diags(w) @ ZL + sp.identity(st.q, format="csc")).tocsc()
-    st.factor.cholesky_inplace(M)
+    ZL = st.set_theta(theta)
+    st.factor_at(w)
     WX = pb.X * w[:, None]
     ZtWX = np.asarray(ZL.T @ WX)
     S = pb.X.T @ WX - ZtWX.T @ st.factor(ZtWX)

@@ -117,17 +117,83 @@ class PIRLSState:
         self.tol, self.maxit = tol, maxit
         d = problem.design
         self.q, self.p = d.q, problem.X.shape[1]
+        n = len(problem.y)
         self.Z = problem.Zt.T.tocsr()  # n × q
-        Lam = d.Lambda(np.where(d.lower == 0, 1.0, 0.5)).tocsc()  # a θ with every entry of the pattern nonzero
-        ZL = (self.Z @ Lam).tocsc()
-        M = (ZL.T @ ZL + sp.identity(self.q, format="csc")).tocsc()
+        # each row's random effects: K = Σ k_t columns of ZΛ, term t's at Gp[t] + level·k_t + c
+        ks = [t.k for t in d.terms]
+        self._off = np.concatenate([[0], np.cumsum(ks)]).astype(int)
+        K = int(self._off[-1])
+        cols = np.empty((n, K), dtype=np.int64)
+        for t, lo, o in zip(d.terms, d.Gp[:-1], self._off[:-1]):
+            cols[:, o : o + t.k] = lo + np.asarray(t.codes, dtype=np.int64)[:, None] * t.k + np.arange(t.k)[None, :]
+        self._cols = cols
+        # the lower triangle of M = ΛᵀZᵀWZΛ + I on a fixed pattern: one entry per pair (a ≥ b) of a
+        # row's columns, scattered by position (a bincount per step: the cost of the nonzeros of Z)
+        pa, pb_ = np.tril_indices(K)
+        r = np.maximum(cols[:, pa], cols[:, pb_])
+        c = np.minimum(cols[:, pa], cols[:, pb_])
+        key = np.concatenate([(c * self.q + r).ravel(), np.arange(self.q, dtype=np.int64) * (self.q + 1)])
+        uniq, inv = np.unique(key, return_inverse=True)  # sorted by column, then row: CSC order
+        self._pairs = (pa, pb_)
+        self._pos = inv[: r.size].reshape(r.shape)
+        self._diag = inv[r.size :]
+        ccol, crow = np.divmod(uniq, self.q)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(ccol, minlength=self.q))])
+        self._M = sp.csc_matrix((np.ones(len(uniq)), crow.astype(np.int32), indptr.astype(np.int32)),
+                                shape=(self.q, self.q))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.factor = analyze(M)
+            self.factor = analyze(self._M)
+        self._theta_key: bytes | None = None
+        # binomial and Poisson: aic(μ) - Σ dev(μ) does not depend on μ (the saturated model's -2 log L),
+        # so the aic of each run is the deviance plus this constant, found once at an interior μ
+        self._aic_offset: float | None = None
+        fam = problem.family
+        if fam.dispersion_free and problem.mustart is not None:
+            mu0 = np.asarray(problem.mustart, dtype=float)
+            with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+                dev0 = float(np.sum(fam.dev_resids(problem.y, mu0, problem.prior_weights)))
+                aic0 = float(fam.aic(problem.y, problem.n_trials, mu0, problem.prior_weights, dev0))
+            if np.isfinite(aic0) and np.isfinite(dev0):
+                self._aic_offset = aic0 - dev0
         self.u_start = np.zeros(self.q)
         #: PIRLS runs and scoring steps so far (for the benchmarks' counts)
         self.runs = 0
         self.steps = 0
+
+    # ----- ZΛ and M per θ ------------------------------------------------------------
+    def set_theta(self, theta: np.ndarray) -> sp.csr_matrix:
+        """``ZΛ(θ)`` (n × q, CSR: each row's K entries) and the products of its pairs of columns,
+        made once per θ."""
+        theta = np.asarray(theta, dtype=float)
+        key = theta.tobytes()
+        if key != self._theta_key:
+            d = self.pb.design
+            n = len(self.pb.y)
+            K = int(self._off[-1])
+            V = np.empty((n, K))
+            for t, sl, o in zip(d.terms, d.theta_slices, self._off[:-1]):
+                V[:, o : o + t.k] = np.asarray(t.Xt, dtype=float) @ t.structure.block(theta[sl])
+            self._ZL = sp.csr_matrix((V.ravel(), self._cols.ravel(), np.arange(0, n * K + 1, K)), shape=(n, self.q))
+            self._ZLv = V
+            self._prod = V[:, self._pairs[0]] * V[:, self._pairs[1]]
+            self._theta_key = key
+        return self._ZL
+
+    @property
+    def zl_values(self) -> np.ndarray:
+        """The values of ``ZΛ`` at the θ of :meth:`set_theta`, n × K (each row's K random-effect
+        columns, the terms in order)."""
+        return self._ZLv
+
+    def factor_at(self, w: np.ndarray) -> float:
+        """Refactor ``M = ΛᵀZᵀWZΛ + I`` at the working weights ``w`` (θ from :meth:`set_theta`);
+        returns ``log det M``."""
+        M = self._M
+        M.data = np.bincount(self._pos.ravel(), weights=(self._prod * w[:, None]).ravel(), minlength=M.nnz)
+        M.data[self._diag] += 1.0
+        self.factor.cholesky_inplace(M)
+        return float(self.factor.logdet())
 
     # ----- the pieces per step ------------------------------------------------------
     def _mu(self, eta: np.ndarray) -> np.ndarray:
@@ -149,10 +215,8 @@ class PIRLSState:
             converge (lme4's "PIRLS step-halvings failed", "pwrssUpdate did not converge").
         """
         pb, fam = self.pb, self.pb.family
-        d = pb.design
-        Lam = d.Lambda(np.asarray(theta, dtype=float)).tocsc()
-        ZL = (self.Z @ Lam).tocsc()  # n × q
-        ZLt = ZL.T.tocsc()
+        ZL = self.set_theta(theta)  # n × q
+        ZLt = ZL.T
         u = np.array(self.u_start if u0 is None else u0, dtype=float)
         beta = np.array(beta, dtype=float)
         X = pb.X
@@ -167,12 +231,10 @@ class PIRLSState:
                 me = fam.link.mu_eta(eta)
                 w = pb.prior_weights * me * me / fam.variance(mu)
                 r = (pb.y - mu) / me
-            M = (ZLt @ sp.diags(w) @ ZL + sp.identity(self.q, format="csc")).tocsc()
             try:
-                self.factor.cholesky_inplace(M)
+                ldL2 = self.factor_at(w)
             except Exception as e:  # not positive definite: non-finite weights
                 raise ConvergenceError(f"PIRLS: the factorisation failed at θ = {theta} ({e})") from None
-            ldL2 = float(self.factor.logdet())
             ru = ZLt @ (w * r) - u
             if update_beta:
                 WX = X * w[:, None]
@@ -219,11 +281,12 @@ class PIRLSState:
         with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
             me = fam.link.mu_eta(eta)
             w = pb.prior_weights * me * me / fam.variance(mu)
-        self.factor.cholesky_inplace((ZLt @ sp.diags(w) @ ZL + sp.identity(self.q, format="csc")).tocsc())
-        ldL2 = float(self.factor.logdet())
+        ldL2 = self.factor_at(w)
         with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
             dev = fam.dev_resids(pb.y, mu, pb.prior_weights)
-            aic = float(fam.aic(pb.y, pb.n_trials, mu, pb.prior_weights, float(np.sum(dev))))
+            dev_sum = float(np.sum(dev))
+            aic = (dev_sum + self._aic_offset if self._aic_offset is not None
+                   else float(fam.aic(pb.y, pb.n_trials, mu, pb.prior_weights, dev_sum)))
         self.runs += 1
         self.steps += it
         return PIRLSResult(u=u, beta=beta, eta=eta, mu=mu, ldL2=ldL2, sqrL=float(u @ u), dev_sum=float(np.sum(dev)),
@@ -272,7 +335,8 @@ def agq_deviance(st: PIRLSState, theta: np.ndarray, beta: np.ndarray, nAGQ: int,
     pb, fam = st.pb, st.pb.family
     d = pb.design
     codes = np.asarray(d.terms[0].codes, dtype=np.int64)  # one scalar term: each row's level
-    ZL = np.asarray((st.Z @ d.Lambda(np.asarray(theta, dtype=float))).sum(axis=1)).ravel()  # the row's Λ-scaled z
+    st.set_theta(theta)
+    ZL = st.zl_values[:, 0]  # the row's Λ-scaled z
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
         me = fam.link.mu_eta(r.eta)
         w = pb.prior_weights * me * me / fam.variance(r.mu)

@@ -6,7 +6,7 @@
 # JSON: {versions, models: [{id, data, formula, REML, weights, offset, theta, objective, gradient,
 #   tidy: {name: {effects, conf.int, conf.level, columns, types, values}}, glance, augment}]}.
 # The fits are driven to the optimum first, as tests/reference/lmertest_reference.R does (its
-# refined_fit, copied here): lme4's default stop can sit above the optimum by more than 1e-6.
+# refined_fit, tests/reference/refined_fit.R): lme4's default stop can sit above the optimum by more than 1e-6.
 # Run from the project root:
 #   Rscript tests/reference/broom_reference.R tests/reference/broom_tables.json
 suppressMessages({library(lmerTest); library(broom.mixed); library(jsonlite)})
@@ -57,40 +57,7 @@ tidy_calls <- list(
   fixed_ran_vals = list(effects = c("ran_vals", "fixed"), conf.int = FALSE, conf.level = 0.95)
 )
 
-# The optimum, refined (copied from tests/reference/lmertest_reference.R): lme4's deviance function
-# (mkLmerDevfun) from the tight fit's theta, by Newton steps on numDeriv's gradient and Hessian
-# (coordinates at a bound stay there), each step kept only if it lowers the deviance; the model is
-# then made at that theta (mkMerMod), with a call that lmerTest's update() can refit from.
-# (Here with optional prior weights and an offset, given as column names.)
-refined_fit <- function(formula, data_name, REML, contrasts, weights = NULL, offset = NULL) {
-  d <- get(data_name)
-  wts <- if (is.null(weights)) NULL else d[[weights]]
-  off <- if (is.null(offset)) NULL else d[[offset]]
-  lf <- lFormula(as.formula(formula), data = d, REML = REML, contrasts = contrasts, weights = wts, offset = off)
-  devfun <- do.call(mkLmerDevfun, lf)
-  opt <- optimizeLmer(devfun, optimizer = "nloptwrap", control = tight$optCtrl)
-  theta <- opt$par
-  lower <- lf$reTrms$lower
-  for (it in 1:8) {
-    free <- !(theta <= lower + 1e-10 & lower == 0)
-    if (!any(free)) break
-    f <- function(x) { t <- theta; t[free] <- x; devfun(t) }
-    g <- numDeriv::grad(f, theta[free])
-    H <- numDeriv::hessian(f, theta[free])
-    step <- tryCatch(solve(H, g), error = function(e) rep(0, sum(free)))
-    cand <- theta; cand[free] <- pmax(theta[free] - step, lower[free])
-    if (devfun(cand) < devfun(theta)) theta <- cand else break
-  }
-  fval <- devfun(theta)
-  opt <- list(par = theta, fval = fval, conv = 0, message = "refined", feval = NA)
-  m <- mkMerMod(environment(devfun), opt, lf$reTrms, fr = lf$fr)
-  m@call <- call("lmer", formula = as.formula(formula), data = as.name(data_name), REML = REML,
-                 control = quote(tight), contrasts = contrasts)
-  # the weights and offset in the call too: lmerTest's Satterthwaite df come from a refit of it
-  if (!is.null(weights)) m@call$weights <- as.name(weights)
-  if (!is.null(offset)) m@call$offset <- as.name(offset)
-  m
-}
+source("tests/reference/refined_fit.R")  # refined_fit(): the optimum, refined
 
 # a data frame as JSON: its column names in order, their types, and each column (factors and
 # characters as strings, logical NA columns as numbers; arrays even of length one); NA and NaN are

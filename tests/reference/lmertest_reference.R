@@ -49,34 +49,7 @@ cases <- list(
        REML = TRUE, emm = list(list("service"), list("studage")))
 )
 
-# The optimum, refined: lme4's deviance function (mkLmerDevfun) from the tight fit's theta, by Newton
-# steps on numDeriv's gradient and Hessian (coordinates at a bound stay there), each step kept only
-# if it lowers the deviance; the model is then made at that theta (mkMerMod), with a call that
-# lmerTest's update() can refit from (ranova, drop1).
-refined_fit <- function(formula, data_name, REML, contrasts) {
-  d <- get(data_name)
-  lf <- lFormula(as.formula(formula), data = d, REML = REML, contrasts = contrasts)
-  devfun <- do.call(mkLmerDevfun, lf)
-  opt <- optimizeLmer(devfun, optimizer = "nloptwrap", control = tight$optCtrl)
-  theta <- opt$par
-  lower <- lf$reTrms$lower
-  for (it in 1:8) {
-    free <- !(theta <= lower + 1e-10 & lower == 0)
-    if (!any(free)) break
-    f <- function(x) { t <- theta; t[free] <- x; devfun(t) }
-    g <- numDeriv::grad(f, theta[free])
-    H <- numDeriv::hessian(f, theta[free])
-    step <- tryCatch(solve(H, g), error = function(e) rep(0, sum(free)))
-    cand <- theta; cand[free] <- pmax(theta[free] - step, lower[free])
-    if (devfun(cand) < devfun(theta)) theta <- cand else break
-  }
-  fval <- devfun(theta)
-  opt <- list(par = theta, fval = fval, conv = 0, message = "refined", feval = NA)
-  m <- mkMerMod(environment(devfun), opt, lf$reTrms, fr = lf$fr)
-  m@call <- call("lmer", formula = as.formula(formula), data = as.name(data_name), REML = REML,
-                 control = quote(tight), contrasts = contrasts)
-  m
-}
+source("tests/reference/refined_fit.R")  # refined_fit(): the optimum, refined
 
 table_json <- function(tab) {
   df <- as.data.frame(tab)

@@ -37,28 +37,7 @@ cases <- list(
   list(id = "hsb_nested", data = "Hsb82", formula = "mAch ~ cses + (cses | school) + (1 | school:sx)", REML = TRUE)
 )
 
-# The optimum, refined: lme4's deviance function from the tight fit's theta, by Newton steps on
-# numDeriv's gradient and Hessian (coordinates at a bound stay there), a step kept only if it lowers
-# the deviance; the model is then made at that theta (mkMerMod).
-refined_fit <- function(formula, d, REML) {
-  lf <- lFormula(as.formula(formula), data = d, REML = REML)
-  devfun <- do.call(mkLmerDevfun, lf)
-  opt <- optimizeLmer(devfun, optimizer = "nloptwrap", control = tight$optCtrl)
-  theta <- opt$par
-  lower <- lf$reTrms$lower
-  for (it in 1:8) {
-    free <- !(theta <= lower + 1e-10 & lower == 0)
-    if (!any(free)) break
-    f <- function(x) { t <- theta; t[free] <- x; devfun(t) }
-    g <- numDeriv::grad(f, theta[free])
-    H <- numDeriv::hessian(f, theta[free])
-    step <- tryCatch(solve(H, g), error = function(e) rep(0, sum(free)))
-    cand <- theta; cand[free] <- pmax(theta[free] - step, lower[free])
-    if (devfun(cand) < devfun(theta)) theta <- cand else break
-  }
-  opt <- list(par = theta, fval = devfun(theta), conv = 0, message = "refined", feval = NA)
-  mkMerMod(environment(devfun), opt, lf$reTrms, fr = lf$fr)
-}
+source("tests/reference/refined_fit.R")  # refined_fit(): the optimum, refined
 
 # the VarCorr object with its standard deviations and correlations multiplied by f
 perturbed <- function(vc, f) {
@@ -84,7 +63,7 @@ comps <- list(std = "Std.Dev.", var = "Variance", both = c("Std.Dev.", "Variance
 res <- list()
 for (cs in cases) {
   d <- get(cs$data)
-  m <- refined_fit(cs$formula, d, cs$REML)
+  m <- refined_fit(cs$formula, NULL, cs$REML, data = d)
   m0 <- suppressMessages(suppressWarnings(lmer(as.formula(cs$formula), data = d, REML = cs$REML)))
   vcdf <- as.data.frame(VarCorr(m))
   one <- list(data = cs$data, formula = cs$formula, REML = cs$REML, theta = unname(getME(m, "theta")),
