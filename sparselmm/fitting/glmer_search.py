@@ -136,8 +136,11 @@ def fit_glmm(pb: GLMMProblem, nAGQ: int = 1, *, verbose: bool = False, tol_pirls
     x0 = np.concatenate([s1.theta, r1.beta])
     lo2 = np.concatenate([lower, np.full(len(r1.beta), -np.inf)])
     hi2 = np.concatenate([upper, np.full(len(r1.beta), np.inf)])
+    # BOBYQA stopped at a relative change of 1e-7, the Newton steps of the convergence check doing the
+    # rest (as for the linear model): on the 15 reference models 2,177 -> 1,427 evaluations, every
+    # optimum within 1e-12 (relative) of lme4's best converged one (1e-9: 1,810; 1e-6: 1,354, 2e-10)
     s2 = minimize_theta(f2, x0, lo2, hi2, optimizer="bobyqa", check="auto", scale=scale,
-                        options={"initial_step": 0.1, "ftol_rel": 1e-12})
+                        options={"initial_step": 0.1, "ftol_rel": 1e-7})
     bar.close()
     theta, beta = s2.theta[:m], s2.theta[m:]
     value, r2 = agq_deviance(st, theta, beta, nAGQ, warm2["u"])
