@@ -362,6 +362,54 @@ class GeneralizedLinearMixedModel:
             return pd.Series(self.family.link.linkinv(eta.to_numpy()), index=eta.index, name="predicted")
         return eta
 
+    def simulate(self, nsim: int = 1, seed: Any = None) -> pd.DataFrame:
+        """Responses simulated from the fit, unconditional on the random effects (lme4's
+        ``simulate``): ``b* = Λ(θ̂)u*``, ``u* ~ N(0, I)``, ``μ* = g⁻¹(Xβ̂ + Zb* + offset)``, then the
+        family's draw — binomial successes out of the trials (returned as proportions, the
+        response as the fit takes it), Poisson counts.
+
+        Raises
+        ------
+        ArgumentError
+            For families with a dispersion (Gamma, inverse Gaussian: not available yet), a bad
+            ``nsim`` or ``seed``.
+        """
+        nsim = validate.count(nsim, "nsim")
+        rng = np.random.default_rng(validate.seed(seed))
+        fam, pb, d = self.family, self.problem, self.design
+        if fam.name not in ("binomial", "poisson"):
+            raise ArgumentError(f"simulate() of a {fam.name} GLMM is not available yet (binomial and Poisson are)")
+        U = rng.standard_normal((d.q, nsim))
+        B = np.asarray(d.Lambda(self._fit.theta) @ U)
+        eta = (pb.X @ self._fit.beta + pb.offset)[:, None] + np.asarray(d.Zt.T @ B)
+        mu = fam.link.linkinv(eta)
+        if fam.name == "poisson":
+            Y = rng.poisson(mu).astype(float)
+        else:
+            trials = np.round(pb.prior_weights).astype(np.int64)[:, None]
+            Y = rng.binomial(np.broadcast_to(trials, mu.shape), mu) / np.maximum(trials, 1)
+        return pd.DataFrame(Y, index=d.row_index, columns=[f"sim_{i + 1}" for i in range(nsim)])
+
+    def refit(self, new_y: Any) -> "GeneralizedLinearMixedModel":
+        """The same model fitted to a new response (lme4's ``refit``): one value per row used, as
+        the fit takes the response (binomial: proportions, the trials unchanged), started at θ̂.
+
+        Raises
+        ------
+        DataError
+            For a response of the wrong length or one the family cannot take.
+        """
+        y = np.asarray(new_y, dtype=float).ravel()
+        pb = self.problem
+        if len(y) != len(pb.y):
+            raise DataError(f"refit() needs one response value per row used ({len(pb.y)}), got {len(y)}")
+        y2, pw, n_trials, mustart = self.family.initialize(y, pb.prior_weights, name="new_y")
+        pb2 = GLMMProblem(family=self.family, y=y2, n_trials=pb.n_trials, prior_weights=pw, offset=pb.offset,
+                          X=pb.X, Zt=pb.Zt, design=pb.design, mustart=mustart)
+        with single_threaded():
+            fit = fit_glmm(pb2, self.nAGQ, start=self._fit.theta)
+        return GeneralizedLinearMixedModel(self.design, pb2, fit, self.nAGQ, self.formula)
+
     def overdispersion(self) -> pd.Series:
         """The Pearson χ² of a binomial or Poisson fit against its residual df (the overdispersion
         figure: a ratio well above 1 says the variance exceeds the family's)."""

@@ -235,3 +235,29 @@ def test_wald_intervals_of_the_fixed_effects():
     assert np.isnan(ci.iloc[0]).all()
     z = 1.959963984540054
     np.testing.assert_allclose(ci["97.5 %"].iloc[1:], fit.fixef + z * fit.se, rtol=1e-12)
+
+
+def test_simulate_and_refit():
+    fit = _fit("cbpp_binomial_laplace")
+    again = fit.refit(fit.problem.y)
+    assert again.objective == pytest.approx(fit.objective, rel=1e-10)
+    np.testing.assert_allclose(again.fixef, fit.fixef, rtol=1e-5, atol=1e-7)
+    sims = fit.simulate(nsim=400, seed=3)
+    pd.testing.assert_frame_equal(sims, fit.simulate(nsim=400, seed=3))
+    size = _data("cbpp")["size"].to_numpy()
+    k = sims.to_numpy() * size[:, None]
+    assert np.allclose(k, np.round(k)) and sims.to_numpy().min() >= 0 and sims.to_numpy().max() <= 1
+    # the simulated proportions' mean: E g⁻¹(xβ + b), b ~ N(0, θ²), per period (one row per herd and period)
+    from scipy import special
+
+    z, w = np.polynomial.hermite_e.hermegauss(40)
+    eta = fit.problem.X @ fit.fixef.to_numpy()
+    want = (special.expit(eta[:, None] + fit.theta[0] * z[None, :]) * w).sum(axis=1) / w.sum()
+    got = (sims.to_numpy() * size[:, None]).sum(axis=1) / (400 * size)
+    assert abs(np.average(got - want, weights=size)) < 0.01
+    r = fit.refit(sims["sim_1"].to_numpy())
+    assert np.isfinite(r.objective) and r.nobs == fit.nobs
+    with pytest.raises(slm.DataError, match="one response value per row used"):
+        fit.refit(np.zeros(3))
+    with pytest.raises(slm.ArgumentError, match="not available yet"):
+        _fit("gamma_log_sim").simulate()
