@@ -135,6 +135,27 @@ class GeneralizedLinearMixedModel:
         self.formula = formula
         self.family = problem.family
 
+    # ----- pickling: the CHOLMOD factor is rebuilt, not serialised ------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the PIRLS state's factor (it cannot be pickled): the fit's estimates,
+        modes and derived quantities travel, the state is made anew when unpickled."""
+        from dataclasses import replace
+
+        out = self.__dict__.copy()
+        out["_fit"] = replace(self._fit, state=None)
+        out["_pirls_tol"] = self._fit.state.tol
+        return out
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a pickled fit: the PIRLS state analysed again (one symbolic analysis)."""
+        from dataclasses import replace
+
+        from sparselmm.fitting.pirls import PIRLSState
+
+        tol = state.pop("_pirls_tol")
+        self.__dict__.update(state)
+        self._fit = replace(self._fit, state=PIRLSState(self.problem, tol=tol))
+
     # ----- estimates ----------------------------------------------------------------
     @property
     def theta(self) -> np.ndarray:

@@ -261,3 +261,17 @@ def test_simulate_and_refit():
         fit.refit(np.zeros(3))
     with pytest.raises(slm.ArgumentError, match="not available yet"):
         _fit("gamma_log_sim").simulate()
+
+
+def test_a_glmer_fit_pickles_and_deep_copies():
+    import copy
+    import pickle
+
+    fit = _fit("verbagg_binomial")
+    fit.se  # the Hessian, computed before the round trip, travels with the model
+    for other in (pickle.loads(pickle.dumps(fit)), copy.deepcopy(fit)):
+        assert other.summary() == fit.summary()
+        np.testing.assert_array_equal(other.ranef_table()["condsd"], fit.ranef_table()["condsd"])
+        np.testing.assert_array_equal(other.predict(_data("VerbAgg").iloc[:20], type="response"),
+                                      fit.predict(_data("VerbAgg").iloc[:20], type="response"))
+        np.testing.assert_allclose(other.vcov_matrix(use_hessian=False), fit.vcov_matrix(use_hessian=False), rtol=1e-12)
