@@ -21,7 +21,7 @@ from scipy import stats
 from sparselmm import families, validate
 from sparselmm.errors import ArgumentError, DataError, FormulaError, SingularFitWarning
 from sparselmm.fitting.glmer_search import GLMMFit, deviance_hessian, fit_glmm, rx_vcov
-from sparselmm.fitting.pirls import GLMMProblem
+from sparselmm.fitting.pirls import GLMMProblem, working
 from sparselmm.frame.dask_design import is_dask_dataframe
 from sparselmm.frame.modelframe import Design, design
 from sparselmm.stats import inference
@@ -183,11 +183,8 @@ class GeneralizedLinearMixedModel:
         ``√(pwrss/n)``, the working-weighted residual sum of squares plus ``‖u‖²`` at the modes."""
         if self.family.dispersion_free:
             return 1.0
-        pb, fam, r = self.problem, self.family, self._fit.result
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            me = fam.link.mu_eta(r.eta)
-            w = pb.prior_weights * me * me / fam.variance(r.mu)
-            wr = (pb.y - r.mu) / me
+        r = self._fit.result
+        w, wr = working(self.problem, r.eta, r.mu)
         return float(np.sqrt((np.sum(w * wr * wr) + r.sqrL) / self.nobs))
 
     @property
@@ -301,14 +298,10 @@ class GeneralizedLinearMixedModel:
         without a dispersion, else σ̂)."""
         d, f = self.design, self._fit
         st, r = f.state, f.result
-        pb, fam = self.problem, self.family
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            me = fam.link.mu_eta(r.eta)
-            w = pb.prior_weights * me * me / fam.variance(r.mu)
         Lam = d.Lambda(f.theta).tocsc()
         st.set_theta(f.theta)
-        st.factor_at(w)
-        s2 = 1.0 if fam.dispersion_free else self.sigma**2
+        st.factor_at(working(self.problem, r.eta, r.mu)[0])
+        s2 = 1.0 if self.family.dispersion_free else self.sigma**2
         rows = []
         for t, lo, hi, eff in zip(d.terms, d.Gp[:-1], d.Gp[1:], self.term_effects()):
             E = np.zeros((d.q, hi - lo))
@@ -365,7 +358,7 @@ class GeneralizedLinearMixedModel:
             if type == "response":
                 out = y - mu
             elif type == "working":
-                out = (y - mu) / fam.link.mu_eta(r.eta)
+                out = working(pb, r.eta, mu)[1]
             elif type == "pearson":
                 out = (y - mu) * np.sqrt(pb.prior_weights) / np.sqrt(fam.variance(mu))
             else:

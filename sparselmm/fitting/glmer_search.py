@@ -22,7 +22,7 @@ import scipy.linalg as sla
 
 from sparselmm.errors import ConvergenceError
 from sparselmm.fitting.optimize import OptSummary, minimize_theta
-from sparselmm.fitting.pirls import GLMMProblem, PIRLSResult, PIRLSState, agq_deviance
+from sparselmm.fitting.pirls import GLMMProblem, PIRLSResult, PIRLSState, agq_deviance, working
 from sparselmm.progress import Progress
 
 __all__ = ["GLMMFit", "fit_glmm", "glm_start", "deviance_hessian"]
@@ -52,9 +52,8 @@ def glm_start(pb: GLMMProblem, maxit: int = 50, tol: float = 1e-10) -> np.ndarra
     for _ in range(maxit):
         with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
             mu = fam.link.linkinv(eta)
-            me = fam.link.mu_eta(eta)
-            w = pb.prior_weights * me * me / fam.variance(mu)
-            z = eta - pb.offset + (pb.y - mu) / me
+        w, r = working(pb, eta, mu)
+        z = eta - pb.offset + r
         ok = np.isfinite(w) & np.isfinite(z) & (w > 0)
         sw = np.sqrt(w[ok])
         beta = sla.lstsq(X[ok] * sw[:, None], z[ok] * sw)[0]
@@ -157,15 +156,10 @@ def _stage_se(st: PIRLSState, theta: np.ndarray, r: PIRLSResult) -> np.ndarray:
 def rx_vcov(st: PIRLSState, theta: np.ndarray, r: PIRLSResult) -> np.ndarray:
     """``(XᵀWX - XᵀWZΛ M⁻¹ ΛᵀZᵀWX)⁻¹`` at the conditional modes (lme4's ``vcov(use.hessian =
     FALSE)`` before the dispersion)."""
-    pb, fam = st.pb, st.pb.family
-    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-        me = fam.link.mu_eta(r.eta)
-        w = pb.prior_weights * me * me / fam.variance(r.mu)
-    ZL = st.set_theta(theta)
+    w = working(st.pb, r.eta, r.mu)[0]
+    st.set_theta(theta)
     st.factor_at(w)
-    WX = pb.X * w[:, None]
-    ZtWX = np.asarray(ZL.T @ WX)
-    S = pb.X.T @ WX - ZtWX.T @ st.factor(ZtWX)
+    S = st.fixed_schur(w)[3]
     return np.linalg.inv(0.5 * (S + S.T))
 
 

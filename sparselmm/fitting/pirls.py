@@ -39,7 +39,7 @@ import scipy.sparse as sp
 
 from sparselmm.errors import ConvergenceError
 
-__all__ = ["GLMMProblem", "PIRLSState", "PIRLSResult", "agq_deviance", "gauss_hermite"]
+__all__ = ["GLMMProblem", "PIRLSState", "PIRLSResult", "agq_deviance", "gauss_hermite", "working"]
 
 
 @dataclass
@@ -95,6 +95,15 @@ class PIRLSResult:
     def laplace(self) -> float:
         """lme4's Laplace deviance ``log det M + ‖u‖² + aic``."""
         return self.ldL2 + self.sqrL + self.aic
+
+
+def working(pb: GLMMProblem, eta: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The working weights ``w = a μ'(η)²/V(μ)`` and working residuals ``r = (y - μ)/μ'(η)`` of
+    Fisher scoring at ``(η, μ)`` (``a`` the prior weights)."""
+    fam = pb.family
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        me = fam.link.mu_eta(eta)
+        return pb.prior_weights * me * me / fam.variance(mu), (pb.y - mu) / me
 
 
 class PIRLSState:
@@ -180,6 +189,15 @@ class PIRLSState:
             self._theta_key = key
         return self._ZL
 
+    def fixed_schur(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """With ``M`` factored at ``w`` (:meth:`factor_at`): ``WX``, ``ΛᵀZᵀWX``, ``M⁻¹ΛᵀZᵀWX`` and the
+        fixed effects' Schur complement ``S = XᵀWX - XᵀWZΛ M⁻¹ ΛᵀZᵀWX``."""
+        X = self.pb.X
+        WX = X * w[:, None]
+        ZtWX = np.asarray(self._ZL.T @ WX)  # q × p
+        V = self.factor(ZtWX)
+        return WX, ZtWX, V, X.T @ WX - ZtWX.T @ V
+
     @property
     def zl_values(self) -> np.ndarray:
         """The values of ``ZΛ`` at the θ of :meth:`set_theta`, n × K (each row's K random-effect
@@ -227,20 +245,14 @@ class PIRLSState:
         old = np.inf
         ldL2 = np.nan
         for it in range(1, self.maxit + 1):
-            with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-                me = fam.link.mu_eta(eta)
-                w = pb.prior_weights * me * me / fam.variance(mu)
-                r = (pb.y - mu) / me
+            w, r = working(pb, eta, mu)
             try:
                 ldL2 = self.factor_at(w)
             except Exception as e:  # not positive definite: non-finite weights
                 raise ConvergenceError(f"PIRLS: the factorisation failed at θ = {theta} ({e})") from None
             ru = ZLt @ (w * r) - u
             if update_beta:
-                WX = X * w[:, None]
-                ZtWX = np.asarray(ZLt @ WX)  # q × p
-                V = self.factor(ZtWX)
-                S = X.T @ WX - ZtWX.T @ V
+                WX, ZtWX, V, S = self.fixed_schur(w)
                 a = self.factor(ru)
                 db = sla.solve(S, WX.T @ r - ZtWX.T @ a, assume_a="pos")
                 du = a - V @ db
@@ -278,10 +290,7 @@ class PIRLSState:
         # last step (the weights one step before), whose value depends on where PIRLS started by the
         # size of that step; at the modes it is a smooth function of (θ, β), as the optimiser and the
         # finite differences of the Hessian need (the two agree to PIRLS's tolerance)
-        with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-            me = fam.link.mu_eta(eta)
-            w = pb.prior_weights * me * me / fam.variance(mu)
-        ldL2 = self.factor_at(w)
+        ldL2 = self.factor_at(working(pb, eta, mu)[0])
         with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
             dev = fam.dev_resids(pb.y, mu, pb.prior_weights)
             dev_sum = float(np.sum(dev))
@@ -337,9 +346,8 @@ def agq_deviance(st: PIRLSState, theta: np.ndarray, beta: np.ndarray, nAGQ: int,
     codes = np.asarray(d.terms[0].codes, dtype=np.int64)  # one scalar term: each row's level
     st.set_theta(theta)
     ZL = st.zl_values[:, 0]  # the row's Λ-scaled z
+    w = working(pb, r.eta, r.mu)[0]
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-        me = fam.link.mu_eta(r.eta)
-        w = pb.prior_weights * me * me / fam.variance(r.mu)
         q = st.q
         Mdiag = np.bincount(codes, weights=w * ZL * ZL, minlength=q) + 1.0
         sd = 1.0 / np.sqrt(Mdiag)
