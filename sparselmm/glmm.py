@@ -20,6 +20,7 @@ from scipy import stats
 
 from sparselmm import families, validate
 from sparselmm.errors import ArgumentError, DataError, FormulaError, SingularFitWarning
+from sparselmm.fitting.fitted import ranef_of, term_effects_of, varcorr_frame
 from sparselmm.fitting.glmer_search import GLMMFit, deviance_hessian, fit_glmm, rx_vcov
 from sparselmm.fitting.pirls import GLMMProblem, working
 from sparselmm.frame.dask_design import is_dask_dataframe
@@ -281,16 +282,12 @@ class GeneralizedLinearMixedModel:
     # ----- random effects ---------------------------------------------------------
     def term_effects(self) -> list[pd.DataFrame]:
         """Per random-effect term, its conditional modes: levels × the term's columns."""
-        b = self.b
-        return [pd.DataFrame(b[lo:hi].reshape(t.nlevels, t.k), index=t.levels, columns=t.columns)
-                for t, lo, hi in zip(self.design.terms, self.design.Gp[:-1], self.design.Gp[1:])]
+        return term_effects_of(self.design, self.b)
 
     def ranef(self) -> dict[str, pd.DataFrame]:
-        """lme4's ``ranef(m)``: grouping factor -> levels × columns."""
-        out: dict[str, pd.DataFrame] = {}
-        for t, df in zip(self.design.terms, self.term_effects()):
-            out[t.group] = pd.concat([out[t.group], df], axis=1) if t.group in out else df
-        return out
+        """lme4's ``ranef(m)``: grouping factor -> levels × columns (see
+        :func:`sparselmm.fitting.fitted.ranef_of`)."""
+        return ranef_of(self.design, self.term_effects())
 
     def ranef_table(self) -> pd.DataFrame:
         """lme4's ``as.data.frame(ranef(m, condVar = TRUE))``: the conditional modes and their
@@ -326,22 +323,11 @@ class GeneralizedLinearMixedModel:
 
     def varcorr(self) -> pd.DataFrame:
         """lme4's ``as.data.frame(VarCorr(m))`` (no residual row for binomial and Poisson fits)."""
-        rows = []
         d = self.design
-        s2 = 1.0 if self.family.dispersion_free else self.sigma**2
-        for t, sl in zip(d.terms, d.theta_slices):
-            T = t.structure.block(self._fit.theta[sl])
-            S = s2 * (T @ T.T)
-            sd = np.sqrt(np.diag(S))
-            for i, c in enumerate(t.columns):
-                rows.append((t.group, c, None, S[i, i], sd[i]))
-            for j in range(t.k):
-                for i in range(j + 1, t.k):
-                    rows.append((t.group, t.columns[j], t.columns[i], S[i, j],
-                                 S[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan))
-        if not self.family.dispersion_free:
-            rows.append(("Residual", None, None, self.sigma**2, self.sigma))
-        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+        sigma = None if self.family.dispersion_free else self.sigma
+        s2 = 1.0 if sigma is None else sigma**2
+        cov = [s2 * (T @ T.T) for T in (t.structure.block(self._fit.theta[sl]) for t, sl in zip(d.terms, d.theta_slices))]
+        return varcorr_frame(d, cov, sigma)
 
     # ----- fitted values, residuals, predictions ------------------------------------
     def fitted(self) -> pd.Series:

@@ -27,7 +27,7 @@ from sparselmm.frame.modelframe import Design, design, vector_argument
 from sparselmm.spec.formula import update_formula
 from sparselmm.threads import single_threaded
 
-__all__ = ["FittedModel", "Call"]
+__all__ = ["FittedModel", "Call", "term_effects_of", "ranef_of", "varcorr_frame"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,50 @@ class Call:
     na_action: str = "omit"
     contrasts: Any = None
     control: FitControl | None = None
+
+
+def term_effects_of(design: Design, b: np.ndarray) -> list[pd.DataFrame]:
+    """Per random-effect term (lme4's order), the conditional modes ``b`` (Z's column order):
+    levels × the term's columns."""
+    return [pd.DataFrame(b[lo:hi].reshape(t.nlevels, t.k), index=t.levels, columns=t.columns)
+            for t, lo, hi in zip(design.terms, design.Gp[:-1], design.Gp[1:])]
+
+
+def ranef_of(design: Design, effects: list[pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """lme4's ``ranef``: the terms' effects joined per grouping factor, column-wise (a column name
+    a factor already has gets ``.1``)."""
+    out: dict[str, pd.DataFrame] = {}
+    for t, df in zip(design.terms, effects):
+        if t.group in out:
+            prev = out[t.group]
+            df = df.rename(columns=lambda c: f"{c}.1" if c in prev.columns else c)
+            out[t.group] = pd.concat([prev, df], axis=1)
+        else:
+            out[t.group] = df
+    return out
+
+
+def varcorr_frame(design: Design, covariances: list[np.ndarray], sigma: float | None) -> pd.DataFrame:
+    """R's ``as.data.frame(VarCorr(m))`` from each term's covariance matrix: per term the variances
+    (``var2`` missing) then the covariances with the correlation in ``sdcor``; a factor with several
+    terms named ``g``, ``g.1``, ... as R's ``make.unique``; the residual last, unless ``sigma`` is
+    None (a GLMM without a dispersion)."""
+    rows = []
+    seen: dict[str, int] = {}
+    for t, S in zip(design.terms, covariances):
+        n = seen.get(t.group, 0)
+        seen[t.group] = n + 1
+        grp = t.group if n == 0 else f"{t.group}.{n}"
+        sd = np.sqrt(np.diag(S))
+        for i, c in enumerate(t.columns):
+            rows.append((grp, c, None, S[i, i], sd[i]))
+        for j in range(t.k):
+            for i in range(j + 1, t.k):
+                corr = S[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan
+                rows.append((grp, t.columns[j], t.columns[i], S[i, j], corr))
+    if sigma is not None:
+        rows.append(("Residual", None, None, sigma**2, sigma))
+    return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
 
 
 class FittedModel:
@@ -284,10 +328,7 @@ class FittedModel:
 
     def term_effects(self) -> list[pd.DataFrame]:
         """Per random-effect term (lme4's order), its conditional modes: levels × the term's columns."""
-        out = []
-        for t, lo, hi in zip(self.design.terms, self.design.Gp[:-1], self.design.Gp[1:]):
-            out.append(pd.DataFrame(self.b[lo:hi].reshape(t.nlevels, t.k), index=t.levels, columns=t.columns))
-        return out
+        return term_effects_of(self.design, self.b)
 
     def ranef(self) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects, one DataFrame per grouping factor.
@@ -299,15 +340,7 @@ class FittedModel:
         dict
             grouping factor -> DataFrame (index: level as str, columns: term names).
         """
-        out: dict[str, pd.DataFrame] = {}
-        for t, df in zip(self.design.terms, self.term_effects()):
-            if t.group in out:
-                prev = out[t.group]
-                df = df.rename(columns=lambda c: f"{c}.1" if c in prev.columns else c)
-                out[t.group] = pd.concat([prev, df], axis=1)
-            else:
-                out[t.group] = df
-        return out
+        return ranef_of(self.design, self.term_effects())
 
     @cached_property
     def _cond_var_blocks(self) -> list[np.ndarray]:
@@ -387,21 +420,7 @@ class FittedModel:
             correlation in ``sdcor``; the residual last.  A factor that carries
             several terms is named ``g``, ``g.1``, ... as R's ``make.unique`` does.
         """
-        rows = []
-        seen: dict[str, int] = {}
-        for t, S in zip(self.design.terms, self._term_covariances()):
-            n = seen.get(t.group, 0)
-            seen[t.group] = n + 1
-            grp = t.group if n == 0 else f"{t.group}.{n}"
-            sd = np.sqrt(np.diag(S))
-            for i, c in enumerate(t.columns):
-                rows.append((grp, c, None, S[i, i], sd[i]))
-            for j in range(t.k):
-                for i in range(j + 1, t.k):
-                    corr = S[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan
-                    rows.append((grp, t.columns[j], t.columns[i], S[i, j], corr))
-        rows.append(("Residual", None, None, self.sigma**2, self.sigma))
-        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+        return varcorr_frame(self.design, self._term_covariances(), self.sigma)
 
     # ----- fitted values and residuals -----------------------------------------------
     def fitted(self) -> pd.Series:
