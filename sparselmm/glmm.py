@@ -269,15 +269,14 @@ class GeneralizedLinearMixedModel:
         return pd.Series(np.sqrt(np.diag(self.vcov_matrix())), index=self.design.X_names, name="Std. Error")
 
     def coef_table(self) -> pd.DataFrame:
-        """glmer's coefficient table: ``Estimate``, ``Std. Error``, ``z value``, ``Pr(>|z|)``
-        (t for families with a dispersion, as lme4: ``t value`` and no p-value)."""
+        """glmer's coefficient table: ``Estimate``, ``Std. Error``, ``z value``, ``Pr(>|z|)`` (for
+        families with a dispersion the statistic is labelled ``t value``, as lme4 labels it, with the
+        same normal p-value)."""
         est, se = self.fixef.to_numpy(), self.se.to_numpy()
         z = est / se
-        if self.family.dispersion_free:
-            return pd.DataFrame({"Estimate": est, "Std. Error": se, "z value": z,
-                                 "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z))}, index=self.design.X_names)
-        return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": z,
-                             "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z))}, index=self.design.X_names)
+        stat = "z value" if self.family.dispersion_free else "t value"
+        return pd.DataFrame({"Estimate": est, "Std. Error": se, stat: z, "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z))},
+                            index=self.design.X_names)
 
     # ----- random effects ---------------------------------------------------------
     def term_effects(self) -> list[pd.DataFrame]:
@@ -334,9 +333,10 @@ class GeneralizedLinearMixedModel:
         """Fitted means ``μ̂ = g⁻¹(η̂)`` (lme4's ``fitted``), indexed like the rows used."""
         return pd.Series(self._fit.result.mu, index=self.design.row_index, name="fitted")
 
-    def residuals(self, type: str = "deviance") -> pd.Series:
+    def residuals(self, type: str = "deviance", scaled: bool = False) -> pd.Series:
         """lme4's residuals of a GLMM: ``"deviance"`` (default), ``"pearson"``, ``"response"``,
-        ``"working"``."""
+        ``"working"``; divided by σ̂ when ``scaled`` (lme4's ``scaled = TRUE``; σ̂ = 1 for binomial
+        and Poisson fits)."""
         type = validate.choice(type, "type", {k: k for k in ("deviance", "pearson", "response", "working")})
         pb, fam, r = self.problem, self.family, self._fit.result
         y, mu = pb.y, r.mu
@@ -349,6 +349,8 @@ class GeneralizedLinearMixedModel:
                 out = (y - mu) * np.sqrt(pb.prior_weights) / np.sqrt(fam.variance(mu))
             else:
                 out = np.sign(y - mu) * np.sqrt(np.maximum(fam.dev_resids(y, mu, pb.prior_weights), 0.0))
+        if validate.flag(scaled, "scaled"):
+            out = out / self.sigma
         return pd.Series(out, index=self.design.row_index, name="residuals")
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", re_form: Any = None,

@@ -111,8 +111,13 @@ def _criterion(m: "FittedModel", digits: int) -> tuple[list[str], list[str]]:
     logLik, deviance and df.resid, rounded to ``digits`` decimals."""
     if m.REML:
         return ["REML criterion at convergence"], [format1(round(m.objective, digits))]
-    vals = [m.aic, m.bic, m.loglik, m.deviance]
-    txt = [s.strip() for s in format_real(np.round(vals, digits))] + [str(int(m.df_resid))]
+    return _aic_table([m.aic, m.bic, m.loglik, m.deviance], m.df_resid, digits)
+
+
+def _aic_table(vals: list[float], df_resid: int, digits: int) -> tuple[list[str], list[str]]:
+    """lme4's ``.prt.aictab`` of a fit by maximum likelihood: AIC, BIC, logLik, deviance (``-2 logLik``)
+    rounded to ``digits`` decimals, and df.resid."""
+    txt = [s.strip() for s in format_real(np.round(vals, digits))] + [str(int(df_resid))]
     return ["AIC", "BIC", "logLik", "deviance", "df.resid"], txt
 
 
@@ -749,18 +754,11 @@ def glmm_summary_text(m: Any) -> str:
     str
     """
     approx = "Laplace Approximation" if m.nAGQ == 1 else f"Adaptive Gauss-Hermite Quadrature, nAGQ = {m.nAGQ}"
-    if m.nAGQ == 0:
-        approx = "Adaptive Gauss-Hermite Quadrature, nAGQ = 0"
     lines = [f"Generalized linear mixed model fit by maximum likelihood ({approx}) ['glmerMod']",
              f" Family: {m.family.name}  ( {m.family.link.name} )", f"Formula: {m.formula}", ""]
-    vals = [m.aic, m.bic, m.loglik, -2.0 * m.loglik]
-    names = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
-    lines += print_named(format_real(np.round(vals, 1), DIGITS) + [str(int(m.df_resid))], names)
+    lines += _criterion_lines(False, *_aic_table([m.aic, m.bic, m.loglik, -2.0 * m.loglik], m.df_resid, 1))
     lines.append("")
-    r = np.asarray(m.residuals("pearson").to_numpy(), dtype=float) / (1.0 if m.family.dispersion_free else m.sigma)
-    r = r[np.isfinite(r)]
-    q = zapsmall(np.quantile(r, [0, 0.25, 0.5, 0.75, 1.0]), DIGITS + 1)
-    lines += _residual_lines(["Min", "1Q", "Median", "3Q", "Max"], format_real(q, DIGITS))
+    lines += _residual_lines(*_residual_quantiles(m, DIGITS))
     lines += ["Random effects:", *str(VarCorr(m.varcorr(), comp=("Variance", "Std.Dev."), digits=DIGITS)).splitlines()]
     lines.append(_groups_text(m.nobs, m.ngroups))
     lines += ["", "Fixed effects:", *_coef_lines(*_coef_cells(m.coef_table()))]
