@@ -14,8 +14,9 @@ Cholesky factor of the Schur complement ``S = M_{22} - CᵀD^{-1}C`` (of size
 ``q₂ = q - q₁``, the levels of the smaller factors).  This is the supernodal
 factor CHOLMOD computes for such designs (the fill-in makes the trailing block
 dense), done with one dense LAPACK call; ``CᵀD^{-1}C`` is a weighted sum of
-precomputed products over pairs of entries in the rows of ``A₁₂``.  It also
-gives ``diag(M⁻¹)`` cheaply, which the analytic gradient needs.
+the products of pairs of entries in the rows of ``A₁₂``, formed by a compiled
+loop (:mod:`sparselmm.backends.kernels`).  It also gives ``diag(M⁻¹)`` cheaply
+(the same loop's quadratic forms), which the analytic gradient needs.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
+from sparselmm.backends import kernels
 from sparselmm.backends.base import PLSBackend, PLSProblem, symmetric_csr
 from sparselmm.errors import ModelSpecError
 from sparselmm.threads import dense_step_threads
@@ -37,7 +39,7 @@ _REFINE = 1  # refinement steps of single-precision solves (one reaches the log-
 def schur_eligible(design: PLSProblem, max_dense: int = 6000, max_pairs: float = 3e7) -> bool:
     """True when the design suits :class:`SchurState`: scalar linear terms, at least two,
     a trailing block of at most ``max_dense`` levels that is smaller than the first term,
-    and a table of entry pairs (``Σ_j c_j²/2`` over the rows of ``A₁₂``) of at most ``max_pairs``."""
+    and at most ``max_pairs`` pairs of entries in the rows of ``A₁₂`` (``Σ_j c_j²/2``: the fill's multiply-adds)."""
     terms = design.terms
     if len(terms) < 2 or any(t.k != 1 or t.structure.linear_entries() is None for t in terms):
         return False
@@ -48,117 +50,6 @@ def schur_eligible(design: PLSProblem, max_dense: int = 6000, max_pairs: float =
     # entries per row of A₁₂ (kept with the cross-products: "auto" and the backend both ask)
     cnt = design.cross.memo("a12_row_counts", lambda: np.diff(design.cross.ZtZ.tocsr()[:q1, q1:].indptr).astype(np.float64))
     return float(np.sum(cnt * (cnt + 1) / 2)) <= max_pairs
-
-
-def _pair_matrix(
-    A12: "sp.csr_matrix", q1: int, q2: int, chunk: int = 1_000_000, piece: int = 4_000_000
-) -> tuple[list[tuple["sp.csr_matrix", int, int]], np.ndarray]:
-    """The pair matrix of the level pairs ``(l, m)``, ``l <= m``, that share a row of ``A₁₂``.
-
-    ``P`` has one row per pair and one column per row ``j`` of ``A₁₂``, with
-    ``P[(l, m), j] = A₁₂[j, l] A₁₂[j, m]``, so that ``A₂₁ diag(w) A₁₂`` is ``P w`` on the pairs.
-    The pairs are ranked by their flat index ``l·q₂ + m`` and ``Pᵀ`` is stored in pieces
-    by ranges of ``l`` of about ``piece`` entries each, so that ``P w`` is formed a piece
-    at a time (at 1M rows its 12.5M values are never held at once).  Rows of ``A₁₂``
-    with the same number ``c`` of entries share one pattern of ``c(c+1)/2`` offset pairs,
-    so the pairs are generated a count at a time and written straight to their places in
-    the pieces' CSR arrays (no sort): the place of a pair is a per-entry offset of its
-    first entry plus the index of its second.  The pairs are ranked through a marker over
-    the ``q₂²`` entries, found in a first pass that keeps nothing else, so no table of
-    64-bit keys is ever held.  The values are stored in float32 when that is exact (integer
-    entries of ``A₁₂`` below 2¹²: counts of unweighted intercept terms).
-
-    Returns
-    -------
-    pieces : list of (scipy.sparse.csr_matrix, int, int)
-        ``(Pᵀ_c, k0, k1)``: the ``q₁ × (k1 - k0)`` block of ``Pᵀ`` on the pairs ranked
-        ``k0 … k1 - 1``, in ``l`` order.
-    flat : numpy.ndarray
-        Each pair's flat index ``l·q₂ + m`` (int32 where ``q₂² < 2³¹``), in rank order.
-    """
-    ip, ix, vx = A12.indptr, A12.indices, A12.data
-    cnt = np.diff(ip).astype(np.int64)
-    row_of = np.repeat(np.arange(q1), cnt)
-    a = np.arange(len(ix), dtype=np.int64) - ip[row_of]  # an entry's place in its row
-    first_of = cnt[row_of] - a  # the pairs an entry starts (itself and the later entries of its row)
-    total = int(first_of.sum())
-    # pieces: ranges of l (the pair's first level) holding about `piece` pairs each
-    cum = np.cumsum(np.bincount(ix, weights=first_of, minlength=q2))
-    n_target = max(1, -(-total // piece))
-    cuts = np.searchsorted(cum, np.arange(1, n_target) * (total / n_target))  # a piece ends after l = cut
-    bounds = np.unique(np.concatenate([[0], np.minimum(cuts + 1, q2), [q2]]))
-    n_pc = len(bounds) - 1
-    pc = np.searchsorted(bounds, ix, side="right") - 1  # each entry's piece
-    # pairs per (row, piece); piece-major layout, rows in order within a piece
-    per = np.bincount(row_of * n_pc + pc, weights=first_of, minlength=q1 * n_pc).astype(np.int64)
-    per = per.reshape(q1, n_pc)
-    indptrs = [np.concatenate([[0], np.cumsum(per[:, c])]) for c in range(n_pc)]
-    base = np.concatenate([[0], np.cumsum(per.sum(axis=0))])
-    # an entry's run: the entries of its row in its piece, the first of them at place a_lo
-    new_run = np.ones(len(ix), dtype=bool)
-    new_run[1:] = (row_of[1:] != row_of[:-1]) | (pc[1:] != pc[:-1])
-    a_lo = a[np.maximum.accumulate(np.where(new_run, np.arange(len(ix)), 0))]
-
-    def before(k: np.ndarray) -> np.ndarray:  # pairs of the row that start before its entry k
-        return k * cnt[row_of] - k * (k - 1) // 2
-
-    start_rc = np.stack([ip_c[:-1] for ip_c in indptrs], axis=1)  # (q1, n_pc) first place of (row, piece)
-    # the place of pair (e1, e2) is off[e1] + e2
-    off = base[pc] + start_rc[row_of, pc] + before(a) - before(a_lo) - np.arange(len(ix), dtype=np.int64)
-    del start_rc, a_lo, new_run
-
-    groups = []  # (rows of one count, the count's offset pairs), in pieces of about `chunk` pairs
-    for c in np.unique(cnt[cnt > 0]):
-        rows = np.flatnonzero(cnt == c)
-        i1, i2 = np.triu_indices(int(c))
-        k = max(1, chunk // len(i1))
-        groups.extend((rows[r : r + k], i1, i2) for r in range(0, len(rows), k))
-
-    def pairs(rows: np.ndarray, i1: np.ndarray, i2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        e1 = (ip[rows][:, None] + i1[None, :]).ravel()
-        e2 = (ip[rows][:, None] + i2[None, :]).ravel()
-        return ix[e1].astype(np.int64) * q2 + ix[e2], e1, e2
-
-    mark = np.zeros(q2 * q2, dtype=bool)
-    for g in groups:
-        mark[pairs(*g)[0]] = True
-    rank = np.cumsum(mark, dtype=np.int32)  # 1 + the rank of each marked key
-    nuniq = int(rank[-1]) if len(rank) else 0
-    rank -= 1
-    k0 = np.append(rank[bounds[:-1] * q2], nuniq).astype(np.int64)  # first rank of each piece (l sorted first)
-    k0[:-1] += ~mark[bounds[:-1] * q2]  # a piece's first key may be unmarked: its rank is then one on
-    idx = np.empty(total, dtype=np.int32)
-    # unweighted intercepts make A₁₂ a table of counts: their products are exact in float32, which
-    # halves the largest array (the product upcasts a piece at a time, ~30 MB at 1M rows)
-    exact32 = len(vx) > 0 and bool(np.all(vx == np.round(vx))) and float(np.max(np.abs(vx))) ** 2 < 2.0**24
-    val = np.empty(total, dtype=np.float32 if exact32 else np.float64)
-    for rows, i1, i2 in groups:
-        key, e1, e2 = pairs(rows, i1, i2)
-        pos = off[e1] + e2
-        idx[pos] = rank[key] - k0[pc[e1]]  # rank within the piece
-        val[pos] = vx[e1] * vx[e2]
-    del rank
-    # the flat index of each pair, in rank order, written a block of the marker at a time
-    # (a whole np.flatnonzero(mark) would hold 8 bytes per pair)
-    flat = np.empty(nuniq, dtype=np.int32 if q2 * q2 < 2**31 else np.int64)
-    at, blk = 0, 1 << 24
-    for lo in range(0, len(mark), blk):
-        nz = np.flatnonzero(mark[lo : lo + blk]) + lo
-        flat[at : at + len(nz)] = nz
-        at += len(nz)
-    del mark
-    pieces = [
-        (
-            sp.csr_matrix(
-                (val[base[c] : base[c + 1]], idx[base[c] : base[c + 1]], indptrs[c]),
-                shape=(q1, int(k0[c + 1] - k0[c])),
-            ),
-            int(k0[c]),
-            int(k0[c + 1]),
-        )
-        for c in range(n_pc)
-    ]
-    return pieces, flat
 
 
 class SchurState(PLSBackend):
@@ -219,17 +110,16 @@ class SchurState(PLSBackend):
         A22 = sp.triu(A[q1:, q1:]).tocoo()
         self.a22_l, self.a22_m, self.a22_val = A22.row, A22.col, A22.data
         self.a22_flat = A22.row.astype(np.int64) * q2 + A22.col
-        # S -= Σ_j w_j A₁₂[j, l] A₁₂[j, m] over pairs (l <= m) of entries in each row j of A₁₂:
-        # one sparse matrix P (pair (l, m) × row j), so that the q₂ × q₂ sum is the product P w
-        # pieces of Pᵀ by ranges of l; their transposes are CSC views (no second copy; the product
-        # is ~25% slower than a CSR copy's); p_flat: l·q₂ + m of each pair
-        self.pieces, self.p_flat = _pair_matrix(A12, q1, q2)
+        # S -= Σ_j w_j A₁₂[j, l] A₁₂[j, m] over the pairs of entries in each row j of A₁₂: a compiled
+        # loop over the rows, tiled by bands of S's rows (kernels.py); the bands and their split among
+        # the threads are planned once, per precision (a band's height depends on the entry's size)
+        self._plans: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.term2 = np.repeat(np.arange(1, len(d.terms)), np.diff(d.Gp)[1:])
-        nt = len(d.terms) - 1
-        if nt > 1:  # the pair's (term of l, term of m) as one small code, for λ_l λ_m by table look-up
-            p_l, p_m = np.divmod(self.p_flat, q2)
-            self.p_terms = ((self.term2[p_l] - 1) * nt + (self.term2[p_m] - 1)).astype(np.int16)
-            self.term_first = np.asarray(d.Gp[1:-1]) - q1
+
+    def _plan(self, itemsize: int) -> tuple[np.ndarray, np.ndarray]:
+        if itemsize not in self._plans:
+            self._plans[itemsize] = kernels.band_plan(self.A12.indptr, self.A12.indices, self.q2, itemsize)
+        return self._plans[itemsize]
 
     # ----- precision -------------------------------------------------------------
     @property
@@ -310,20 +200,20 @@ class SchurState(PLSBackend):
         else:
             S.fill(0.0)
         Sf = S.reshape(-1)
-        if S.dtype == np.float32:  # single precision: P w in float32 too (the pair values are float32 where exact)
-            w = w.astype(np.float32)
+        A12 = self.A12
+        single = S.dtype == np.float32
         if len(self.design.terms) == 2:  # one trailing term: Λ₂ = λ I
             lam = float(lam2[0])
-            for PTc, k0, k1 in self.pieces:  # P w a piece at a time
-                v = PTc.T @ w
-                v *= -lam * lam
-                Sf[self.p_flat[k0:k1]] = v
-            Sf[self.a22_flat] += self.a22_val * (lam * lam)
+            vals = A12.data
+            ww = w * (lam * lam)
+            Sf[self.a22_flat] = self.a22_val * (lam * lam)
         else:
-            lam_t = np.outer(lam2[self.term_first], lam2[self.term_first]).ravel()  # λ_l λ_m by term pair
-            for PTc, k0, k1 in self.pieces:
-                Sf[self.p_flat[k0:k1]] = -(PTc.T @ w) * lam_t[self.p_terms[k0:k1]]
-            Sf[self.a22_flat] += self.a22_val * lam2[self.a22_l] * lam2[self.a22_m]
+            vals = A12.data * lam2[A12.indices]
+            ww = w
+            Sf[self.a22_flat] = self.a22_val * lam2[self.a22_l] * lam2[self.a22_m]
+        if single:  # single precision: the fill in float32 too
+            vals, ww = vals.astype(np.float32), ww.astype(np.float32)
+        kernels.schur_fill(S, A12.indptr, A12.indices, vals, ww, self._plan(S.itemsize))
         Sf[:: q2 + 1] += 1.0
         return S
 
@@ -361,13 +251,10 @@ class SchurState(PLSBackend):
         with dense_step_threads():
             Sinv, info = lapack.dpotri(self._L, lower=1)  # lower triangle of S⁻¹
         lam2 = self._lam2
-        # (A₁₂Λ₂S⁻¹Λ₂A₁₂ᵀ)_jj = Σ_{l<=m} (2 - δ_lm) S⁻¹_lm λ_l λ_m A_jl A_jm (S⁻¹ holds its lower triangle)
-        quad = np.zeros(self.q1)
-        for PTc, k0, k1 in self.pieces:
-            p_l, p_m = np.divmod(self.p_flat[k0:k1], self.q2)
-            g = Sinv[p_m, p_l] * lam2[p_l] * lam2[p_m]
-            g *= np.where(p_l == p_m, 1.0, 2.0)
-            quad += PTc @ g
+        # (A₁₂Λ₂S⁻¹Λ₂A₁₂ᵀ)_jj: the quadratic form of each row of A₁₂Λ₂ in S⁻¹ (its lower triangle
+        # in LAPACK's order is the upper one of the C-ordered transpose the kernel reads)
+        A12 = self.A12
+        quad = kernels.pair_quad(Sinv.T, A12.indptr, A12.indices, A12.data * lam2[A12.indices], self._plan(8))
         D = self._D
         return np.concatenate([1.0 / D + self._th1**2 * quad / D**2, np.diag(Sinv)])
 
