@@ -1,6 +1,5 @@
 """The analytic gradient and the block (Schur) factorisation, against independent computations."""
 
-import functools
 
 import numpy as np
 import pandas as pd
@@ -10,8 +9,7 @@ from conftest import REF, load_data
 
 import sparselmm as slm
 from sparselmm.backends.gradient import Gradient
-from sparselmm.backends import schur as schur
-from sparselmm.backends.schur import SchurState, _pair_matrix, schur_eligible
+from sparselmm.backends.schur import SchurState, schur_eligible
 
 GRAD_CASES = [k for k in sorted(REF) if REF[k]["dataset"] not in ("InstEval",)]
 
@@ -122,9 +120,12 @@ def test_schur_backend_with_two_trailing_terms_equals_cholmod():
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("piece", [10**9, 5000, 700])
-def test_pair_matrix_pieces_give_the_cross_gram(piece, weighted):
+@pytest.mark.parametrize("band_bytes", [1 << 30, 4000, 300])
+@pytest.mark.parametrize("n_chunks", [1, 3, 64])
+def test_schur_fill_kernel_gives_the_cross_gram(band_bytes, n_chunks, weighted, monkeypatch):
     # 3000 rows on 300 x 40 cells: some cells hold two or three rows, so A12 has entries > 1
+    from sparselmm.backends import kernels
+
     df = crossed(3000, 300, 40, seed=2)
     w = np.random.default_rng(1).uniform(0.5, 2.0, len(df)) if weighted else None
     d = slm.design("y ~ 1 + (1 | a) + (1 | b)", df, weights=w)
@@ -134,31 +135,69 @@ def test_pair_matrix_pieces_give_the_cross_gram(piece, weighted):
     A12 = A[:q1, q1:].tocsr()
     A12.sort_indices()
     assert A12.data.max() > 1
-    pieces, flat = _pair_matrix(A12, q1, q2, chunk=997, piece=piece)
-    # counts are stored in float32 (exact), weighted sums in float64
-    assert {p.dtype for p, _, _ in pieces} == {np.dtype(np.float64 if weighted else np.float32)}
-    assert (len(pieces) > 3) == (piece < 1000)
-    assert [k0 for _, k0, _ in pieces] == sorted(k0 for _, k0, _ in pieces) and pieces[-1][2] == len(flat)
-    w = np.random.default_rng(0).random(q1)
-    S = np.zeros(q2 * q2)
-    for PTc, k0, k1 in pieces:
-        S[flat[k0:k1]] = PTc.T @ w
-    dense = (A12.T @ sp.diags(w) @ A12).toarray()
-    # float32 counts lose nothing: the same agreement as float64 (sums in another order)
-    np.testing.assert_allclose(S.reshape(q2, q2), np.triu(dense), rtol=1e-13, atol=1e-12)
+    monkeypatch.setattr(kernels, "BAND_BYTES", band_bytes)
+    plan = kernels.band_plan(A12.indptr, A12.indices, q2, 8, n_chunks=n_chunks)
+    assert plan[0][0] == 0 and plan[0][-1] == q2 and plan[1][-1] == len(plan[0]) - 1
+    assert (len(plan[0]) > 2) == (band_bytes < 10**6)  # several bands below a whole block's bytes
+    rw = np.random.default_rng(0).random(q1)
+    K = np.full((q2, q2), 3.0)
+    kernels.schur_fill(K, A12.indptr, A12.indices, A12.data, rw, plan)
+    dense = (A12.T @ sp.diags(rw) @ A12).toarray()
+    # the upper triangle gets -Cᵀ diag(w) C added; the strict lower triangle is untouched
+    np.testing.assert_allclose(np.triu(K), np.triu(3.0 - dense), rtol=1e-13, atol=1e-12)
+    assert np.all(np.tril(K, -1)[np.tril_indices(q2, -1)] == 3.0)
+    # in single precision: the same sums to float32's rounding
+    K32 = np.zeros((q2, q2), dtype=np.float32)
+    kernels.schur_fill(K32, A12.indptr, A12.indices, A12.data.astype(np.float32), rw.astype(np.float32),
+                       kernels.band_plan(A12.indptr, A12.indices, q2, 4, n_chunks=n_chunks))
+    np.testing.assert_allclose(np.triu(K32), np.triu(-dense), rtol=2e-5, atol=1e-4)
+    # the quadratic forms c_j G c_jᵀ read G's upper triangle only
+    G = np.random.default_rng(5).standard_normal((q2, q2))
+    Gs = np.triu(G) + np.triu(G, 1).T
+    quad = kernels.pair_quad(np.triu(G), A12.indptr, A12.indices, A12.data, plan)
+    Ad = A12.toarray()
+    np.testing.assert_allclose(quad, np.einsum("ij,jk,ik->i", Ad, Gs, Ad), rtol=1e-12, atol=1e-10)
 
 
-def test_schur_backend_in_many_pieces_equals_cholmod(monkeypatch):
+def test_schur_fill_does_not_depend_on_the_threads():
+    import numba
+
+    from sparselmm.backends import kernels
+
+    df = crossed(20000, 2000, 300, seed=4)
+    d = slm.design("y ~ 1 + (1 | a) + (1 | b)", df)
+    q1 = int(d.Gp[1])
+    A12 = d.cross.ZtZ.tocsr()[:q1, q1:].tocsr()
+    A12.sort_indices()
+    q2 = A12.shape[1]
+    rw = np.random.default_rng(2).random(q1)
+    out = []
+    before = numba.get_num_threads()
+    try:
+        for th in (1, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(th)
+            K = np.zeros((q2, q2))
+            kernels.schur_fill(K, A12.indptr, A12.indices, A12.data, rw, kernels.band_plan(A12.indptr, A12.indices, q2, 8))
+            out.append(K)
+    finally:
+        numba.set_num_threads(before)
+    # each entry is summed by one thread, over the rows in order: the same bits
+    assert np.array_equal(out[0], out[1])
+
+
+def test_schur_backend_in_many_bands_equals_cholmod(monkeypatch):
+    from sparselmm.backends import kernels
+
     df = crossed(4000, 400, 60, seed=11)
     rng = np.random.default_rng(11)
     df["c"] = pd.Categorical(rng.integers(0, 12, len(df)))
     d = slm.design("y ~ 1 + x + (1 | a) + (1 | b) + (1 | c)", df)
-    monkeypatch.setattr(schur, "_pair_matrix", functools.partial(schur._pair_matrix, piece=400))
+    monkeypatch.setattr(kernels, "BAND_BYTES", 600)
     a, b = d.pls("cholmod"), SchurState(d)
-    assert len(b.pieces) > 5
     for th in ([1.0, 0.7, 0.3], [0.2, 1.5, 0.0]):
         th = np.array(th)
         assert b.objective(th, False) == pytest.approx(a.objective(th, False), rel=1e-11)
+        assert len(b._plan(8)[0]) > 5
         np.testing.assert_allclose(b.minv_diag(), a.minv_diag(), rtol=1e-8, atol=1e-12)
 
 

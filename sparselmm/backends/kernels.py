@@ -37,34 +37,62 @@ BAND_BYTES = 1 << 22
 def _kernels() -> Any:
     import numba as nb
 
+    @nb.njit(cache=True, nogil=True)
+    def start(ptr: np.ndarray, indptr: np.ndarray, indices: np.ndarray, lo: int) -> None:  # pragma: no cover
+        # each row's first entry at or after column lo
+        for j in range(len(indptr) - 1):
+            a, e = indptr[j], indptr[j + 1]
+            while a < e and indices[a] < lo:
+                a += 1
+            ptr[j] = a
+
+    @nb.njit(cache=True, nogil=True)
+    def band(T: np.ndarray, off: int, hi: int, ptr: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
+             vals: np.ndarray, w: np.ndarray) -> None:  # pragma: no cover - compiled
+        # T[l - off, m] -= w_j v_a v_b for the entries a <= b of each row j with l = indices[a] < hi,
+        # m = indices[b]; the products in double precision whatever the types
+        for j in range(len(indptr) - 1):
+            a = ptr[j]
+            e = indptr[j + 1]
+            wj = np.float64(w[j])
+            while a < e and indices[a] < hi:
+                r = indices[a] - off
+                c = wj * np.float64(vals[a])
+                for b in range(a, e):
+                    T[r, indices[b]] -= c * np.float64(vals[b])
+                a += 1
+            ptr[j] = a
+
     @nb.njit(parallel=True, cache=True, nogil=True)
     def fill(K: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.ndarray, w: np.ndarray,
              bands: np.ndarray, chunks: np.ndarray) -> None:  # pragma: no cover - compiled
-        # K[l, m] -= w_j v_a v_b for the entries a <= b of each row j (l = indices[a], m = indices[b]):
-        # the upper triangle of -Cᵀ diag(w) C added to K
-        q1 = len(indptr) - 1
+        # the upper triangle of -Cᵀ diag(w) C added to a double-precision K in place
         for t in nb.prange(len(chunks) - 1):
-            b0, b1 = chunks[t], chunks[t + 1]
-            lo = bands[b0]
-            ptr = np.empty(q1, dtype=np.int64)
-            for j in range(q1):  # each row's first entry at or after the chunk's first column
-                a, e = indptr[j], indptr[j + 1]
-                while a < e and indices[a] < lo:
-                    a += 1
-                ptr[j] = a
-            for bb in range(b0, b1):
-                hi = bands[bb + 1]
-                for j in range(q1):
-                    a = ptr[j]
-                    e = indptr[j + 1]
-                    wj = w[j]
-                    while a < e and indices[a] < hi:
-                        l = indices[a]
-                        c = wj * vals[a]
-                        for b in range(a, e):
-                            K[l, indices[b]] -= c * vals[b]
-                        a += 1
-                    ptr[j] = a
+            ptr = np.empty(len(indptr) - 1, dtype=np.int64)
+            start(ptr, indptr, indices, bands[chunks[t]])
+            for bb in range(chunks[t], chunks[t + 1]):
+                band(K, 0, bands[bb + 1], ptr, indptr, indices, vals, w)
+
+    @nb.njit(parallel=True, cache=True, nogil=True)
+    def fill_via_tile(K: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.ndarray, w: np.ndarray,
+                      bands: np.ndarray, chunks: np.ndarray) -> None:  # pragma: no cover - compiled
+        # the same for a single-precision K: each band summed in a double-precision tile, then added
+        # to K once (one rounding per entry, not one per addition)
+        q2 = K.shape[1]
+        for t in nb.prange(len(chunks) - 1):
+            ptr = np.empty(len(indptr) - 1, dtype=np.int64)
+            start(ptr, indptr, indices, bands[chunks[t]])
+            height = 0
+            for bb in range(chunks[t], chunks[t + 1]):
+                height = max(height, bands[bb + 1] - bands[bb])
+            tile = np.empty((height, q2))
+            for bb in range(chunks[t], chunks[t + 1]):
+                lo, hi = bands[bb], bands[bb + 1]
+                tile[: hi - lo].fill(0.0)
+                band(tile, lo, hi, ptr, indptr, indices, vals, w)
+                for r in range(hi - lo):
+                    for m in range(lo + r, q2):
+                        K[lo + r, m] += tile[r, m]
 
     @nb.njit(parallel=True, cache=True, nogil=True)
     def quad(out: np.ndarray, G: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.ndarray,
@@ -99,7 +127,7 @@ def _kernels() -> Any:
                     ptr[j] = a
                     out[t, j] += s
 
-    return fill, quad
+    return fill, fill_via_tile, quad
 
 
 def band_plan(indptr: np.ndarray, indices: np.ndarray, q2: int, itemsize: int = 8,
@@ -150,7 +178,8 @@ def schur_fill(K: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.
     Parameters
     ----------
     K : numpy.ndarray
-        ``q₂ × q₂``, C-ordered, float64 or float32 (``vals`` and ``w`` of the same type).
+        ``q₂ × q₂``, C-ordered, float64 or float32 (float32: each band summed in float64 and added
+        once).
     indptr, indices, vals : numpy.ndarray
         ``C`` in CSR, sorted indices.
     w : numpy.ndarray
@@ -158,7 +187,7 @@ def schur_fill(K: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.
     plan : tuple
         :func:`band_plan`'s bands and chunks for ``C``.
     """
-    _kernels()[0](K, indptr, indices, vals, w, plan[0], plan[1])
+    _kernels()[0 if K.dtype == np.float64 else 1](K, indptr, indices, vals, w, plan[0], plan[1])
 
 
 def pair_quad(G: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.ndarray,
@@ -181,5 +210,5 @@ def pair_quad(G: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.n
         One value per row of ``C``.
     """
     out = np.zeros((len(plan[1]) - 1, len(indptr) - 1))
-    _kernels()[1](out, G, indptr, indices, vals, plan[0], plan[1])
+    _kernels()[2](out, G, indptr, indices, vals, plan[0], plan[1])
     return out.sum(axis=0)
