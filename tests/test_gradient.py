@@ -136,7 +136,7 @@ def test_schur_fill_kernel_gives_the_cross_gram(band_bytes, n_chunks, weighted, 
     A12.sort_indices()
     assert A12.data.max() > 1
     monkeypatch.setattr(kernels, "BAND_BYTES", band_bytes)
-    plan = kernels.band_plan(A12.indptr, A12.indices, q2, 8, n_chunks=n_chunks)
+    plan = kernels.band_plan(A12.indptr, A12.indices, q2, n_chunks=n_chunks)
     assert plan[0][0] == 0 and plan[0][-1] == q2 and plan[1][-1] == len(plan[0]) - 1
     assert (len(plan[0]) > 2) == (band_bytes < 10**6)  # several bands below a whole block's bytes
     rw = np.random.default_rng(0).random(q1)
@@ -148,8 +148,7 @@ def test_schur_fill_kernel_gives_the_cross_gram(band_bytes, n_chunks, weighted, 
     assert np.all(np.tril(K, -1)[np.tril_indices(q2, -1)] == 3.0)
     # in single precision: the same sums to float32's rounding
     K32 = np.zeros((q2, q2), dtype=np.float32)
-    kernels.schur_fill(K32, A12.indptr, A12.indices, A12.data.astype(np.float32), rw.astype(np.float32),
-                       kernels.band_plan(A12.indptr, A12.indices, q2, 4, n_chunks=n_chunks))
+    kernels.schur_fill(K32, A12.indptr, A12.indices, A12.data.astype(np.float32), rw.astype(np.float32), plan)
     np.testing.assert_allclose(np.triu(K32), np.triu(-dense), rtol=2e-5, atol=1e-4)
     # the quadratic forms c_j G c_jᵀ read G's upper triangle only
     G = np.random.default_rng(5).standard_normal((q2, q2))
@@ -177,7 +176,7 @@ def test_schur_fill_does_not_depend_on_the_threads():
         for th in (1, numba.config.NUMBA_NUM_THREADS):
             numba.set_num_threads(th)
             K = np.zeros((q2, q2))
-            kernels.schur_fill(K, A12.indptr, A12.indices, A12.data, rw, kernels.band_plan(A12.indptr, A12.indices, q2, 8))
+            kernels.schur_fill(K, A12.indptr, A12.indices, A12.data, rw, kernels.band_plan(A12.indptr, A12.indices, q2))
             out.append(K)
     finally:
         numba.set_num_threads(before)
@@ -197,7 +196,7 @@ def test_schur_backend_in_many_bands_equals_cholmod(monkeypatch):
     for th in ([1.0, 0.7, 0.3], [0.2, 1.5, 0.0]):
         th = np.array(th)
         assert b.objective(th, False) == pytest.approx(a.objective(th, False), rel=1e-11)
-        assert len(b._plan(8)[0]) > 5
+        assert len(b._plan()[0]) > 5
         np.testing.assert_allclose(b.minv_diag(), a.minv_diag(), rtol=1e-8, atol=1e-12)
 
 

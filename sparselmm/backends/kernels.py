@@ -8,14 +8,16 @@ For a CSR matrix ``C`` (``q₁ × q₂``, sorted column indices) and row weights
     K = Cᵀ \\mathrm{diag}(w)\\, C = \\sum_j w_j\\, c_j c_jᵀ
 
 costs ``Σ_j n_j(n_j + 1)/2`` multiply-adds (``n_j`` the entries of row ``j``): the per-user outer
-products of a crossed design.  The loop is tiled by bands of rows of ``K``: a band of a few
-dozen rows of the ``q₂ × q₂`` dense result stays in cache while every row of ``C`` adds the
-pairs whose first entry falls in the band, so the scattered writes hit cache, not memory.
+products of a crossed design.  The loop is tiled by bands of rows of ``K``: a band of rows
+of the ``q₂ × q₂`` dense result (:data:`BAND_BYTES` of float64) stays in cache while every row
+of ``C`` adds the pairs whose first entry falls in the band, so the scattered writes hit cache,
+not memory.  The sums are in double precision; a single-precision ``K`` gets each band's sums
+from a double-precision tile of the band's size, added once.
 Bands are shared between the threads (each thread owns its bands' rows of ``K``: no two
 threads write one entry), balanced by their counts of pairs.
 
-The kernels are compiled on first use (a second or two, cached on disk by numba where the
-package directory is writable) and only by the backends of large crossed designs, never on
+The kernels are compiled on first use (a few seconds, measured 3.6 s for the fill and 2.1 s for
+the quadratic forms; then cached on disk by numba) and only by the backends of large crossed designs, never on
 the path of a small fit.
 """
 
@@ -102,13 +104,8 @@ def _kernels() -> Any:
         q1 = len(indptr) - 1
         for t in nb.prange(len(chunks) - 1):
             b0, b1 = chunks[t], chunks[t + 1]
-            lo = bands[b0]
             ptr = np.empty(q1, dtype=np.int64)
-            for j in range(q1):
-                a, e = indptr[j], indptr[j + 1]
-                while a < e and indices[a] < lo:
-                    a += 1
-                ptr[j] = a
+            start(ptr, indptr, indices, bands[b0])
             for bb in range(b0, b1):
                 hi = bands[bb + 1]
                 for j in range(q1):
@@ -130,9 +127,10 @@ def _kernels() -> Any:
     return fill, fill_via_tile, quad
 
 
-def band_plan(indptr: np.ndarray, indices: np.ndarray, q2: int, itemsize: int = 8,
+def band_plan(indptr: np.ndarray, indices: np.ndarray, q2: int,
               n_chunks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The bands of rows of the ``q₂ × q₂`` result and their split among threads.
+    """The bands of rows of the ``q₂ × q₂`` result (each about :data:`BAND_BYTES` of float64, the
+    type every sum is made in) and their split among threads.
 
     Parameters
     ----------
@@ -140,8 +138,6 @@ def band_plan(indptr: np.ndarray, indices: np.ndarray, q2: int, itemsize: int = 
         ``C``'s CSR structure (sorted indices).
     q2 : int
         Columns of ``C``.
-    itemsize : int
-        Bytes per entry of the result (8 or 4), which sets the band's height.
     n_chunks : int, optional
         Pieces of work for the threads (default: 4 per numba thread), each a run of bands with
         about the same number of pairs.
@@ -153,7 +149,7 @@ def band_plan(indptr: np.ndarray, indices: np.ndarray, q2: int, itemsize: int = 
     chunks : numpy.ndarray
         Band indices where each piece of work starts, ``0 … len(bands) - 1``.
     """
-    height = max(4, BAND_BYTES // max(1, q2 * itemsize))
+    height = max(4, BAND_BYTES // max(1, q2 * 8))
     bands = np.unique(np.concatenate([np.arange(0, q2, height), [q2]])).astype(np.int64)
     cnt = np.diff(indptr).astype(np.int64)
     row_of = np.repeat(np.arange(len(cnt)), cnt)
@@ -179,7 +175,7 @@ def schur_fill(K: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.
     ----------
     K : numpy.ndarray
         ``q₂ × q₂``, C-ordered, float64 or float32 (float32: each band summed in float64 and added
-        once).
+        once).  ``vals`` and ``w`` are read as float64 whatever their type.
     indptr, indices, vals : numpy.ndarray
         ``C`` in CSR, sorted indices.
     w : numpy.ndarray

@@ -112,14 +112,14 @@ class SchurState(PLSBackend):
         self.a22_flat = A22.row.astype(np.int64) * q2 + A22.col
         # S -= Σ_j w_j A₁₂[j, l] A₁₂[j, m] over the pairs of entries in each row j of A₁₂: a compiled
         # loop over the rows, tiled by bands of S's rows (kernels.py); the bands and their split among
-        # the threads are planned once, per precision (a band's height depends on the entry's size)
-        self._plans: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # the threads are planned once, on the first fill
+        self._bands: tuple[np.ndarray, np.ndarray] | None = None
         self.term2 = np.repeat(np.arange(1, len(d.terms)), np.diff(d.Gp)[1:])
 
-    def _plan(self, itemsize: int) -> tuple[np.ndarray, np.ndarray]:
-        if itemsize not in self._plans:
-            self._plans[itemsize] = kernels.band_plan(self.A12.indptr, self.A12.indices, self.q2, itemsize)
-        return self._plans[itemsize]
+    def _plan(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._bands is None:
+            self._bands = kernels.band_plan(self.A12.indptr, self.A12.indices, self.q2)
+        return self._bands
 
     # ----- precision -------------------------------------------------------------
     @property
@@ -201,7 +201,6 @@ class SchurState(PLSBackend):
             S.fill(0.0)
         Sf = S.reshape(-1)
         A12 = self.A12
-        single = S.dtype == np.float32
         if len(self.design.terms) == 2:  # one trailing term: Λ₂ = λ I
             lam = float(lam2[0])
             vals = A12.data
@@ -211,9 +210,8 @@ class SchurState(PLSBackend):
             vals = A12.data * lam2[A12.indices]
             ww = w
             Sf[self.a22_flat] = self.a22_val * lam2[self.a22_l] * lam2[self.a22_m]
-        if single:  # single precision: the fill in float32 too
-            vals, ww = vals.astype(np.float32), ww.astype(np.float32)
-        kernels.schur_fill(S, A12.indptr, A12.indices, vals, ww, self._plan(S.itemsize))
+        # in single precision too the kernel sums in double precision (vals and w as they are)
+        kernels.schur_fill(S, A12.indptr, A12.indices, vals, ww, self._plan())
         Sf[:: q2 + 1] += 1.0
         return S
 
@@ -254,7 +252,7 @@ class SchurState(PLSBackend):
         # (A₁₂Λ₂S⁻¹Λ₂A₁₂ᵀ)_jj: the quadratic form of each row of A₁₂Λ₂ in S⁻¹ (its lower triangle
         # in LAPACK's order is the upper one of the C-ordered transpose the kernel reads)
         A12 = self.A12
-        quad = kernels.pair_quad(Sinv.T, A12.indptr, A12.indices, A12.data * lam2[A12.indices], self._plan(8))
+        quad = kernels.pair_quad(Sinv.T, A12.indptr, A12.indices, A12.data * lam2[A12.indices], self._plan())
         D = self._D
         return np.concatenate([1.0 / D + self._th1**2 * quad / D**2, np.diag(Sinv)])
 
