@@ -7,6 +7,13 @@ grouseticks (Poisson, three nested terms), VerbAgg (binomial, crossed ``(1 | id)
 7,584 rows) and Contraception (binomial, a correlated random slope), and prints per model the
 wall time (the best of ``--repeat`` runs), objective evaluations (both stages), PIRLS runs and
 scoring steps, the objective against lme4's, and the process's peak resident memory.
+
+    python benchmarks/glmer.py --big 1000000 [--r]
+
+fits instead only the crossed logistic design ``y ~ x + (1 | a) + (1 | b)`` of
+``slm.datasets.simulate_crossed_binary(N, 20_000, 5_000, seed=1)`` (once: at 10⁶ rows lme4
+takes hours), with lme4 (``--r``, ``benchmarks/lme4_glmer_crossed.R`` on the same rows written to
+a CSV) after it, and prints also M's factorisations and the conjugate-gradient iterations.
 """
 
 from __future__ import annotations
@@ -59,12 +66,47 @@ def _r_times(repeat: int) -> dict[str, tuple[float, float]]:
     return res
 
 
+def _big(n: int, with_r: bool) -> None:
+    """The crossed logistic design of ``n`` rows, sparselmm then (``with_r``) lme4."""
+    df = slm.datasets.simulate_crossed_binary(n, 20_000, 5_000, seed=1)
+    formula = "y ~ x + (1 | a) + (1 | b)"
+    t0 = time.perf_counter()
+    m = slm.glmer(formula, df)
+    el = time.perf_counter() - t0
+    f = m._fit
+    st = f.state
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"sparselmm  rows {m.nobs}  {el:.1f} s  evaluations {f.stage1.feval}+{f.stage2.feval}  PIRLS runs {st.runs} "
+          f"steps {st.steps}  factorisations {st.factorizations}  CG iterations {st.cg_iterations}  "
+          f"factor {type(st.factor).__name__}  peak {peak:.0f} MB")
+    print(f"           deviance {m.objective:.6f}  theta {m.theta}  beta {m.fixef.to_numpy()}")
+    if with_r:
+        with tempfile.TemporaryDirectory() as tmp:
+            csv = os.path.join(tmp, "crossed.csv")
+            df.to_csv(csv, index=False)
+            del df, m, f, st
+            script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lme4_glmer_crossed.R")
+            out = subprocess.run(["Rscript", script, csv], capture_output=True, text=True)
+        line = [ln for ln in out.stdout.splitlines() if ln.startswith("lme4|")]
+        if not line:
+            print(out.stderr[-2000:])
+            return
+        _, rows, secs, dev, theta, beta, feval, _ = line[0].split("|")
+        print(f"lme4       rows {rows}  {float(secs):.1f} s  evaluations {feval}  deviance {float(dev):.6f}  "
+              f"theta {theta}  beta {beta}")
+        print(f"ratio lme4 / sparselmm: {float(secs) / el:.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--r", action="store_true")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--big", type=int, default=0, help="rows of the crossed logistic design (only it is fitted)")
     a = ap.parse_args()
     warnings.simplefilter("ignore")
+    if a.big:
+        _big(a.big, a.r)
+        return
     rows = []
     for name, data, formula, fam, nagq in CASES:
         df = slm.datasets.load(data)

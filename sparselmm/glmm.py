@@ -298,12 +298,22 @@ class GeneralizedLinearMixedModel:
         st.set_theta(f.theta)
         st.factor_at(working(self.problem, r.eta, r.mu)[0])
         s2 = 1.0 if self.family.dispersion_free else self.sigma**2
+        minv_diag = getattr(st.factor, "minv_diag", None)
+        dg = minv_diag() if minv_diag is not None and all(t.k == 1 for t in d.terms) else None
+        lam_diag = Lam.diagonal()
         rows = []
         for t, lo, hi, eff in zip(d.terms, d.Gp[:-1], d.Gp[1:], self.term_effects()):
-            E = np.zeros((d.q, hi - lo))
-            E[np.arange(lo, hi), np.arange(hi - lo)] = 1.0
-            B = np.asarray(Lam @ st.factor(np.asarray(Lam.T @ E)))  # Λ M⁻¹ Λᵀ, the term's columns
-            var = s2 * B[np.arange(lo, hi), np.arange(hi - lo)].reshape(t.nlevels, t.k)
+            if dg is not None:  # scalar terms: Λ is diagonal, diag(Λ M⁻¹ Λᵀ) = λ² diag(M⁻¹)
+                diag = lam_diag[lo:hi] ** 2 * dg[lo:hi]
+            else:  # diag(Λ M⁻¹ Λᵀ) on the term's columns, in chunks (never a q × q matrix)
+                diag = np.empty(hi - lo)
+                for c0 in range(lo, hi, 512):
+                    c1 = min(hi, c0 + 512)
+                    E = np.zeros((d.q, c1 - c0))
+                    E[np.arange(c0, c1), np.arange(c1 - c0)] = 1.0
+                    B = np.asarray(Lam @ st.factor(np.asarray(Lam.T @ E)))
+                    diag[c0 - lo : c1 - lo] = B[np.arange(c0, c1), np.arange(c1 - c0)]
+            var = s2 * diag.reshape(t.nlevels, t.k)
             for c, col in enumerate(t.columns):
                 rows.append(pd.DataFrame({"grpvar": t.group, "term": col, "grp": t.levels,
                                           "condval": eff[col].to_numpy(), "condsd": np.sqrt(np.maximum(var[:, c], 0))}))

@@ -86,3 +86,20 @@ def test_simulate_crossed_is_reproducible():
     pd.testing.assert_frame_equal(a, b)
     assert a.shape == (1000, 4)
     assert a["a"].nunique() <= 50 and a["b"].nunique() <= 20
+
+
+def test_simulate_crossed_binary_is_reproducible_and_recovers_its_parameters():
+    a = datasets.simulate_crossed_binary(20_000, 400, 50, seed=3, sd_a=1.0, sd_b=0.5, beta=(-0.5, 0.5))
+    pd.testing.assert_frame_equal(a, datasets.simulate_crossed_binary(20_000, 400, 50, seed=3))
+    assert not a.equals(datasets.simulate_crossed_binary(20_000, 400, 50, seed=4))
+    assert a.shape == (20_000, 4) and set(np.unique(a["y"])) == {0, 1}
+    assert a["a"].nunique() == 400 and a["b"].nunique() == 50
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", slm.SparseLMMWarning)
+        m = slm.glmer("y ~ x + (1 | a) + (1 | b)", a)
+    # θ are the SDs on the logit scale; β the intercept and slope (sampling error at this size
+    # ~0.05 for the SDs, ~0.08 for the intercept)
+    np.testing.assert_allclose(m.theta, [1.0, 0.5], atol=0.15)
+    np.testing.assert_allclose(m.fixef.to_numpy(), [-0.5, 0.5], atol=0.2)

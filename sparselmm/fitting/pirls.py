@@ -23,13 +23,13 @@ the deviance is lme4's
 ``aic`` the family's ``-2`` log-likelihood (R's ``family$aic``), with ``M`` at the weights of
 the conditional modes (lme4 reports the factor of its last scoring step, one step before: the
 two agree to PIRLS's tolerance, and this one is a smooth function of ``(θ, β)``).  ``M`` is factored by CHOLMOD, analysed once per state and
-refactored in place per step; ``ΛᵀZᵀWZΛ`` is formed from ``ZΛ`` (``n × q``, the nonzeros of Z),
+refactored in place per step (or, for a crossed design with a small dense trailing block, by
+the block factor of :mod:`sparselmm.fitting.pirls_factor`); ``ΛᵀZᵀWZΛ`` is formed from ``ZΛ`` (``n × q``, the nonzeros of Z),
 so a step costs the nonzeros of Z, not ``n·q``.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from sparselmm.errors import ConvergenceError
+from sparselmm.fitting.pirls_factor import PIRLSFactor, make_factor, pcg
 
 __all__ = ["GLMMProblem", "PIRLSState", "PIRLSResult", "agq_deviance", "gauss_hermite", "working"]
 
@@ -107,7 +108,7 @@ def working(pb: GLMMProblem, eta: np.ndarray, mu: np.ndarray) -> tuple[np.ndarra
 
 
 class PIRLSState:
-    """PIRLS for one GLMM problem: the CHOLMOD analysis of ``M``'s pattern, done once.
+    """PIRLS for one GLMM problem: ``M``'s pattern and the analysis of its factor, done once.
 
     Parameters
     ----------
@@ -117,11 +118,12 @@ class PIRLSState:
     maxit : int
         Most scoring steps (lme4 allows 30; the tighter stop here may take more under a
         non-canonical link, whose Fisher scoring converges linearly).
+    factor : {"auto", "cholmod", "schur"}
+        M's factor (:func:`sparselmm.fitting.pirls_factor.make_factor`): CHOLMOD, or the block
+        factor of a crossed design whose first term is scalar with a dense trailing block.
     """
 
-    def __init__(self, problem: GLMMProblem, tol: float = 1e-7, maxit: int = 100) -> None:
-        from sksparse.cholmod import analyze
-
+    def __init__(self, problem: GLMMProblem, tol: float = 1e-7, maxit: int = 100, factor: str = "auto") -> None:
         self.pb = problem
         self.tol, self.maxit = tol, maxit
         d = problem.design
@@ -150,9 +152,9 @@ class PIRLSState:
         indptr = np.concatenate([[0], np.cumsum(np.bincount(ccol, minlength=self.q))])
         self._M = sp.csc_matrix((np.ones(len(uniq)), crow.astype(np.int32), indptr.astype(np.int32)),
                                 shape=(self.q, self.q))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.factor = analyze(self._M)
+        q1 = int(d.Gp[1]) if d.terms[0].k == 1 else 0
+        #: M's factor (:mod:`sparselmm.fitting.pirls_factor`): ``factor(rhs)`` solves with it
+        self.factor: PIRLSFactor = make_factor(self._M, q1, factor)
         self._theta_key: bytes | None = None
         # binomial and Poisson: aic(μ) - Σ dev(μ) does not depend on μ (the saturated model's -2 log L),
         # so the aic of each run is the deviance plus this constant, found once at an interior μ
@@ -166,9 +168,15 @@ class PIRLSState:
             if np.isfinite(aic0) and np.isfinite(dev0):
                 self._aic_offset = aic0 - dev0
         self.u_start = np.zeros(self.q)
-        #: PIRLS runs and scoring steps so far (for the benchmarks' counts)
+        #: PIRLS runs, scoring steps, factorisations of M and conjugate-gradient iterations so far
+        #: (for the benchmarks' counts)
         self.runs = 0
         self.steps = 0
+        self.factorizations = 0
+        self.cg_iterations = 0
+        self._factored = False  # whether self.factor holds a factor (of some θ and w)
+        #: relative residual of the conjugate-gradient solves of a scoring step (:meth:`step_solver`)
+        self.cg_rtol = 1e-6
 
     # ----- ZΛ and M per θ ------------------------------------------------------------
     def set_theta(self, theta: np.ndarray) -> sp.csr_matrix:
@@ -192,11 +200,20 @@ class PIRLSState:
     def fixed_schur(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """With ``M`` factored at ``w`` (:meth:`factor_at`): ``WX``, ``ΛᵀZᵀWX``, ``M⁻¹ΛᵀZᵀWX`` and the
         fixed effects' Schur complement ``S = XᵀWX - XᵀWZΛ M⁻¹ ΛᵀZᵀWX``."""
+        return self._fixed_solve(w, self.factor)[:4]
+
+    def _fixed_solve(self, w: np.ndarray, solve: Any, ru: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """:meth:`fixed_schur` with ``solve`` applying ``M(w)⁻¹``, and ``M⁻¹ ru`` from the same solve
+        (one of ``p + 1`` columns) when ``ru`` is given."""
         X = self.pb.X
         WX = X * w[:, None]
         ZtWX = np.asarray(self._ZL.T @ WX)  # q × p
-        V = self.factor(ZtWX)
-        return WX, ZtWX, V, X.T @ WX - ZtWX.T @ V
+        if ru is None:
+            V, a = solve(ZtWX), None
+        else:
+            sol = solve(np.column_stack([ZtWX, ru]))
+            V, a = sol[:, :-1], sol[:, -1]
+        return WX, ZtWX, V, X.T @ WX - ZtWX.T @ V, a
 
     @property
     def zl_values(self) -> np.ndarray:
@@ -207,11 +224,40 @@ class PIRLSState:
     def factor_at(self, w: np.ndarray) -> float:
         """Refactor ``M = ΛᵀZᵀWZΛ + I`` at the working weights ``w`` (θ from :meth:`set_theta`);
         returns ``log det M``."""
-        M = self._M
-        M.data = np.bincount(self._pos.ravel(), weights=(self._prod * w[:, None]).ravel(), minlength=M.nnz)
-        M.data[self._diag] += 1.0
-        self.factor.cholesky_inplace(M)
-        return float(self.factor.logdet())
+        data = np.bincount(self._pos.ravel(), weights=(self._prod * w[:, None]).ravel(), minlength=self._M.nnz)
+        data[self._diag] += 1.0
+        self._factored = False
+        ld = self.factor.refactor(data)
+        self._factored = True
+        self.factorizations += 1
+        return ld
+
+    def step_solver(self, w: np.ndarray) -> Any:
+        """``M(w)⁻¹`` for one scoring step (θ from :meth:`set_theta`): the factor refactored at
+        ``w``, or — where a solve with the factor costs much less than a refactor (its ``reuse``)
+        and a factor is in hand — conjugate gradients preconditioned by the factor in hand (of an
+        earlier step or θ: near ``M(w)``), to a relative residual of :attr:`cg_rtol`, refactoring at
+        ``w`` only when they do not converge in 40 iterations.  Scoring needs the step, not
+        ``log det M``, and an inexact Newton step with a relative error ``ε`` keeps the modes where
+        they are (the residual vanishes there) and the convergence quadratic down to steps ``ε``
+        of the last; the deviance's factor is made at the modes (:meth:`run`)."""
+        if not (self.factor.reuse and self._factored):
+            self.factor_at(w)
+            return self.factor
+        ZL = self._ZL
+
+        def matvec(V: np.ndarray) -> np.ndarray:
+            return np.asarray(ZL.T @ (w[:, None] * (ZL @ V))) + V
+
+        def solve(B: np.ndarray) -> np.ndarray:
+            X, it, ok = pcg(matvec, self.factor, B, rtol=self.cg_rtol)
+            self.cg_iterations += it
+            if ok:
+                return X
+            self.factor_at(w)
+            return self.factor(B)
+
+        return solve
 
     # ----- the pieces per step ------------------------------------------------------
     def _mu(self, eta: np.ndarray) -> np.ndarray:
@@ -243,22 +289,22 @@ class PIRLSState:
             mu = self._mu(eta)
             pdev = self._pdev(mu, u)
         old = np.inf
-        ldL2 = np.nan
         for it in range(1, self.maxit + 1):
             w, r = working(pb, eta, mu)
-            try:
-                ldL2 = self.factor_at(w)
-            except Exception as e:  # not positive definite: non-finite weights
-                raise ConvergenceError(f"PIRLS: the factorisation failed at θ = {theta} ({e})") from None
             ru = ZLt @ (w * r) - u
-            if update_beta:
-                WX, ZtWX, V, S = self.fixed_schur(w)
-                a = self.factor(ru)
-                db = sla.solve(S, WX.T @ r - ZtWX.T @ a, assume_a="pos")
-                du = a - V @ db
-            else:
-                db = np.zeros_like(beta)
-                du = self.factor(ru)
+            try:
+                if not np.all(np.isfinite(w)):
+                    raise np.linalg.LinAlgError("non-finite working weights")
+                solve = self.step_solver(w)
+                if update_beta:
+                    WX, ZtWX, V, S, a = self._fixed_solve(w, solve, ru)
+                    db = sla.solve(S, WX.T @ r - ZtWX.T @ a, assume_a="pos")
+                    du = a - V @ db
+                else:
+                    db = np.zeros_like(beta)
+                    du = solve(ru)
+            except (np.linalg.LinAlgError, sla.LinAlgError) as e:  # not positive definite: extreme weights
+                raise ConvergenceError(f"PIRLS: the factorisation failed at θ = {theta} ({e})") from None
             # lme4's order: the full step, the convergence test on it, then (only if the deviance rose)
             # at most 10 halvings toward the previous point
             fac = 1.0
@@ -290,7 +336,10 @@ class PIRLSState:
         # last step (the weights one step before), whose value depends on where PIRLS started by the
         # size of that step; at the modes it is a smooth function of (θ, β), as the optimiser and the
         # finite differences of the Hessian need (the two agree to PIRLS's tolerance)
-        ldL2 = self.factor_at(working(pb, eta, mu)[0])
+        try:
+            ldL2 = self.factor_at(working(pb, eta, mu)[0])
+        except np.linalg.LinAlgError as e:
+            raise ConvergenceError(f"PIRLS: the factorisation failed at θ = {theta} ({e})") from None
         with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
             dev = fam.dev_resids(pb.y, mu, pb.prior_weights)
             dev_sum = float(np.sum(dev))
