@@ -249,3 +249,26 @@ def test_a_fit_runs_blas_on_one_thread_and_large_steps_get_the_callers_threads()
                 assert blas_threads() == {1}
         assert blas_threads() == {2}
     threads._BUSY[:] = [-1.0, True]
+
+
+def test_kernels_compile_where_numba_finds_no_cache_directory():
+    # numba refuses cache=True where it finds no writable cache place (a read-only install, no
+    # writable home); only its zip-file locator allowed reproduces that: the kernels compile
+    # uncached and give the dense result
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, scipy.sparse as sp\n"
+        "from sparselmm.backends import kernels\n"
+        "C = sp.random(50, 20, density=0.2, format='csr', random_state=1); C.sort_indices()\n"
+        "w = np.linspace(0.5, 1.5, 50); K = np.zeros((20, 20))\n"
+        "kernels.schur_fill(K, C.indptr, C.indices, C.data, w, kernels.band_plan(C.indptr, C.indices, 20))\n"
+        "d = (C.T @ sp.diags(w) @ C).toarray()\n"
+        "assert np.allclose(np.triu(K), np.triu(-d), rtol=1e-13, atol=1e-13), 'wrong fill'\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, NUMBA_CACHE_LOCATOR_CLASSES="ZipCacheLocator")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

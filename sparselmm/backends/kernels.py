@@ -35,11 +35,26 @@ __all__ = ["band_plan", "schur_fill", "pair_quad"]
 BAND_BYTES = 1 << 22
 
 
+def _jit(**options: Any) -> Any:
+    """numba's ``njit`` with the compiled code cached on disk where numba finds a writable place
+    (beside the source, or the user's cache directory), and compiled per process where it finds
+    none (a read-only install with no writable home: numba refuses ``cache=True`` there)."""
+    import numba as nb
+
+    def decorate(fn: Any) -> Any:
+        try:
+            return nb.njit(cache=True, **options)(fn)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return nb.njit(cache=False, **options)(fn)
+
+    return decorate
+
+
 @lru_cache(maxsize=None)
 def _kernels() -> Any:
     import numba as nb
 
-    @nb.njit(cache=True, nogil=True)
+    @_jit(nogil=True)
     def start(ptr: np.ndarray, indptr: np.ndarray, indices: np.ndarray, lo: int) -> None:  # pragma: no cover
         # each row's first entry at or after column lo
         for j in range(len(indptr) - 1):
@@ -48,7 +63,7 @@ def _kernels() -> Any:
                 a += 1
             ptr[j] = a
 
-    @nb.njit(cache=True, nogil=True)
+    @_jit(nogil=True)
     def band(T: np.ndarray, off: int, hi: int, ptr: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
              vals: np.ndarray, w: np.ndarray) -> None:  # pragma: no cover - compiled
         # T[l - off, m] -= w_j v_a v_b for the entries a <= b of each row j with l = indices[a] < hi,
@@ -65,7 +80,7 @@ def _kernels() -> Any:
                 a += 1
             ptr[j] = a
 
-    @nb.njit(parallel=True, cache=True, nogil=True)
+    @_jit(parallel=True, nogil=True)
     def fill(K: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.ndarray, w: np.ndarray,
              bands: np.ndarray, chunks: np.ndarray) -> None:  # pragma: no cover - compiled
         # the upper triangle of -Cᵀ diag(w) C added to a double-precision K in place
@@ -75,7 +90,7 @@ def _kernels() -> Any:
             for bb in range(chunks[t], chunks[t + 1]):
                 band(K, 0, bands[bb + 1], ptr, indptr, indices, vals, w)
 
-    @nb.njit(parallel=True, cache=True, nogil=True)
+    @_jit(parallel=True, nogil=True)
     def fill_via_tile(K: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.ndarray, w: np.ndarray,
                       bands: np.ndarray, chunks: np.ndarray) -> None:  # pragma: no cover - compiled
         # the same for a single-precision K: each band summed in a double-precision tile, then added
@@ -96,7 +111,7 @@ def _kernels() -> Any:
                     for m in range(lo + r, q2):
                         K[lo + r, m] += tile[r, m]
 
-    @nb.njit(parallel=True, cache=True, nogil=True)
+    @_jit(parallel=True, nogil=True)
     def quad(out: np.ndarray, G: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.ndarray,
              bands: np.ndarray, chunks: np.ndarray) -> None:  # pragma: no cover - compiled
         # out[t, j] = Σ_{a <= b in row j, a in thread t's bands} (2 - δ_ab) v_a v_b G[l, m], G's upper
