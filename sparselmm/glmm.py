@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from sparselmm import families, validate
-from sparselmm.errors import ArgumentError, DataError, FormulaError, SingularFitWarning
+from sparselmm.errors import ArgumentError, ConvergenceWarning, DataError, FormulaError, SingularFitWarning
 from sparselmm.fitting.fitted import ranef_of, term_effects_of, varcorr_frame
 from sparselmm.fitting.glmer_search import GLMMFit, deviance_hessian, fit_glmm, rx_vcov
 from sparselmm.fitting.pirls import GLMMProblem, working
@@ -235,6 +235,19 @@ class GeneralizedLinearMixedModel:
         return bool(np.any(self._fit.theta[self.design.lower == 0] < 1e-4))
 
     @property
+    def convergence_warnings(self) -> list[str]:
+        """The convergence check's messages at the optimum (of stage 2; of stage 1 for ``nAGQ = 0``):
+        a gradient or Hessian test that failed, or the evaluation limit reached (lme4's
+        ``m@optinfo$conv$lme4$messages``).  Empty for a converged fit."""
+        f = self._fit
+        return list((f.stage2 if f.stage2 is not None else f.stage1).warnings)
+
+    @property
+    def converged(self) -> bool:
+        """False when the convergence check raised a warning (:attr:`convergence_warnings`)."""
+        return not self.convergence_warnings
+
+    @property
     def ngroups(self) -> dict[str, int]:
         """Grouping factor -> number of levels."""
         return self.design.ngroups
@@ -319,16 +332,13 @@ class GeneralizedLinearMixedModel:
                                           "condval": eff[col].to_numpy(), "condsd": np.sqrt(np.maximum(var[:, c], 0))}))
         return pd.concat(rows, ignore_index=True)
 
-    def confint(self, level: float = 0.95) -> pd.DataFrame:
-        """Wald intervals of the fixed effects (lme4's ``confint(m, method = "Wald")``; the
-        variance parameters' rows NaN, as lme4's)."""
-        level = validate.probability(level, "level")
-        z = stats.norm.ppf((1 + level) / 2)
-        pct = [f"{100 * (1 - level) / 2:.1f} %", f"{100 * (1 + level) / 2:.1f} %"]
-        names = [f".sig{i + 1:02d}" for i in range(len(self._fit.theta))]
-        fe, se = self.fixef, self.se
-        vp = pd.DataFrame(np.nan, index=names, columns=pct)
-        return pd.concat([vp, pd.DataFrame({pct[0]: fe - z * se, pct[1]: fe + z * se})])
+    def confint(self, method: str = "profile", level: float = 0.95, **kwargs: Any) -> pd.DataFrame:
+        """Confidence intervals (lme4's ``confint``): ``"profile"`` (lme4's default; the fit's
+        deviance profiled over (θ, β), binomial and Poisson families), ``"wald"`` (the fixed effects;
+        the variance rows NaN, as lme4's) or ``"boot"`` (parametric bootstrap percentiles); the other
+        arguments (``parm``, ``nsim``, ``seed``, ``n_jobs``, ``progress``) as
+        :func:`sparselmm.stats.inference.confint`'s."""
+        return inference.confint(self, method=method, level=level, **kwargs)
 
     def varcorr(self) -> pd.DataFrame:
         """lme4's ``as.data.frame(VarCorr(m))`` (no residual row for binomial and Poisson fits)."""
@@ -511,8 +521,10 @@ def glmer(
         fit = fit_glmm(pb, nAGQ, verbose=verbose,
                        start=None if start is None else validate.theta_start(start, len(d.theta_start), d.lower, d.upper))
     m = GeneralizedLinearMixedModel(d, pb, fit, nAGQ, formula)
-    if m.singular:
-        import warnings
+    import warnings
 
+    for msg in m.convergence_warnings:
+        warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+    if m.singular:
         warnings.warn("boundary (singular) fit: see help('isSingular')", SingularFitWarning, stacklevel=2)
     return m

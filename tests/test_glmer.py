@@ -230,7 +230,7 @@ def test_conditional_modes_and_sds_match_lme4(key):
 
 def test_wald_intervals_of_the_fixed_effects():
     fit = _fit("cbpp_binomial_laplace")
-    ci = fit.confint()
+    ci = fit.confint(method="wald")
     assert list(ci.index) == [".sig01", "(Intercept)", "period2", "period3", "period4"]
     assert np.isnan(ci.iloc[0]).all()
     z = 1.959963984540054
@@ -275,3 +275,39 @@ def test_a_glmer_fit_pickles_and_deep_copies():
         np.testing.assert_array_equal(other.predict(_data("VerbAgg").iloc[:20], type="response"),
                                       fit.predict(_data("VerbAgg").iloc[:20], type="response"))
         np.testing.assert_allclose(other.vcov_matrix(use_hessian=False), fit.vcov_matrix(use_hessian=False), rtol=1e-12)
+
+
+def test_no_false_convergence_alarms_on_the_reference_models():
+    import sparselmm.errors as E
+
+    for key in FITTED:
+        m = MODELS[key]
+        df = _model_data(key)
+        kw = {}
+        if m["weights"]:
+            kw["weights"] = m["weights"]
+        if m["offset"]:
+            kw["offset"] = np.log(df["exposure"].to_numpy())
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            fit = slm.glmer(m["formula"], df, family=slm.families.family(m["family"], m["link"]), nAGQ=m["nAGQ"], **kw)
+        assert not [w for w in rec if issubclass(w.category, E.ConvergenceWarning)], key
+        assert fit.converged and fit.convergence_warnings == []
+
+
+def test_a_failed_convergence_check_is_a_warning(monkeypatch):
+    import sparselmm.fitting.glmer_search as gs
+
+    real = gs.minimize_theta
+
+    def flagged(*a, **k):
+        s = real(*a, **k)
+        if k.get("check") == "auto":  # stage 2
+            s.warnings.append("Model failed to converge with max|grad| = 0.1 (tol = 0.002)")
+        return s
+
+    monkeypatch.setattr(gs, "minimize_theta", flagged)
+    df = _model_data("cbpp_binomial_laplace")
+    with pytest.warns(slm.ConvergenceWarning, match="max\\|grad\\|"):
+        fit = slm.glmer(MODELS["cbpp_binomial_laplace"]["formula"], df)
+    assert not fit.converged
