@@ -18,12 +18,19 @@ from importlib import resources
 from pathlib import Path
 from typing import IO
 
-import numpy as np
 import pandas as pd
 
 from sparselmm.errors import DataError
 
-__all__ = ["names", "load", "load_timss", "simulate_crossed", "simulate_crossed_binary", "path"]
+from sparselmm.synthetic import (  # noqa: E402  (the simulated designs, reached as datasets.simulate_*)
+    simulate_crossed,
+    simulate_crossed_binary,
+    simulate_lexical_decision,
+    simulate_ratings,
+)
+
+__all__ = ["names", "load", "load_timss", "simulate_crossed", "simulate_crossed_binary", "simulate_ratings",
+           "simulate_lexical_decision", "path"]
 
 # file name and the columns that are factors (categorical with sorted levels),
 # as R's column classes declare them (coltypes_shared.json, the lecture's colClasses).
@@ -171,105 +178,3 @@ def load_timss(path: str | os.PathLike[str] | IO[str] | None = None) -> pd.DataF
     for c in _TIMSS_FACTORS:
         df[c] = _as_sorted_categorical(df[c])
     return df[list(_TIMSS_FACTORS + _TIMSS_NUMERIC)]
-
-
-def simulate_crossed(
-    n_obs: int,
-    n_a: int,
-    n_b: int,
-    seed: int = 0,
-    *,
-    sd_a: float = 1.0,
-    sd_b: float = 0.5,
-    sigma: float = 1.0,
-    beta: tuple[float, float] = (2.0, 0.5),
-) -> pd.DataFrame:
-    """Simulate a crossed two-factor design (users x items, students x instructors).
-
-    Each row draws its levels of ``a`` and ``b`` uniformly at random, a
-    predictor ``x ~ N(0, 1)``, and the response
-
-    .. math:: y = \\beta_0 + \\beta_1 x + a_{g(i)} + b_{h(i)} + \\varepsilon_i,
-              a \\sim N(0, sd_a^2),\\ b \\sim N(0, sd_b^2),\\ \\varepsilon \\sim N(0, \\sigma^2).
-
-    Parameters
-    ----------
-    n_obs, n_a, n_b : int
-        Rows, and levels of the two grouping factors.
-    seed : int
-        Seed of :func:`numpy.random.default_rng`.
-    sd_a, sd_b, sigma : float
-        Standard deviations of the two random effects and of the residual.
-    beta : (float, float)
-        Intercept and slope of ``x``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``y``, ``x`` (float) and ``a``, ``b`` (Categorical; levels that
-        were not drawn are dropped).
-    """
-    rng = np.random.default_rng(seed)
-    eta, x, a, b = _crossed_predictor(rng, n_obs, n_a, n_b, sd_a, sd_b, beta)
-    y = eta + sigma * rng.standard_normal(n_obs)
-    return pd.DataFrame({"y": y, "x": x, "a": a, "b": b})
-
-
-def _crossed_predictor(rng: np.random.Generator, n_obs: int, n_a: int, n_b: int, sd_a: float, sd_b: float,
-                       beta: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, pd.Categorical, pd.Categorical]:
-    """The simulated crossed designs' linear predictor ``β₀ + β₁x + a + b``, ``x`` and the two
-    factors (levels that were not drawn dropped)."""
-    ia = rng.integers(0, n_a, n_obs)
-    ib = rng.integers(0, n_b, n_obs)
-    x = rng.standard_normal(n_obs)
-    ea = rng.standard_normal(n_a) * sd_a
-    eb = rng.standard_normal(n_b) * sd_b
-    eta = beta[0] + beta[1] * x + ea[ia] + eb[ib]
-    a = pd.Categorical.from_codes(ia, categories=np.arange(n_a)).remove_unused_categories()
-    b = pd.Categorical.from_codes(ib, categories=np.arange(n_b)).remove_unused_categories()
-    return eta, x, a, b
-
-
-def simulate_crossed_binary(
-    n_obs: int,
-    n_a: int,
-    n_b: int,
-    seed: int = 0,
-    *,
-    sd_a: float = 1.0,
-    sd_b: float = 0.5,
-    beta: tuple[float, float] = (-0.5, 0.5),
-) -> pd.DataFrame:
-    """Simulate a crossed two-factor design with a binary response (users x items answering
-    right or wrong): the logistic counterpart of :func:`simulate_crossed`.
-
-    Each row draws its levels of ``a`` and ``b`` uniformly at random and a predictor
-    ``x ~ N(0, 1)``; the response is a Bernoulli draw with
-
-    .. math:: \\operatorname{logit} P(y_i = 1) = \\beta_0 + \\beta_1 x_i + a_{g(i)} + b_{h(i)},
-              a \\sim N(0, sd_a^2),\\ b \\sim N(0, sd_b^2),
-
-    the model ``glmer(y ~ x + (1 | a) + (1 | b), family = binomial)`` fits.  Issue 22's benchmark
-    uses ``simulate_crossed_binary(1_000_000, 20_000, 5_000, seed=1)``.
-
-    Parameters
-    ----------
-    n_obs, n_a, n_b : int
-        Rows, and levels of the two grouping factors.
-    seed : int
-        Seed of :func:`numpy.random.default_rng`.
-    sd_a, sd_b : float
-        Standard deviations of the two random effects on the logit scale.
-    beta : (float, float)
-        Intercept and slope of ``x`` on the logit scale.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``y`` (0/1 integers), ``x`` (float) and ``a``, ``b`` (Categorical; levels that
-        were not drawn are dropped).
-    """
-    rng = np.random.default_rng(seed)
-    eta, x, a, b = _crossed_predictor(rng, n_obs, n_a, n_b, sd_a, sd_b, beta)
-    y = (rng.random(n_obs) < 1.0 / (1.0 + np.exp(-eta))).astype(np.int64)
-    return pd.DataFrame({"y": y, "x": x, "a": a, "b": b})

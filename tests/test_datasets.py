@@ -103,3 +103,19 @@ def test_simulate_crossed_binary_is_reproducible_and_recovers_its_parameters():
     # ~0.05 for the SDs, ~0.08 for the intercept)
     np.testing.assert_allclose(m.theta, [1.0, 0.5], atol=0.15)
     np.testing.assert_allclose(m.fixef.to_numpy(), [-0.5, 0.5], atol=0.2)
+
+
+def test_rating_and_lexical_shapes_are_the_anchors():
+    r = datasets.simulate_ratings(60_000, 400, 3_000, seed=2, min_per_user=20)
+    pd.testing.assert_frame_equal(r, datasets.simulate_ratings(60_000, 400, 3_000, seed=2, min_per_user=20))
+    per_user = r.groupby("user", observed=True).size()
+    assert abs(len(r) - 60_000) < 400 and r["user"].nunique() == 400 and per_user.min() >= 20
+    assert per_user.max() > 5 * per_user.median()  # heavy-tailed counts
+    per_item = r.groupby("item", observed=True).size()
+    assert per_item.max() > 10 * per_item.median()  # a few popular items
+    assert not r.duplicated(["user", "item"]).any()  # each user rates an item once
+    e = datasets.simulate_lexical_decision(40, 5_000, 300, seed=3)
+    per_subj = e.groupby("subj", observed=True).size()
+    assert per_subj.between(270, 330).all() and e["subj"].nunique() == 40
+    assert not e.duplicated(["subj", "item"]).any()
+    assert list(e.columns) == ["y", "subj", "item"] and e["y"].dtype == float
