@@ -36,10 +36,14 @@ __all__ = ["SchurState", "schur_eligible", "DenseSchurPLSState", "dense_schur_el
 _REFINE = 1  # refinement steps of single-precision solves (one reaches the log-determinant's rounding)
 
 
-def schur_eligible(design: PLSProblem, max_dense: int = 6000, max_pairs: float = 3e7) -> bool:
+def schur_eligible(design: PLSProblem, max_dense: int = 6000, max_pairs: float = 5e9) -> bool:
     """True when the design suits :class:`SchurState`: scalar linear terms, at least two,
     a trailing block of at most ``max_dense`` levels that is smaller than the first term,
-    and at most ``max_pairs`` pairs of entries in the rows of ``A₁₂`` (``Σ_j c_j²/2``: the fill's multiply-adds)."""
+    and at most ``max_pairs`` pairs of entries in the rows of ``A₁₂`` (``Σ_j c_j²/2``: the fill's
+    multiply-adds, a few seconds per θ at the limit; the fill stores nothing per pair, and
+    CHOLMOD's elimination of the first term makes the same updates, scattered: on the
+    MovieLens-shaped design, 2.6·10⁸ pairs, the block factor was ~10× faster per θ, see
+    ``docs/performance.md``)."""
     terms = design.terms
     if len(terms) < 2 or any(t.k != 1 or t.structure.linear_entries() is None for t in terms):
         return False
@@ -64,7 +68,7 @@ class SchurState(PLSBackend):
     name = "schur"
     needs = (
         "two or more crossed terms of one column each, the first with at least as many levels as the "
-        "later ones, which have at most 6,000 levels in all, and at most 3·10⁷ pairs of levels"
+        "later ones, which have at most 6,000 levels in all, and at most 5·10⁹ pairs of levels"
     )
     cheap_minv_diag = True
     single_precision_search = True

@@ -39,8 +39,9 @@ __all__ = ["PIRLSFactor", "CholmodFactor", "SchurFactor", "make_factor", "schur_
 
 #: the dense block sizes for which :class:`SchurFactor` is chosen by ``"auto"``
 SCHUR_MIN_Q2, SCHUR_MAX_Q2 = 500, 6000
-#: most pairs of entries in the rows of ``C`` (the fill's multiply-adds) for ``"auto"``
-SCHUR_MAX_PAIRS = 3e7
+#: most pairs of entries in the rows of ``C`` (the fill's multiply-adds) for ``"auto"``, as the
+#: linear model's :func:`sparselmm.backends.schur.schur_eligible`
+SCHUR_MAX_PAIRS = 5e9
 
 
 class PIRLSFactor(Protocol):
