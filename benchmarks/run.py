@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    python -m benchmarks                          # cases 1-5, every tool found
+    python -m benchmarks                          # cases 1-7, every tool found
     python -m benchmarks --cases 1,2,3 --tools sparselmm,lme4 --repeat 5
     python -m benchmarks --cases 5 --big          # scaling series up to n = 1e7
 
@@ -495,6 +495,11 @@ def markdown(rows: list[dict], srows: list[dict], env: dict) -> str:
                 + " |"
             )
         out.append("")
+        # the cases' data and, for the anchors' shapes, the published figures they are set beside
+        for cid in sorted({r["case"] for r in rows}):
+            if CASES[cid].notes:
+                out.append(f"- case {cid} ({CASES[cid].name}): {CASES[cid].notes}")
+        out.append("")
     if srows:
         out += [
             f"Scaling (case 5): `{SCALING_FORMULA}`, ML, {SCALING_LEVELS[0]:,} × {SCALING_LEVELS[1]:,} levels, "
@@ -552,6 +557,14 @@ def _env(a: argparse.Namespace, avail: dict, rows: list[dict], srows: list[dict]
         vers["numpy BLAS"] = cfg["Build Dependencies"]["blas"]["name"]
     except Exception:  # noqa: BLE001
         pass
+    try:  # the BLAS kernel in use (OPENBLAS_CORETYPE picks it on this machine; users' machines do not set it)
+        import threadpoolctl
+
+        info = next(i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas")
+        vers["BLAS kernel"] = (f"{info.get('internal_api')} {info.get('version')} {info.get('architecture')}, "
+                               f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}")
+    except Exception:  # noqa: BLE001
+        pass
     try:
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     except (ValueError, OSError):
@@ -571,7 +584,7 @@ def _git_state() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
-    p.add_argument("--cases", default="1,2,3,4,5", help="comma-separated case ids (1-5); default all")
+    p.add_argument("--cases", default="1,2,3,4,5,6,7", help="comma-separated case ids (1-7); default all")
     p.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
     p.add_argument("--repeat", type=int, default=5, help="timed fits after the warm-up (default 5)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per lme4/peer process (default 300)")
