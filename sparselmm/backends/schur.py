@@ -51,8 +51,13 @@ def schur_eligible(design: PLSProblem, max_dense: int = 6000, max_pairs: float =
     q2 = design.q - q1
     if q2 > max_dense or q1 < q2:
         return False
-    # entries per row of A₁₂ (kept with the cross-products: "auto" and the backend both ask)
-    cnt = design.cross.memo("a12_row_counts", lambda: np.diff(design.cross.ZtZ.tocsr()[:q1, q1:].indptr).astype(np.float64))
+    # entries per row of A₁₂ (kept with the cross-products: "auto" and the backend both ask); from the
+    # lower part where only that is kept (the first term's block is diagonal: a column holds its
+    # diagonal and A₂₁), without making the whole ZᵀZ
+    if design.cross.lower_part is not None:
+        cnt = lower_counts(design).astype(np.float64) - 1.0
+    else:
+        cnt = design.cross.memo("a12_row_counts", lambda: np.diff(design.cross.ZtZ.tocsr()[:q1, q1:].indptr).astype(np.float64))
     return float(np.sum(cnt * (cnt + 1) / 2)) <= max_pairs
 
 
@@ -81,14 +86,14 @@ class SchurState(PLSBackend):
     @classmethod
     def preferred(cls, design: PLSProblem) -> bool:
         """Where it applies and the first factor has at least 2,000 levels; for cross-products
-        kept by their lower part only (a design of ~10⁸ rows), also a table of level pairs
-        (``Σ_j c_j²/2``) of at most 2·10⁷."""
+        kept by their lower part only (a Dask design), also at most 5·10⁷ entries in ``A₁₂``:
+        the state makes the whole ``ZᵀZ`` (12 bytes per entry, twice), which that bounds
+        at 1.2 GB."""
         if not schur_eligible(design) or int(design.Gp[1]) < 2000:
             return False
         if design.cross.lower_part is None:
             return True
-        c = lower_counts(design).astype(np.float64) - 1.0
-        return float(np.sum(c * c)) / 2 <= 2e7
+        return float(np.sum(lower_counts(design) - 1)) <= 5e7
 
     #: whether :meth:`search_objective` may factor in single precision
     low_precision_ok = True
