@@ -311,3 +311,10 @@ def test_a_failed_convergence_check_is_a_warning(monkeypatch):
     with pytest.warns(slm.ConvergenceWarning, match="max\\|grad\\|"):
         fit = slm.glmer(MODELS["cbpp_binomial_laplace"]["formula"], df)
     assert not fit.converged
+
+
+def test_a_dask_frame_is_refused_with_the_reason():
+    dd = pytest.importorskip("dask.dataframe")
+    ddf = dd.from_pandas(_model_data("cbpp_binomial_laplace"), npartitions=2)
+    with pytest.raises(slm.ArgumentError, match="passes over the rows|reads every row"):
+        slm.glmer(MODELS["cbpp_binomial_laplace"]["formula"], ddf)
