@@ -23,7 +23,7 @@ import pandas as pd
 
 from sparselmm import validate
 from sparselmm.progress import Progress
-from sparselmm.stats.profile import sdcor_from_theta, varpar_names
+from sparselmm.stats.profile import has_dispersion, sdcor_from_theta, varpar_names
 from sparselmm.stats.simulate import simulate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,10 +32,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["bootstrap"]
 
 
-def _statistics(m: "FittedModel") -> np.ndarray:
-    """The replicate's row: the standard deviations and correlations, σ, the fixed effects
-    (lme4's ``confint(method="boot")`` parameters)."""
-    return np.concatenate([sdcor_from_theta(m, m.theta, m.sigma), [m.sigma], m.fixef.to_numpy()])
+def _statistics(m: Any) -> np.ndarray:
+    """The replicate's row: the standard deviations and correlations, σ (where the model has
+    one), the fixed effects (lme4's ``confint(method="boot")`` parameters)."""
+    sig = [m.sigma] if has_dispersion(m) else []
+    return np.concatenate([sdcor_from_theta(m, m.theta, m.sigma), sig, m.fixef.to_numpy()])
 
 
 def _refits(m: "FittedModel", Y: np.ndarray) -> np.ndarray:
@@ -71,7 +72,8 @@ def bootstrap(
 
     Parameters
     ----------
-    m : LinearMixedModel
+    m : LinearMixedModel or GeneralizedLinearMixedModel
+        A glmer fit of a binomial or Poisson family (whose responses :meth:`simulate` draws).
     nsim : int
         Number of replicates.
     seed : int, numpy Generator or None
@@ -85,7 +87,8 @@ def bootstrap(
     Returns
     -------
     pandas.DataFrame
-        ``nsim`` rows, columns ``.sig01, ..., .sigma`` then the fixed effects' names.
+        ``nsim`` rows, columns ``.sig01, ..., .sigma`` (no ``.sigma`` for a binomial or Poisson
+        GLMM) then the fixed effects' names.
 
     Raises
     ------
@@ -96,7 +99,8 @@ def bootstrap(
     seed = validate.seed(seed)
     n_jobs = min(validate.n_jobs(n_jobs), nsim)
     progress = validate.flag(progress, "progress")
-    Y = simulate(m, nsim=nsim, seed=seed).to_numpy()
+    # a GLMM simulates from its family (its own method); a linear model by stats.simulate
+    Y = (m.simulate(nsim=nsim, seed=seed) if hasattr(m, "family") else simulate(m, nsim=nsim, seed=seed)).to_numpy()
     columns = varpar_names(m) + list(m.fixef.index)
     bar = Progress("bootstrap refit", nsim, progress)
     try:

@@ -277,9 +277,10 @@ def confint(
 
     Parameters
     ----------
-    m : LinearMixedModel
+    m : LinearMixedModel or GeneralizedLinearMixedModel
     method : {"profile", "wald", "boot"}
-        Profile likelihood (by ML, as lme4's ``profile`` refits REML fits),
+        Profile likelihood (by ML, as lme4's ``profile`` refits REML fits; a glmer fit's own
+        deviance, :func:`sparselmm.stats.glmm_profile.glmm_profile_intervals`),
         Wald (fixed effects only; variance rows are NaN), or parametric
         bootstrap percentile intervals (:func:`sparselmm.stats.bootstrap.bootstrap`).
     level : float
@@ -324,6 +325,10 @@ def confint(
         fx = pd.DataFrame({pct[0]: fe - z * se, pct[1]: fe + z * se})
         return pd.concat([vp, fx]).loc[rows]
     if method == "profile":
+        if hasattr(m, "family"):  # a glmer fit: its own deviance over (θ, β)
+            from sparselmm.stats.glmm_profile import glmm_profile_intervals
+
+            return glmm_profile_intervals(m, level, rows, progress).loc[rows]
         return profile_intervals(m, level, rows, progress).loc[rows]
     if method == "boot":
         arr = bootstrap(m, nsim=nsim, seed=seed, n_jobs=n_jobs, progress=progress)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "varpar_names",
+    "has_dispersion",
     "sdcor_from_theta",
     "theta_from_sdcor",
     "profile_ml",
@@ -35,13 +36,22 @@ __all__ = [
     "sdcor_bounds",
     "profile_intervals",
     "fixed_profile_deviance",
+    "interval_frame",
 ]
 
 
-def varpar_names(m: "FittedModel") -> list[str]:
-    """lme4's names of the variance parameters: ``.sig01, .sig02, ..., .sigma``."""
+def has_dispersion(m: Any) -> bool:
+    """Whether the model has a residual scale ``σ`` among its parameters: a linear mixed model,
+    or a GLMM of a family with a dispersion (Gamma, inverse Gaussian)."""
+    fam = getattr(m, "family", None)
+    return fam is None or not fam.dispersion_free
+
+
+def varpar_names(m: Any) -> list[str]:
+    """lme4's names of the variance parameters: ``.sig01, .sig02, ..., .sigma`` (no ``.sigma``
+    for a binomial or Poisson GLMM)."""
     n = len(m.theta)
-    return [f".sig{i + 1:02d}" for i in range(n)] + [".sigma"]
+    return [f".sig{i + 1:02d}" for i in range(n)] + ([".sigma"] if has_dispersion(m) else [])
 
 
 def sdcor_from_theta(m: "FittedModel", theta: np.ndarray, sigma: float) -> np.ndarray:
@@ -84,8 +94,10 @@ def theta_from_sdcor(m: "FittedModel", sdcor: np.ndarray, sigma: float) -> np.nd
         else:
             try:
                 T = np.linalg.cholesky(S + 1e-300 * np.eye(k)) if np.all(sds > 0) else _psd_chol(S)
-            except np.linalg.LinAlgError:
-                return None
+            except np.linalg.LinAlgError:  # a correlation of ±1: S is singular, its factor pivot-free
+                if np.linalg.eigvalsh(S)[0] < -1e-12 * max(1.0, float(np.max(np.abs(S)))):
+                    return None
+                T = _psd_chol(S)
         out.extend(T[j:, j][i] for j in range(k) for i in range(k - j))
     return np.array(out, dtype=float)
 
@@ -217,12 +229,18 @@ def profile_intervals(m: "FittedModel", level: float, which: Sequence[str] | Non
         rows[name] = _profile_ends(zb, bhat, cut, cut * se, 1.0, None, None, 30,
                                    1e-10 * max(abs(bhat), se), name, unreached)
     bar.close()
+    return interval_frame(rows, level, unreached)
+
+
+def interval_frame(rows: dict[str, list[float]], level: float, unreached: list[str]) -> pd.DataFrame:
+    """The profile intervals as lme4 prints them (one row per parameter, the two ends under their
+    percentages), warning once about the ends that were not reached (NaN)."""
     if unreached:
         warnings.warn(
             f"the profile of {', '.join(unreached)} does not reach the confidence level's cut-off within its "
             "search range: that end of the interval is reported as NaN",
             SparseLMMWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     pct = [f"{100 * (1 - level) / 2:.1f} %", f"{100 * (1 + level) / 2:.1f} %"]
     return pd.DataFrame.from_dict(rows, orient="index", columns=pct)
