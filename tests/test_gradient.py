@@ -272,3 +272,33 @@ def test_kernels_compile_where_numba_finds_no_cache_directory():
     env = dict(os.environ, NUMBA_CACHE_LOCATOR_CLASSES="ZipCacheLocator")
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("terms", [2, 3])
+def test_schur_heavy_rows_by_the_dense_update_equal_cholmod(terms, monkeypatch):
+    # heavy-tailed counts: a few levels of a with many rows each; those rows of A₁₂ go through the
+    # BLAS rank-k update, the rest through the pair loop (both in double and single precision)
+    rng = np.random.default_rng(8)
+    df = crossed(5000, 400, 80, seed=8)
+    heavy = rng.random(len(df)) < 0.4
+    df.loc[heavy, "a"] = rng.integers(0, 5, heavy.sum())  # five levels take 40 % of the rows
+    formula = "y ~ 1 + x + (1 | a) + (1 | b)"
+    if terms == 3:
+        df["c"] = pd.Categorical(rng.integers(0, 10, len(df)))
+        formula += " + (1 | c)"
+    d = slm.design(formula, df)
+    ref = d.pls("cholmod")
+    plain = SchurState(d)
+    monkeypatch.setattr(SchurState, "HEAVY_MIN", 40)
+    split = SchurState(d)
+    assert plain._A12H is None and split._A12H is not None and 0 < len(split._heavy) < 20
+    for th in ([1.0, 0.7, 0.3][: terms], [0.2, 1.5, 0.4][: terms]):
+        th = np.array(th)
+        want = ref.objective(th, False)
+        assert split.objective(th, False) == pytest.approx(want, rel=1e-11)
+        assert plain.objective(th, False) == pytest.approx(want, rel=1e-11)
+        np.testing.assert_allclose(split.minv_diag(), ref.minv_diag(), rtol=1e-8, atol=1e-12)
+        # single precision: the search's objective to float32's rounding
+        monkeypatch.setattr(SchurState, "low_precision_min", 1)
+        assert split.search_objective(th, False) == pytest.approx(want, rel=1e-6)
+        monkeypatch.setattr(SchurState, "low_precision_min", 1000)

@@ -119,16 +119,61 @@ class SchurState(PLSBackend):
         A22 = sp.triu(A[q1:, q1:]).tocoo()
         self.a22_l, self.a22_m, self.a22_val = A22.row, A22.col, A22.data
         self.a22_flat = A22.row.astype(np.int64) * q2 + A22.col
-        # S -= Σ_j w_j A₁₂[j, l] A₁₂[j, m] over the pairs of entries in each row j of A₁₂: a compiled
-        # loop over the rows, tiled by bands of S's rows (kernels.py); the bands and their split among
-        # the threads are planned once, on the first fill
+        # S -= Σ_j w_j A₁₂[j, l] A₁₂[j, m] over the pairs of entries in each row j of A₁₂: for most rows a
+        # compiled loop over the rows, tiled by bands of S's rows (kernels.py; the bands and their split
+        # among the threads planned once, on the first fill); rows with more than HEAVY_FRACTION·q₂ entries
+        # (heavy-tailed counts: a user with thousands of ratings) densified a chunk at a time and added
+        # by one BLAS rank-k update, whose q₂² flops per row then cost less than the row's c²/2 scattered
+        # multiply-adds
+        cnt = np.diff(A12.indptr)
+        heavy = cnt > max(self.HEAVY_MIN, self.HEAVY_FRACTION * q2)
+        self._light = np.flatnonzero(~heavy)
+        self._heavy = np.flatnonzero(heavy)
+        self._A12L = A12[self._light] if len(self._heavy) else A12
+        self._A12H = A12[self._heavy] if len(self._heavy) else None
         self._bands: tuple[np.ndarray, np.ndarray] | None = None
+        self._bands_light: tuple[np.ndarray, np.ndarray] | None = None
         self.term2 = np.repeat(np.arange(1, len(d.terms)), np.diff(d.Gp)[1:])
 
+    #: rows of A₁₂ with more than this share of q₂ entries (and more than HEAVY_MIN) are added by a dense
+    #: rank-k update, the others by the compiled pair loop (measured: docs/performance.md)
+    HEAVY_FRACTION = 0.3
+    HEAVY_MIN = 256
+
     def _plan(self) -> tuple[np.ndarray, np.ndarray]:
+        """The band plan of the whole A₁₂ (the quadratic forms of :meth:`minv_diag`)."""
         if self._bands is None:
             self._bands = kernels.band_plan(self.A12.indptr, self.A12.indices, self.q2)
         return self._bands
+
+    def _light_plan(self) -> tuple[np.ndarray, np.ndarray]:
+        """The band plan of the rows the pair loop fills."""
+        if self._A12H is None:
+            return self._plan()
+        if self._bands_light is None:
+            self._bands_light = kernels.band_plan(self._A12L.indptr, self._A12L.indices, self.q2)
+        return self._bands_light
+
+    def _heavy_update(self, S: np.ndarray, ww: np.ndarray, lam2: np.ndarray | None) -> None:
+        """``S -= Bᵀ diag(ww) B`` on the upper triangle of ``S`` for the heavy rows ``B`` of A₁₂
+        (their columns scaled by ``lam2`` when given), by BLAS ``syrk`` on dense chunks of rows."""
+        from scipy.linalg.blas import dsyrk, ssyrk
+
+        H = self._A12H
+        syrk = ssyrk if S.dtype == np.float32 else dsyrk
+        sw = np.sqrt(ww)
+        chunk = max(1, int(2**22 // max(self.q2, 1)))  # rows per dense chunk (32 MB of float64)
+        for lo in range(0, H.shape[0], chunk):
+            hi = min(H.shape[0], lo + chunk)
+            B = H[lo:hi].toarray()
+            if lam2 is not None:
+                B *= lam2[None, :]
+            B *= sw[lo:hi, None]
+            # Sᵀ is Fortran-ordered, its lower triangle S's upper one; Bᵀ too: Sᵀ -= Bᵀ(Bᵀ)ᵀ in place
+            with dense_step_threads():
+                out = syrk(-1.0, B.T.astype(S.dtype, copy=False), beta=1.0, c=S.T, trans=0, lower=1, overwrite_c=1)
+            if not np.shares_memory(out, S):  # pragma: no cover - f2py copies only a non-contiguous c
+                S.T[...] = out
 
     # ----- precision -------------------------------------------------------------
     @property
@@ -209,18 +254,23 @@ class SchurState(PLSBackend):
         else:
             S.fill(0.0)
         Sf = S.reshape(-1)
-        A12 = self.A12
+        A12 = self._A12L  # the rows the pair loop fills (all of A₁₂ unless some are heavy)
         if len(self.design.terms) == 2:  # one trailing term: Λ₂ = λ I
             lam = float(lam2[0])
             vals = A12.data
             ww = w * (lam * lam)
+            col_scale = None
             Sf[self.a22_flat] = self.a22_val * (lam * lam)
         else:
             vals = A12.data * lam2[A12.indices]
             ww = w
+            col_scale = lam2
             Sf[self.a22_flat] = self.a22_val * lam2[self.a22_l] * lam2[self.a22_m]
         # in single precision too the kernel sums in double precision (vals and w as they are)
-        kernels.schur_fill(S, A12.indptr, A12.indices, vals, ww, self._plan())
+        light_w = ww if self._A12H is None else ww[self._light]
+        kernels.schur_fill(S, A12.indptr, A12.indices, vals, light_w, self._light_plan())
+        if self._A12H is not None:
+            self._heavy_update(S, ww[self._heavy], col_scale)
         Sf[:: q2 + 1] += 1.0
         return S
 
