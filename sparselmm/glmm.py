@@ -174,6 +174,12 @@ class GeneralizedLinearMixedModel:
         return np.asarray(self.design.Lambda(self._fit.theta) @ self._fit.result.u)
 
     @property
+    def pirls_state(self) -> Any:
+        """The fit's :class:`~sparselmm.fitting.pirls.PIRLSState` (its factor analysed, θ's ``ZΛ``
+        cached): evaluates the deviance at other ``(θ, β)`` (the profile, the Hessian)."""
+        return self._fit.state
+
+    @property
     def u(self) -> np.ndarray:
         """The spherical conditional modes ``u``."""
         return self._fit.result.u.copy()

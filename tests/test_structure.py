@@ -134,7 +134,7 @@ LAYERS = [
     {"sparselmm.fitting"},
     {"sparselmm.stats", "sparselmm.report", "sparselmm.persistence"},
     {"sparselmm.model", "sparselmm.dask_model", "sparselmm.api", "sparselmm.transforms", "sparselmm.datasets",
-     "sparselmm.glmm"},
+     "sparselmm.synthetic", "sparselmm.glmm"},
     {"sparselmm", "sparselmm.cli", "sparselmm.__main__"},
 ]
 

@@ -8,7 +8,7 @@ BOBYQA (β in units of its standard error, as the fit's stage 2), warm-started f
 The parameters are lme4's: the standard deviations and correlations of each term
 (``.sig01, …``: with no dispersion they are the entries of ``ΛΛᵀ`` in lme4's scale) and the fixed
 effects.  An interval's end is where the signed root ``ζ = ±√(D(v) - D̂)`` crosses the normal
-quantile, found by stepping out and Brent's method (:func:`sparselmm.stats.profile._profile_ends`,
+quantile, found by stepping out and Brent's method (:func:`sparselmm.stats.profile.profile_ends`,
 which the linear model's profile uses too); lme4 inverts an interpolating spline over a grid of
 ``ζ``, so its ends differ from these in the third or fourth digit.
 
@@ -17,7 +17,7 @@ As lme4, families with a dispersion parameter (Gamma, inverse Gaussian) are not 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,21 +27,19 @@ from sparselmm.errors import ConvergenceError, ModelSpecError
 from sparselmm.fitting.optimize import minimize_theta
 from sparselmm.fitting.pirls import agq_deviance
 from sparselmm.progress import Progress
-from sparselmm.stats.profile import _profile_ends, interval_frame, sdcor_bounds, sdcor_from_theta, theta_from_sdcor
-
-if TYPE_CHECKING:  # pragma: no cover
-    from sparselmm.glmm import GeneralizedLinearMixedModel
+from sparselmm.stats.profile import interval_frame, profile_ends, sdcor_bounds, sdcor_from_theta, theta_from_sdcor
 
 __all__ = ["glmm_profile_intervals"]
 
 
-def glmm_profile_intervals(m: "GeneralizedLinearMixedModel", level: float = 0.95,
+def glmm_profile_intervals(m: Any, level: float = 0.95,
                            which: Sequence[str] | None = None, verbose: bool = False) -> pd.DataFrame:
     """Profile-likelihood intervals of a glmer fit's parameters.
 
     Parameters
     ----------
-    m : GeneralizedLinearMixedModel
+    m : sparselmm.glmm.GeneralizedLinearMixedModel
+        The fit (its PIRLS state, θ, β and modes are read through its public members).
     level : float
         Confidence level.
     which : sequence of str, optional
@@ -66,18 +64,18 @@ def glmm_profile_intervals(m: "GeneralizedLinearMixedModel", level: float = 0.95
         raise ModelSpecError(f"profile intervals of a GLMM with a dispersion parameter ({m.family.name}) are not "
                              "available (lme4 does not profile them either); use method='wald' or 'boot'")
     d = m.design
-    st, f = m._fit.state, m._fit
+    st = m.pirls_state
     nagq = max(1, m.nAGQ)
-    sd0 = sdcor_from_theta(m, f.theta, 1.0)  # refuses structured terms
+    sd0 = sdcor_from_theta(m, m.theta, 1.0)  # refuses structured terms
     nv = len(sd0)
-    beta0 = np.asarray(f.beta, dtype=float)
+    beta0 = m.fixef.to_numpy(dtype=float)
     vec0 = np.concatenate([sd0, beta0])
     bounds = sdcor_bounds(m)[:-1] + [(None, None)] * len(beta0)
     lo_all = np.array([-np.inf if b[0] is None else b[0] for b in bounds])
     hi_all = np.array([np.inf if b[1] is None else b[1] for b in bounds])
     se = np.asarray(m.se, dtype=float)
     unit = np.concatenate([np.ones(nv), np.where(np.isfinite(se) & (se > 0), se, 1.0)])
-    warm: dict[str, Any] = {"u": f.result.u}
+    warm: dict[str, Any] = {"u": m.u}
 
     def deviance(vec: np.ndarray) -> float:
         th = theta_from_sdcor(m, vec[:nv], 1.0)
@@ -137,7 +135,7 @@ def glmm_profile_intervals(m: "GeneralizedLinearMixedModel", level: float = 0.95
             grow, steps = 1.6, 60
         else:
             step, grow, steps = cut * unit[j], 1.0, 30
-        rows[name] = _profile_ends(zeta_fn(j), vec0[j], cut, step, grow, lo_b, hi_b, steps,
+        rows[name] = profile_ends(zeta_fn(j), vec0[j], cut, step, grow, lo_b, hi_b, steps,
                                    1e-6 * max(abs(vec0[j]), unit[j]), name, unreached)
     bar.close()
     return interval_frame(rows, level, unreached).reindex([n for n in names if n in wanted])

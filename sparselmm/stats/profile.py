@@ -37,6 +37,7 @@ __all__ = [
     "profile_intervals",
     "fixed_profile_deviance",
     "interval_frame",
+    "profile_ends",
 ]
 
 
@@ -213,7 +214,7 @@ def profile_intervals(m: "FittedModel", level: float, which: Sequence[str] | Non
         v0 = vec0[j]
         scale = max(abs(v0), 1e-2 * unit[j])
         step = 0.1 if hi_b == 1.0 else 0.25 * scale  # correlations live in [-1, 1]
-        rows[name] = _profile_ends(zeta_fn(j), v0, cut, step, 1.6, lo_b, hi_b, 60, 1e-10 * unit[j], name, unreached)
+        rows[name] = profile_ends(zeta_fn(j), v0, cut, step, 1.6, lo_b, hi_b, 60, 1e-10 * unit[j], name, unreached)
     # fixed effects: profile the deviance over θ with β_j fixed
     d = mm.design
     for j, name in enumerate(d.X_names):
@@ -226,7 +227,7 @@ def profile_intervals(m: "FittedModel", level: float, which: Sequence[str] | Non
             dv = fixed_profile_deviance(mm, j, v)
             return float(np.sign(v - bhat) * np.sqrt(max(dv - dev0, 0.0)))
 
-        rows[name] = _profile_ends(zb, bhat, cut, cut * se, 1.0, None, None, 30,
+        rows[name] = profile_ends(zb, bhat, cut, cut * se, 1.0, None, None, 30,
                                    1e-10 * max(abs(bhat), se), name, unreached)
     bar.close()
     return interval_frame(rows, level, unreached)
@@ -246,7 +247,7 @@ def interval_frame(rows: dict[str, list[float]], level: float, unreached: list[s
     return pd.DataFrame.from_dict(rows, orient="index", columns=pct)
 
 
-def _profile_ends(
+def profile_ends(
     zeta: Any, v0: float, cut: float, step: float, grow: float, lo: float | None, hi: float | None,
     max_steps: int, xtol: float, name: str, unreached: list[str],
 ) -> list[float]:
