@@ -278,7 +278,10 @@ class PIRLSState:
         return self.pb.family.dev_resids(self.pb.y, mu, self.pb.prior_weights)
 
     def _pdev(self, mu: np.ndarray, u: np.ndarray) -> float:
-        return float(np.sum(self.dev_resids(mu)) + u @ u)
+        """The penalised deviance ``Σ dᵢ + ‖u‖²``; the sum of the ``dᵢ`` is kept in ``_dev_sum``
+        (the accepted point's is the result's, not computed again)."""
+        self._dev_sum = float(np.sum(self.dev_resids(mu)))
+        return self._dev_sum + float(u @ u)
 
     def run(self, theta: np.ndarray, beta: np.ndarray, u0: np.ndarray | None = None, *,
             update_beta: bool = False) -> PIRLSResult:
@@ -301,6 +304,7 @@ class PIRLSState:
         with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
             mu = self._mu(eta)
             pdev = self._pdev(mu, u)
+        dev_sum = self._dev_sum
         old = np.inf
         for it in range(1, self.maxit + 1):
             w, r = working(pb, eta, mu)
@@ -327,6 +331,7 @@ class PIRLSState:
                     eta_new = X @ b_new + pb.offset + ZL @ u_new
                     mu_new = self._mu(eta_new)
                     pdev_new = self._pdev(mu_new, u_new)
+                    dev_sum_new = self._dev_sum
                 if k == 0 and np.isfinite(pdev_new) and abs(pdev - pdev_new) < self.tol * abs(pdev_new):
                     break
                 if np.isfinite(pdev_new) and pdev_new <= pdev:
@@ -334,7 +339,7 @@ class PIRLSState:
                 fac /= 2.0
             if not np.isfinite(pdev_new) or pdev_new - pdev > self.tol * abs(pdev):
                 raise ConvergenceError(f"PIRLS step-halvings failed to reduce the deviance at θ = {theta}")
-            u, beta, eta, mu = u_new, b_new, eta_new, mu_new
+            u, beta, eta, mu, dev_sum = u_new, b_new, eta_new, mu_new, dev_sum_new
             old, pdev = pdev, pdev_new
             # converged: the deviance settled (lme4's test) and the step itself is small — the deviance is
             # flat at the modes, so its change alone can stop Fisher scoring (linear under a non-canonical
@@ -354,13 +359,11 @@ class PIRLSState:
         except np.linalg.LinAlgError as e:
             raise ConvergenceError(f"PIRLS: the factorisation failed at θ = {theta} ({e})") from None
         with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-            dev = self.dev_resids(mu)
-            dev_sum = float(np.sum(dev))
             aic = (dev_sum + self._aic_offset if self._aic_offset is not None
                    else float(fam.aic(pb.y, pb.n_trials, mu, pb.prior_weights, dev_sum)))
         self.runs += 1
         self.steps += it
-        return PIRLSResult(u=u, beta=beta, eta=eta, mu=mu, ldL2=ldL2, sqrL=float(u @ u), dev_sum=float(np.sum(dev)),
+        return PIRLSResult(u=u, beta=beta, eta=eta, mu=mu, ldL2=ldL2, sqrL=float(u @ u), dev_sum=dev_sum,
                            aic=aic, iterations=it)
 
     def laplace(self, theta: np.ndarray, beta: np.ndarray, u0: np.ndarray | None = None) -> float:
