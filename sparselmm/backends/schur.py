@@ -156,24 +156,11 @@ class SchurState(PLSBackend):
 
     def _heavy_update(self, S: np.ndarray, ww: np.ndarray, lam2: np.ndarray | None) -> None:
         """``S -= Bᵀ diag(ww) B`` on the upper triangle of ``S`` for the heavy rows ``B`` of A₁₂
-        (their columns scaled by ``lam2`` when given), by BLAS ``syrk`` on dense chunks of rows."""
-        from scipy.linalg.blas import dsyrk, ssyrk
-
-        H = self._A12H
-        syrk = ssyrk if S.dtype == np.float32 else dsyrk
-        sw = np.sqrt(ww)
+        (their columns scaled by ``lam2`` when given), by :func:`dense_rank_update`."""
         chunk = max(1, int(2**22 // max(self.q2, 1)))  # rows per dense chunk (32 MB of float64)
-        for lo in range(0, H.shape[0], chunk):
-            hi = min(H.shape[0], lo + chunk)
-            B = H[lo:hi].toarray()
-            if lam2 is not None:
-                B *= lam2[None, :]
-            B *= sw[lo:hi, None]
-            # Sᵀ is Fortran-ordered, its lower triangle S's upper one; Bᵀ too: Sᵀ -= Bᵀ(Bᵀ)ᵀ in place
-            with dense_step_threads():
-                out = syrk(-1.0, B.T.astype(S.dtype, copy=False), beta=1.0, c=S.T, trans=0, lower=1, overwrite_c=1)
-            if not np.shares_memory(out, S):  # pragma: no cover - f2py copies only a non-contiguous c
-                S.T[...] = out
+        # Sᵀ is Fortran-ordered, its lower triangle S's upper one
+        with dense_step_threads():
+            dense_rank_update(S.T, self._A12H, np.sqrt(ww), -1.0, lower=True, chunk=chunk, col_scale=lam2)
 
     # ----- precision -------------------------------------------------------------
     @property
@@ -320,6 +307,44 @@ class SchurState(PLSBackend):
 # the dense variant: no pair table, one dsyrk per θ
 
 
+def dense_rank_update(K: np.ndarray, rows: sp.csr_matrix, sw: np.ndarray, alpha: float, *, lower: bool,
+                      chunk: int, col_scale: np.ndarray | None = None) -> None:
+    """``K += alpha · Bᵀ B`` in place on one triangle of the Fortran-ordered ``K`` (q₂ × q₂), for
+    ``B = diag(sw) · rows · diag(col_scale)``, by BLAS ``syrk`` on dense chunks of ``chunk`` rows
+    (single precision for a float32 ``K``).
+
+    Parameters
+    ----------
+    K : numpy.ndarray
+        Fortran-ordered, float64 or float32; only its ``lower`` (or upper) triangle is written.
+    rows : scipy.sparse.csr_matrix
+        The rows of ``B`` before scaling (rows of ``A₁₂``).
+    sw : numpy.ndarray
+        Row scale (the square roots of the weights).
+    alpha : float
+        Multiplier of ``BᵀB``.
+    lower : bool
+        Which triangle of ``K``.
+    chunk : int
+        Rows densified at a time.
+    col_scale : numpy.ndarray, optional
+        Column scale (``Λ₂``'s diagonal).
+    """
+    from scipy.linalg.blas import dsyrk, ssyrk
+
+    syrk = ssyrk if K.dtype == np.float32 else dsyrk
+    for lo in range(0, rows.shape[0], chunk):
+        hi = min(rows.shape[0], lo + chunk)
+        B = rows[lo:hi].toarray()
+        if col_scale is not None:
+            B *= col_scale[None, :]
+        B *= sw[lo:hi, None]
+        # Bᵀ is Fortran-ordered: BLAS reads it in place, K += alpha·Bᵀ(Bᵀ)ᵀ
+        out = syrk(alpha, B.T.astype(K.dtype, copy=False), beta=1.0, c=K, trans=0, lower=int(lower), overwrite_c=1)
+        if not np.shares_memory(out, K):  # pragma: no cover - f2py copies only a non-contiguous c
+            K[...] = out
+
+
 def lower_counts(design: PLSProblem) -> np.ndarray:
     """Stored entries per column of the first ``Gp[1]`` columns of ``ZᵀWZ``'s lower part
     (1 + the level pairs of that level with the later terms)."""
@@ -427,17 +452,9 @@ class DenseSchurPLSState(SchurState):
 
     def _cross_gram(self, w: np.ndarray) -> np.ndarray:
         """``A₂₁ diag(w) A₁₂`` (q₂ × q₂, symmetric) with dense BLAS, chunk by chunk."""
-        from scipy.linalg.blas import dsyrk
-
-        q1, q2 = self.q1, self.q2
+        q2 = self.q2
         K = np.zeros((q2, q2), order="F")
-        sw = np.sqrt(w)
-        for lo in range(0, q1, self.chunk):
-            hi = min(q1, lo + self.chunk)
-            B = self.A12[lo:hi].toarray()
-            B *= sw[lo:hi, None]
-            # Bᵀ is Fortran-ordered: BLAS reads it in place and K += Bᵀ(Bᵀ)ᵀ = BᵀB
-            K = dsyrk(1.0, B.T, beta=1.0, c=K, trans=0, lower=0, overwrite_c=1)
+        dense_rank_update(K, self.A12, np.sqrt(w), 1.0, lower=False, chunk=self.chunk)
         return np.triu(K) + np.triu(K, 1).T
 
     def _schur(self, w: np.ndarray, lam2: np.ndarray) -> np.ndarray:
