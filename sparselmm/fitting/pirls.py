@@ -277,11 +277,11 @@ class PIRLSState:
             return -2.0 * self.pb.prior_weights * np.log(np.where(self._ones, mu, 1.0 - mu))
         return self.pb.family.dev_resids(self.pb.y, mu, self.pb.prior_weights)
 
-    def _pdev(self, mu: np.ndarray, u: np.ndarray) -> float:
-        """The penalised deviance ``Σ dᵢ + ‖u‖²``; the sum of the ``dᵢ`` is kept in ``_dev_sum``
-        (the accepted point's is the result's, not computed again)."""
-        self._dev_sum = float(np.sum(self.dev_resids(mu)))
-        return self._dev_sum + float(u @ u)
+    def _pdev(self, mu: np.ndarray, u: np.ndarray) -> tuple[float, float]:
+        """The penalised deviance ``Σ dᵢ + ‖u‖²`` and the sum of the ``dᵢ`` (the accepted point's
+        is the result's, not computed again)."""
+        dev_sum = float(np.sum(self.dev_resids(mu)))
+        return dev_sum + float(u @ u), dev_sum
 
     def run(self, theta: np.ndarray, beta: np.ndarray, u0: np.ndarray | None = None, *,
             update_beta: bool = False) -> PIRLSResult:
@@ -303,8 +303,7 @@ class PIRLSState:
         eta = X @ beta + pb.offset + ZL @ u
         with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
             mu = self._mu(eta)
-            pdev = self._pdev(mu, u)
-        dev_sum = self._dev_sum
+            pdev, dev_sum = self._pdev(mu, u)
         old = np.inf
         for it in range(1, self.maxit + 1):
             w, r = working(pb, eta, mu)
@@ -330,8 +329,7 @@ class PIRLSState:
                 with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
                     eta_new = X @ b_new + pb.offset + ZL @ u_new
                     mu_new = self._mu(eta_new)
-                    pdev_new = self._pdev(mu_new, u_new)
-                    dev_sum_new = self._dev_sum
+                    pdev_new, dev_sum_new = self._pdev(mu_new, u_new)
                 if k == 0 and np.isfinite(pdev_new) and abs(pdev - pdev_new) < self.tol * abs(pdev_new):
                     break
                 if np.isfinite(pdev_new) and pdev_new <= pdev:

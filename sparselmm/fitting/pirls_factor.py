@@ -98,6 +98,14 @@ class CholmodFactor:
         return self._f(rhs)
 
 
+def _below_diagonal(M: sp.csc_matrix, q1: int) -> np.ndarray:
+    """Positions in ``M.data`` of the first ``q1`` columns' entries other than their first (the
+    diagonal, in a lower-triangular CSC with sorted rows)."""
+    keep = np.ones(int(M.indptr[q1]), dtype=bool)
+    keep[M.indptr[:q1]] = False
+    return np.flatnonzero(keep)
+
+
 def schur_split(M: sp.csc_matrix, q1: int) -> bool:
     """True when the first ``q1`` columns of the lower-triangular CSC ``M`` (sorted rows) hold
     their diagonal and entries below row ``q1`` only — ``M``'s leading block is diagonal."""
@@ -106,9 +114,7 @@ def schur_split(M: sp.csc_matrix, q1: int) -> bool:
     ip, ix = M.indptr, M.indices
     if np.any(np.diff(ip[: q1 + 1]) < 1) or np.any(ix[ip[:q1]] != np.arange(q1)):
         return False
-    cnt = np.diff(ip[: q1 + 1]) - 1
-    rest = np.repeat(ip[:q1], cnt) + (np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)) + 1
-    return bool(np.all(ix[rest] >= q1))
+    return bool(np.all(ix[_below_diagonal(M, q1)] >= q1))
 
 
 class SchurFactor:
@@ -132,8 +138,7 @@ class SchurFactor:
         ix = M.indices.astype(np.int64)
         self._dpos = ip[:q1]  # D's entries
         cnt = np.diff(ip[: q1 + 1]) - 1  # C's entries per row (C = M[q1:, :q1]ᵀ)
-        start = np.repeat(ip[:q1] + 1, cnt)
-        self._cpos = start + (np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+        self._cpos = _below_diagonal(M, q1)
         c_ptr = np.concatenate([[0], np.cumsum(cnt)])
         self._C = sp.csr_matrix((np.zeros(len(self._cpos)), ix[self._cpos] - q1, c_ptr), shape=(q1, self.q2))
         # M₂₂'s lower entries (row r ≥ column c) at S[c, r] of the C-ordered S: its upper triangle,
