@@ -27,7 +27,14 @@ from sparselmm.errors import ConvergenceError, ModelSpecError
 from sparselmm.fitting.optimize import minimize_theta
 from sparselmm.fitting.pirls import agq_deviance
 from sparselmm.progress import Progress
-from sparselmm.stats.profile import interval_frame, profile_ends, sdcor_bounds, sdcor_from_theta, theta_from_sdcor
+from sparselmm.stats.profile import (
+    interval_frame,
+    profile_ends,
+    sdcor_bounds,
+    sdcor_from_theta,
+    theta_from_sdcor,
+    varpar_search,
+)
 
 __all__ = ["glmm_profile_intervals"]
 
@@ -131,8 +138,7 @@ def glmm_profile_intervals(m: Any, level: float = 0.95,
         bar.step(name)
         lo_b, hi_b = bounds[j]
         if j < nv:
-            step = 0.1 if hi_b == 1.0 else 0.25 * max(abs(vec0[j]), 1e-2)
-            grow, steps = 1.6, 60
+            step, grow, steps = varpar_search(vec0[j], hi_b)
         else:
             step, grow, steps = cut * unit[j], 1.0, 30
         rows[name] = profile_ends(zeta_fn(j), vec0[j], cut, step, grow, lo_b, hi_b, steps,

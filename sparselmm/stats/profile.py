@@ -38,6 +38,7 @@ __all__ = [
     "fixed_profile_deviance",
     "interval_frame",
     "profile_ends",
+    "varpar_search",
 ]
 
 
@@ -212,9 +213,8 @@ def profile_intervals(m: "FittedModel", level: float, which: Sequence[str] | Non
         bar.step(name)
         lo_b, hi_b = bounds[j]
         v0 = vec0[j]
-        scale = max(abs(v0), 1e-2 * unit[j])
-        step = 0.1 if hi_b == 1.0 else 0.25 * scale  # correlations live in [-1, 1]
-        rows[name] = profile_ends(zeta_fn(j), v0, cut, step, 1.6, lo_b, hi_b, 60, 1e-10 * unit[j], name, unreached)
+        step, grow, steps = varpar_search(v0, hi_b, unit[j])
+        rows[name] = profile_ends(zeta_fn(j), v0, cut, step, grow, lo_b, hi_b, steps, 1e-10 * unit[j], name, unreached)
     # fixed effects: profile the deviance over θ with β_j fixed
     d = mm.design
     for j, name in enumerate(d.X_names):
@@ -231,6 +231,14 @@ def profile_intervals(m: "FittedModel", level: float, which: Sequence[str] | Non
                                    1e-10 * max(abs(bhat), se), name, unreached)
     bar.close()
     return interval_frame(rows, level, unreached)
+
+
+def varpar_search(v0: float, hi: float | None, unit: float = 1.0) -> tuple[float, float, int]:
+    """How :func:`profile_ends` steps out from a variance parameter's estimate ``v0``: the first
+    step (0.1 for a correlation, whose upper bound is 1; a quarter of the standard deviation, at
+    least 1 % of its ``unit``, for a standard deviation), the growth of the steps and their most."""
+    step = 0.1 if hi == 1.0 else 0.25 * max(abs(v0), 1e-2 * unit)
+    return step, 1.6, 60
 
 
 def interval_frame(rows: dict[str, list[float]], level: float, unreached: list[str]) -> pd.DataFrame:
