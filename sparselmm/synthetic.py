@@ -12,10 +12,28 @@ model they are fitted with.  All are reached as ``sparselmm.datasets.simulate_*`
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
+from sparselmm import validate
+from sparselmm.errors import ArgumentError
+
 __all__ = ["simulate_crossed", "simulate_crossed_binary", "simulate_ratings", "simulate_lexical_decision"]
+
+
+def _checked(seed: Any, counts: dict[str, Any], sds: dict[str, Any], reals: dict[str, Any] | None = None) -> np.random.Generator:
+    """The generator of ``seed``, once the sizes (positive integers), standard deviations
+    (non-negative) and other numbers (finite) are checked (:class:`~sparselmm.errors.ArgumentError`
+    naming the argument)."""
+    for name, v in counts.items():
+        validate.count(v, name)
+    for name, v in sds.items():
+        validate.number(v, name, minimum=0.0)
+    for name, v in (reals or {}).items():
+        validate.number(v, name)
+    return np.random.default_rng(validate.seed(seed))
 
 
 def simulate_crossed(
@@ -54,10 +72,18 @@ def simulate_crossed(
         Columns ``y``, ``x`` (float) and ``a``, ``b`` (Categorical; levels that
         were not drawn are dropped).
     """
-    rng = np.random.default_rng(seed)
+    rng = _checked(seed, {"n_obs": n_obs, "n_a": n_a, "n_b": n_b}, {"sd_a": sd_a, "sd_b": sd_b, "sigma": sigma},
+                   _beta(beta))
     eta, x, a, b = _crossed_predictor(rng, n_obs, n_a, n_b, sd_a, sd_b, beta)
     y = eta + sigma * rng.standard_normal(n_obs)
     return pd.DataFrame({"y": y, "x": x, "a": a, "b": b})
+
+
+def _beta(beta: Any) -> dict[str, Any]:
+    """``beta``'s two entries by name, for :func:`_checked`."""
+    if isinstance(beta, (str, bytes)) or not hasattr(beta, "__len__") or len(beta) != 2:
+        raise ArgumentError(f"beta must be two numbers (intercept, slope), got {beta!r}")
+    return {"beta[0]": beta[0], "beta[1]": beta[1]}
 
 
 def _crossed_predictor(rng: np.random.Generator, n_obs: int, n_a: int, n_b: int, sd_a: float, sd_b: float,
@@ -114,7 +140,7 @@ def simulate_crossed_binary(
         Columns ``y`` (0/1 integers), ``x`` (float) and ``a``, ``b`` (Categorical; levels that
         were not drawn are dropped).
     """
-    rng = np.random.default_rng(seed)
+    rng = _checked(seed, {"n_obs": n_obs, "n_a": n_a, "n_b": n_b}, {"sd_a": sd_a, "sd_b": sd_b}, _beta(beta))
     eta, x, a, b = _crossed_predictor(rng, n_obs, n_a, n_b, sd_a, sd_b, beta)
     y = (rng.random(n_obs) < 1.0 / (1.0 + np.exp(-eta))).astype(np.int64)
     return pd.DataFrame({"y": y, "x": x, "a": a, "b": b})
@@ -187,7 +213,10 @@ def simulate_ratings(
         Columns ``y`` (float), ``user`` and ``item`` (Categorical; items never drawn dropped), rows
         ordered by user.
     """
-    rng = np.random.default_rng(seed)
+    rng = _checked(seed, {"n_obs": n_obs, "n_users": n_users, "n_items": n_items, "min_per_user": min_per_user},
+                   {"zipf": zipf, "sd_user": sd_user, "sd_item": sd_item, "sigma": sigma}, {"mean": mean})
+    if min_per_user > n_items:
+        raise ArgumentError(f"min_per_user ({min_per_user}) must be at most n_items ({n_items}): a user rates an item once")
     raw = rng.lognormal(0.0, 1.15, n_users)
     jitter = rng.random(n_users)
     target = max(0, n_obs - min_per_user * n_users)
@@ -239,8 +268,9 @@ def simulate_lexical_decision(
         Columns ``y`` (float), ``subj`` and ``item`` (Categorical; items never drawn dropped), rows
         ordered by subject.
     """
-    rng = np.random.default_rng(seed)
-    lo, hi = int(round(0.9 * per_subject)), int(round(1.1 * per_subject))
+    rng = _checked(seed, {"n_subjects": n_subjects, "n_items": n_items, "per_subject": per_subject},
+                   {"sd_subject": sd_subject, "sd_item": sd_item, "sigma": sigma}, {"mean": mean})
+    lo, hi = max(1, int(round(0.9 * per_subject))), int(round(1.1 * per_subject))
     counts = np.minimum(rng.integers(lo, hi + 1, n_subjects), n_items)
     items = _without_replacement(rng, counts, np.ones(n_items))
     subj = np.repeat(np.arange(n_subjects), counts)

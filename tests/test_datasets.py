@@ -119,3 +119,20 @@ def test_rating_and_lexical_shapes_are_the_anchors():
     assert per_subj.between(270, 330).all() and e["subj"].nunique() == 40
     assert not e.duplicated(["subj", "item"]).any()
     assert list(e.columns) == ["y", "subj", "item"] and e["y"].dtype == float
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: datasets.simulate_ratings(0), "n_obs"),
+    (lambda: datasets.simulate_ratings(1000, 10.5, 50), "n_users"),
+    (lambda: datasets.simulate_ratings(1000, 10, 5, min_per_user=20), "min_per_user"),
+    (lambda: datasets.simulate_ratings(1000, 10, 50, zipf=-1), "zipf"),
+    (lambda: datasets.simulate_ratings(1000, 10, 50, seed="x"), "seed"),
+    (lambda: datasets.simulate_lexical_decision(0), "n_subjects"),
+    (lambda: datasets.simulate_lexical_decision(5, 100, 30, sd_item=-1), "sd_item"),
+    (lambda: datasets.simulate_crossed(100, 0, 5), "n_a"),
+    (lambda: datasets.simulate_crossed(100, 5, 5, sigma=float("nan")), "sigma"),
+    (lambda: datasets.simulate_crossed_binary(100, 5, 5, beta=(1,)), "beta"),
+])
+def test_simulators_refuse_bad_arguments_by_name(call, match):
+    with pytest.raises(slm.ArgumentError, match=match):
+        call()
