@@ -71,9 +71,9 @@ def test_the_split_needs_a_diagonal_leading_block():
     dense = sp.csc_matrix(np.tril(np.ones((5, 5)) + 5 * np.eye(5)))
     assert not schur_split(dense, 2)
     assert isinstance(make_factor(dense, 2), CholmodFactor)
-    with pytest.raises(ValueError, match="diagonal block"):
+    with pytest.raises(slm.ArgumentError, match="diagonal block"):
         make_factor(dense, 2, "schur")
-    with pytest.raises(ValueError, match="unknown"):
+    with pytest.raises(slm.ArgumentError, match="factor must be"):
         make_factor(low, 80, "dense")
     # "auto": a trailing block below SCHUR_MIN_Q2 stays with CHOLMOD
     assert isinstance(make_factor(low, 80), CholmodFactor)

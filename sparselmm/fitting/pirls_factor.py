@@ -34,6 +34,7 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from sparselmm.backends import kernels
+from sparselmm.errors import ArgumentError
 from sparselmm.threads import dense_step_threads
 
 __all__ = ["PIRLSFactor", "CholmodFactor", "SchurFactor", "make_factor", "schur_split", "pcg"]
@@ -221,17 +222,17 @@ def make_factor(M: sp.csc_matrix, q1: int, kind: str = "auto") -> PIRLSFactor:
 
     Raises
     ------
-    ValueError
+    ArgumentError
         ``kind="schur"`` where the leading block is not diagonal, or an unknown kind.
     """
     if kind not in ("auto", "cholmod", "schur"):
-        raise ValueError(f"unknown PIRLS factor {kind!r}")
+        raise ArgumentError(f"factor must be 'auto', 'cholmod' or 'schur', got {kind!r}")
     if kind == "cholmod":
         return CholmodFactor(M)
     split = schur_split(M, q1)
     if kind == "schur":
         if not split:
-            raise ValueError("the Schur factor needs a first term with a diagonal block of M")
+            raise ArgumentError("factor='schur' needs a first term with a diagonal block of M (one column)")
         return SchurFactor(M, q1)
     q2 = M.shape[0] - q1
     if split and SCHUR_MIN_Q2 <= q2 <= SCHUR_MAX_Q2 and q2 <= q1:
