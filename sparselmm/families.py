@@ -755,14 +755,25 @@ def _logit_linkfun(mu: np.ndarray) -> np.ndarray:
 
 
 def _logit_linkinv(eta: np.ndarray) -> np.ndarray:
-    tmp = np.where(eta < -30.0, DBL_EPSILON, np.where(eta > 30.0, 1 / DBL_EPSILON, np.exp(np.clip(eta, -30.0, 30.0))))
-    return tmp / (1 + tmp)
+    # R's: exp(η) within ±30, ε below, 1/ε above; then tmp / (1 + tmp) (in place: one temporary)
+    eta = np.asarray(eta, dtype=float)
+    tmp = np.asarray(np.exp(np.clip(eta, -30.0, 30.0)))
+    tmp[eta < -30.0] = DBL_EPSILON
+    tmp[eta > 30.0] = 1 / DBL_EPSILON
+    den = np.asarray(tmp + 1.0)
+    np.divide(tmp, den, out=den)
+    return den
 
 
 def _logit_mu_eta(eta: np.ndarray) -> np.ndarray:
-    e = np.exp(np.clip(eta, -30.0, 30.0))
-    opexp = 1 + e
-    return np.where((eta > 30.0) | (eta < -30.0), DBL_EPSILON, e / (opexp * opexp))
+    # R's: exp(η) / (1 + exp(η))² within ±30, ε outside
+    eta = np.asarray(eta, dtype=float)
+    e = np.asarray(np.exp(np.clip(eta, -30.0, 30.0)))
+    opexp = np.asarray(e + 1.0)
+    np.multiply(opexp, opexp, out=opexp)
+    np.divide(e, opexp, out=e)
+    e[(eta > 30.0) | (eta < -30.0)] = DBL_EPSILON
+    return e
 
 
 def _probit_linkinv(eta: np.ndarray) -> np.ndarray:

@@ -274,6 +274,35 @@ def test_kernels_compile_where_numba_finds_no_cache_directory():
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
 
 
+def test_kernels_are_loaded_from_numba_cache_by_the_next_process(tmp_path):
+    # the first process compiles the loops into the cache; the next must load every one of them
+    # (closures defined inside a function were keyed anew by each process: 4-5 s of compiling per
+    # process on the first large crossed fit)
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, scipy.sparse as sp\n"
+        "from sparselmm.backends import kernels\n"
+        "C = sp.random(60, 20, density=0.2, format='csr', random_state=1); C.sort_indices()\n"
+        "plan = kernels.band_plan(C.indptr, C.indices, 20)\n"
+        "for dt in (np.float64, np.float32):\n"
+        "    kernels.schur_fill(np.zeros((20, 20), dtype=dt), C.indptr, C.indices, C.data, np.ones(60), plan)\n"
+        "kernels.pair_quad(np.eye(20), C.indptr, C.indices, C.data, plan)\n"
+        "lp = kernels.compiled()\n"
+        "print(sum(sum(getattr(lp, f).stats.cache_misses.values()) for f in ('fill', 'fill_via_tile', 'quad')),"
+        " sum(sum(getattr(lp, f).stats.cache_hits.values()) for f in ('fill', 'fill_via_tile', 'quad')))\n"
+    )
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+            for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr[-2000:]
+    assert runs[0].stdout.split() == ["3", "0"]  # compiled and saved
+    assert runs[1].stdout.split() == ["0", "3"]  # all three loaded
+
+
 @pytest.mark.parametrize("terms", [2, 3])
 def test_schur_heavy_rows_by_the_dense_update_equal_cholmod(terms, monkeypatch):
     # heavy-tailed counts: a few levels of a with many rows each; those rows of A₁₂ go through the

@@ -17,129 +17,30 @@ Bands are shared between the threads (each thread owns its bands' rows of ``K``:
 threads write one entry), balanced by their counts of pairs.
 
 The kernels are compiled on first use (a few seconds, measured 3.6 s for the fill and 2.1 s for
-the quadratic forms; then cached on disk by numba) and only by the backends of large crossed designs, never on
-the path of a small fit.
+the quadratic forms; then cached on disk by numba, loaded in about 0.1 s by the next process) and only by
+the backends of large crossed designs, never on the path of a small fit.  The loops themselves are in
+:mod:`sparselmm.backends.loops`.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-__all__ = ["band_plan", "schur_fill", "pair_quad"]
+__all__ = ["band_plan", "schur_fill", "pair_quad", "compiled"]
 
 #: bytes of the dense result per band (measured on the 1M uniform design, q₂ = 5,000, 2 threads:
 #: 64 KB 0.28 s, 256 KB 0.25 s, 1 MB 0.17 s, 4 MB 0.13 s per fill; the band sits in the shared L3)
 BAND_BYTES = 1 << 22
 
 
-def _jit(**options: Any) -> Any:
-    """numba's ``njit`` with the compiled code cached on disk where numba finds a writable place
-    (beside the source, or the user's cache directory), and compiled per process where it finds
-    none (a read-only install with no writable home: numba refuses ``cache=True`` there)."""
-    import numba as nb
+def compiled() -> Any:
+    """The module of compiled loops (:mod:`sparselmm.backends.loops`), imported — and numba with
+    it — on first use."""
+    from sparselmm.backends import loops
 
-    def decorate(fn: Any) -> Any:
-        try:
-            return nb.njit(cache=True, **options)(fn)
-        except RuntimeError:  # "cannot cache function ...: no locator available"
-            return nb.njit(cache=False, **options)(fn)
-
-    return decorate
-
-
-@lru_cache(maxsize=None)
-def _kernels() -> Any:
-    import numba as nb
-
-    @_jit(nogil=True)
-    def start(ptr: np.ndarray, indptr: np.ndarray, indices: np.ndarray, lo: int) -> None:  # pragma: no cover
-        # each row's first entry at or after column lo
-        for j in range(len(indptr) - 1):
-            a, e = indptr[j], indptr[j + 1]
-            while a < e and indices[a] < lo:
-                a += 1
-            ptr[j] = a
-
-    @_jit(nogil=True)
-    def band(T: np.ndarray, off: int, hi: int, ptr: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
-             vals: np.ndarray, w: np.ndarray) -> None:  # pragma: no cover - compiled
-        # T[l - off, m] -= w_j v_a v_b for the entries a <= b of each row j with l = indices[a] < hi,
-        # m = indices[b]; the products in double precision whatever the types
-        for j in range(len(indptr) - 1):
-            a = ptr[j]
-            e = indptr[j + 1]
-            wj = np.float64(w[j])
-            while a < e and indices[a] < hi:
-                r = indices[a] - off
-                c = wj * np.float64(vals[a])
-                for b in range(a, e):
-                    T[r, indices[b]] -= c * np.float64(vals[b])
-                a += 1
-            ptr[j] = a
-
-    @_jit(parallel=True, nogil=True)
-    def fill(K: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.ndarray, w: np.ndarray,
-             bands: np.ndarray, chunks: np.ndarray) -> None:  # pragma: no cover - compiled
-        # the upper triangle of -Cᵀ diag(w) C added to a double-precision K in place
-        for t in nb.prange(len(chunks) - 1):
-            ptr = np.empty(len(indptr) - 1, dtype=np.int64)
-            start(ptr, indptr, indices, bands[chunks[t]])
-            for bb in range(chunks[t], chunks[t + 1]):
-                band(K, 0, bands[bb + 1], ptr, indptr, indices, vals, w)
-
-    @_jit(parallel=True, nogil=True)
-    def fill_via_tile(K: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.ndarray, w: np.ndarray,
-                      bands: np.ndarray, chunks: np.ndarray) -> None:  # pragma: no cover - compiled
-        # the same for a single-precision K: each band summed in a double-precision tile, then added
-        # to K once (one rounding per entry, not one per addition)
-        q2 = K.shape[1]
-        for t in nb.prange(len(chunks) - 1):
-            ptr = np.empty(len(indptr) - 1, dtype=np.int64)
-            start(ptr, indptr, indices, bands[chunks[t]])
-            height = 0
-            for bb in range(chunks[t], chunks[t + 1]):
-                height = max(height, bands[bb + 1] - bands[bb])
-            tile = np.empty((height, q2))
-            for bb in range(chunks[t], chunks[t + 1]):
-                lo, hi = bands[bb], bands[bb + 1]
-                tile[: hi - lo].fill(0.0)
-                band(tile, lo, hi, ptr, indptr, indices, vals, w)
-                for r in range(hi - lo):
-                    for m in range(lo + r, q2):
-                        K[lo + r, m] += tile[r, m]
-
-    @_jit(parallel=True, nogil=True)
-    def quad(out: np.ndarray, G: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.ndarray,
-             bands: np.ndarray, chunks: np.ndarray) -> None:  # pragma: no cover - compiled
-        # out[t, j] = Σ_{a <= b in row j, a in thread t's bands} (2 - δ_ab) v_a v_b G[l, m], G's upper
-        # triangle read (so that Σ_t out[t] = c_j G c_jᵀ for a symmetric G)
-        q1 = len(indptr) - 1
-        for t in nb.prange(len(chunks) - 1):
-            b0, b1 = chunks[t], chunks[t + 1]
-            ptr = np.empty(q1, dtype=np.int64)
-            start(ptr, indptr, indices, bands[b0])
-            for bb in range(b0, b1):
-                hi = bands[bb + 1]
-                for j in range(q1):
-                    a = ptr[j]
-                    e = indptr[j + 1]
-                    s = 0.0
-                    while a < e and indices[a] < hi:
-                        l = indices[a]
-                        va = vals[a]
-                        s += va * va * G[l, l]
-                        acc = 0.0
-                        for b in range(a + 1, e):
-                            acc += vals[b] * G[l, indices[b]]
-                        s += 2.0 * va * acc
-                        a += 1
-                    ptr[j] = a
-                    out[t, j] += s
-
-    return fill, fill_via_tile, quad
+    return loops
 
 
 def band_plan(indptr: np.ndarray, indices: np.ndarray, q2: int,
@@ -198,7 +99,8 @@ def schur_fill(K: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.
     plan : tuple
         :func:`band_plan`'s bands and chunks for ``C``.
     """
-    _kernels()[0 if K.dtype == np.float64 else 1](K, indptr, indices, vals, w, plan[0], plan[1])
+    lp = compiled()
+    (lp.fill if K.dtype == np.float64 else lp.fill_via_tile)(K, indptr, indices, vals, w, plan[0], plan[1])
 
 
 def pair_quad(G: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.ndarray,
@@ -221,5 +123,5 @@ def pair_quad(G: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.n
         One value per row of ``C``.
     """
     out = np.zeros((len(plan[1]) - 1, len(indptr) - 1))
-    _kernels()[2](out, G, indptr, indices, vals, plan[0], plan[1])
+    compiled().quad(out, G, indptr, indices, vals, plan[0], plan[1])
     return out.sum(axis=0)
