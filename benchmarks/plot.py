@@ -1,6 +1,11 @@
-"""Plot the scaling series of a benchmark run: per-θ cost and design time against n.
+"""Plot a benchmark run: the time of each case per tool, or the scaling series.
 
+    python benchmarks/plot.py --cases benchmarks/results/<run>.json [<run2>.json ...] docs/img/cases.png
     python benchmarks/plot.py benchmarks/results/supplement_case3_case5.json docs/img/scaling.png
+
+``--cases``: one horizontal bar per case and tool (the median time of the whole fitting call),
+log scale, the ratio to lme4 written beside sparselmm's bar; later files replace earlier ones'
+rows of the same case and tool.
 """
 
 from __future__ import annotations
@@ -37,5 +42,53 @@ def main(src: str, out: str) -> None:
     fig.savefig(out, dpi=110)
 
 
+TOOLS = (("sparselmm", "C0"), ("lme4", "C2"), ("mixedlm", "C1"), ("statsmodels", "C3"))
+
+
+def cases_chart(srcs: list[str], out: str) -> None:
+    """The time per case and tool of the runs in ``srcs`` as one bar chart (log scale) in ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows: dict[tuple[int, str], dict] = {}
+    names: dict[int, str] = {}
+    for src in srcs:
+        for r in json.loads(Path(src).read_text())["cases"]:
+            if r.get("status") == "ok" and r.get("seconds"):
+                rows[(r["case"], r["tool"])] = r
+                names[r["case"]] = r["case_name"]
+    cases = sorted(names)
+    tools = [(t, c) for t, c in TOOLS if any((k, t) in rows for k in cases)]
+    h = 0.8 / max(1, len(tools))
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(cases) * max(2, len(tools)) + 1.2))
+    for j, (tool, color) in enumerate(tools):
+        ys, xs = [], []
+        for i, k in enumerate(cases):
+            if (k, tool) in rows:
+                ys.append(i + (j - (len(tools) - 1) / 2) * h)
+                xs.append(rows[(k, tool)]["seconds"])
+        ax.barh(ys, xs, height=h, color=color, label=tool)
+        if tool == "sparselmm":
+            for y, x, k in zip(ys, xs, [k for k in cases if (k, tool) in rows]):
+                ref = rows.get((k, "lme4"))
+                if ref:
+                    ax.text(x * 1.08, y, f"{ref['seconds'] / x:.0f}× faster than lme4" if ref["seconds"] >= 2 * x
+                            else f"{ref['seconds'] / x:.1f}×", va="center", fontsize=7)
+    ax.set_yticks(range(len(cases)), [f"{k} {names[k]}" for k in cases], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per fit (median of the timed runs; log scale)")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(tools), frameon=False)
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "--cases":
+        cases_chart(sys.argv[2:-1], sys.argv[-1])
+    else:
+        main(sys.argv[1], sys.argv[2])

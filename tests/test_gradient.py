@@ -331,3 +331,62 @@ def test_schur_heavy_rows_by_the_dense_update_equal_cholmod(terms, monkeypatch):
         monkeypatch.setattr(SchurState, "low_precision_min", 1)
         assert split.search_objective(th, False) == pytest.approx(want, rel=1e-6)
         monkeypatch.setattr(SchurState, "low_precision_min", 1000)
+
+
+@pytest.mark.parametrize("terms", [2, 3])
+def test_schur_rows_with_one_weight_by_their_gram_matrix_equal_cholmod(terms, monkeypatch):
+    # every level of a has one of a few row counts (each subject answers 8, 10 or 12 items, as in a
+    # lexical-decision design): the rows of A₁₂ sharing a count share their weight at every θ and
+    # are filled from one stored Gram matrix per count; objectives, single-precision search values
+    # and diag(M⁻¹) equal CHOLMOD's, also at θ sharing θ₁ (the two-term state keeps the fill of
+    # the last θ₁)
+    rng = np.random.default_rng(11)
+    na, nb = 600, 60
+    per = rng.choice([8, 10, 12], na)
+    a = np.repeat(np.arange(na), per)
+    b = np.concatenate([rng.choice(nb, k, replace=False) for k in per])
+    df = pd.DataFrame({"a": pd.Categorical(a), "b": pd.Categorical(b), "x": rng.standard_normal(len(a))})
+    df["y"] = 0.3 * df.x + rng.standard_normal(na)[a] * 0.6 + rng.standard_normal(nb)[b] * 0.4 + rng.standard_normal(len(a))
+    formula = "y ~ 1 + x + (1 | a) + (1 | b)"
+    if terms == 3:
+        df["c"] = pd.Categorical(rng.integers(0, 7, len(df)))
+        formula += " + (1 | c)"
+    d = slm.design(formula, df)
+    ref = d.pls("cholmod")
+    monkeypatch.setattr(SchurState, "GROUP_MIN_PAIRS", 0.1)
+    grouped = SchurState(d)
+    monkeypatch.setattr(SchurState, "GROUP_BYTES", 0)
+    plain = SchurState(d)
+    assert grouped._gram is not None and grouped._gram.shape[0] == 3 and len(grouped._light) == 0
+    assert plain._gram is None and len(plain._light) == na
+    monkeypatch.setattr(SchurState, "low_precision_min", 1)
+    for th in ([1.0, 0.7, 0.3], [1.0, 0.4, 0.2], [0.2, 1.5, 0.4], [0.2, 0.9, 0.4]):
+        th = np.array(th[:terms])
+        want = ref.objective(th, False)
+        assert grouped.objective(th, False) == pytest.approx(want, rel=1e-12)
+        assert plain.objective(th, False) == pytest.approx(want, rel=1e-12)
+        np.testing.assert_allclose(grouped.minv_diag(), ref.minv_diag(), rtol=1e-9, atol=1e-12)
+        assert grouped.search_objective(th, False) == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["scalar", "slope", "weighted", "uneven"])
+def test_zt_gram_equals_the_sparse_product(kind):
+    # Z'WZ from each row's pairs of entries (rows of one length) and the sparse product (otherwise)
+    from sparselmm.backends.base import zt_gram
+
+    rng = np.random.default_rng(5)
+    df = crossed(2000, 120, 30, seed=5)
+    formula = {"scalar": "y ~ x + (1 | a) + (1 | b)", "slope": "y ~ x + (x | a) + (1 | b)",
+               "weighted": "y ~ x + (x | a) + (1 | b)", "uneven": "y ~ x + (1 | a) + (1 | b)"}[kind]
+    Zt = slm.design(formula, df).Zt.tocsc()
+    if kind == "uneven":  # a row without its second entry: columns of unequal length
+        Zt = Zt.tolil()
+        Zt[Zt.shape[0] - 1, :] = 0
+        Zt = Zt.tocsc()
+        Zt.eliminate_zeros()
+    w = rng.uniform(0.5, 2.0, Zt.shape[1]) if kind == "weighted" else None
+    Zw = Zt if w is None else (Zt @ sp.diags(w)).tocsc()
+    want = (Zw @ Zt.T).toarray()
+    got = zt_gram(Zt, Zw, chunk=700)
+    assert got.format == "csc" and got.has_sorted_indices
+    np.testing.assert_allclose(got.toarray(), want, rtol=1e-13, atol=1e-12)

@@ -77,10 +77,10 @@ def test_a_change_of_precision_releases_the_old_factor_before_the_new_buffer(cro
     seen = []
     orig = schur.SchurState._schur
 
-    def spy(self, w, lam2):
+    def spy(self, w, lam2, th1=None):
         L = getattr(self, "_L", None)
         seen.append((self._low, None if L is None else L.dtype, getattr(self, "_S", None) is None))
-        return orig(self, w, lam2)
+        return orig(self, w, lam2, th1)
 
     monkeypatch.setattr(schur.SchurState, "_schur", spy)
     theta = np.array([1.0, 0.5])

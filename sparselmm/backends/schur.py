@@ -127,13 +127,70 @@ class SchurState(PLSBackend):
         # multiply-adds
         cnt = np.diff(A12.indptr)
         heavy = cnt > max(self.HEAVY_MIN, self.HEAVY_FRACTION * q2)
-        self._light = np.flatnonzero(~heavy)
         self._heavy = np.flatnonzero(heavy)
-        self._A12L = A12[self._light] if len(self._heavy) else A12
         self._A12H = A12[self._heavy] if len(self._heavy) else None
+        # the other rows: where many share one diagonal entry a₁ⱼ (unweighted data: one count of
+        # rows, as items answered by ~34 subjects each), they share the weight wⱼ = θ₁²/(θ₁²a₁ⱼ + 1)
+        # at every θ, so their part of the fill is w times one Gram matrix made once (_groups)
+        grouped = self._groups(A12, ~heavy)
+        self._light = np.flatnonzero(~heavy & ~grouped)
+        self._A12L = A12 if len(self._light) == q1 else A12[self._light]
         self._bands: tuple[np.ndarray, np.ndarray] | None = None
         self._bands_light: tuple[np.ndarray, np.ndarray] | None = None
         self.term2 = np.repeat(np.arange(1, len(d.terms)), np.diff(d.Gp)[1:])
+
+    #: a set of rows of A₁₂ with one diagonal entry a₁ⱼ is filled from its Gram matrix (stored packed)
+    #: when its pairs are at least GROUP_MIN_PAIRS times the packed triangle's entries (one
+    #: multiply-add per entry, streamed, against a scattered one per pair), within GROUP_BYTES in all
+    GROUP_MIN_PAIRS = 1.0
+    GROUP_BYTES = 256 * 2**20
+
+    def _groups(self, A12: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+        """Choose the sets of ``rows`` of ``A₁₂`` with one diagonal entry that are filled from a
+        stored Gram matrix (``self._gram``: one packed upper triangle per set, ``self._gram_rep``: a
+        row of each set, ``self._triu``: the triangle's positions in ``S``); returns the mask of
+        the rows they cover."""
+        q1, q2 = self.q1, self.q2
+        self._gram = self._gram_rep = self._triu = None
+        packed = q2 * (q2 + 1) // 2
+        budget = int(self.GROUP_BYTES // max(1, 8 * packed))
+        out = np.zeros(q1, dtype=bool)
+        if budget < 1 or not rows.any():
+            return out
+        idx = np.flatnonzero(rows)
+        vals, inv = np.unique(self.a1[idx], return_inverse=True)
+        c = np.diff(A12.indptr)[idx].astype(np.float64)
+        pairs = np.bincount(inv, weights=c * (c + 1) / 2, minlength=len(vals))
+        keep = np.flatnonzero(pairs >= self.GROUP_MIN_PAIRS * packed)
+        keep = keep[np.argsort(-pairs[keep], kind="stable")][:budget]
+        if not len(keep):
+            return out
+        iu = np.triu_indices(q2)
+        self._triu = iu[0].astype(np.int64) * q2 + iu[1]
+        gram = np.empty((len(keep), packed))
+        rep = np.empty(len(keep), dtype=np.int64)
+        K = np.empty((q2, q2))
+        for g, k in enumerate(keep):
+            mine = idx[inv == k]
+            rep[g] = mine[0]
+            out[mine] = True
+            B = A12[mine]
+            K.fill(0.0)
+            kernels.schur_fill(K, B.indptr, B.indices, B.data, -np.ones(len(mine)),
+                               kernels.band_plan(B.indptr, B.indices, q2))
+            gram[g] = K.reshape(-1)[self._triu]
+        self._gram, self._gram_rep = gram, rep
+        return out
+
+    def _group_update(self, Sf: np.ndarray, ww: np.ndarray, lam2: np.ndarray | None) -> None:
+        """``S -= Σ_g ww_g G_g`` on ``S``'s upper triangle (``Sf`` flat) for the sets of rows with one
+        weight (:meth:`_groups`), their Gram matrices' columns scaled by ``lam2`` when given."""
+        with dense_step_threads():
+            K = self._gram.T @ ww[self._gram_rep]  # one BLAS gemv over the packed triangles
+        if lam2 is not None:
+            r, c = np.divmod(self._triu, self.q2)
+            K *= lam2[r] * lam2[c]
+        Sf[self._triu] -= K
 
     #: rows of A₁₂ with more than this share of q₂ entries (and more than HEAVY_MIN) are added by a dense
     #: rank-k update, the others by the compiled pair loop (measured: docs/performance.md)
@@ -148,7 +205,7 @@ class SchurState(PLSBackend):
 
     def _light_plan(self) -> tuple[np.ndarray, np.ndarray]:
         """The band plan of the rows the pair loop fills."""
-        if self._A12H is None:
+        if self._A12L is self.A12:
             return self._plan()
         if self._bands_light is None:
             self._bands_light = kernels.band_plan(self._A12L.indptr, self._A12L.indices, self.q2)
@@ -210,7 +267,7 @@ class SchurState(PLSBackend):
         th1 = float(blocks[0][0, 0])
         lam2 = np.array([b[0, 0] for b in blocks[1:]])[self.term2 - 1]
         D = th1 * th1 * self.a1 + 1.0
-        S = self._schur(th1 * th1 / D, lam2)
+        S = self._schur(th1 * th1 / D, lam2, th1)
         potrf = lapack.spotrf if S.dtype == np.float32 else lapack.dpotrf
         with dense_step_threads():
             # Sᵀ is Fortran-ordered, so LAPACK factors it in place (no q₂² copy); its lower
@@ -229,37 +286,65 @@ class SchurState(PLSBackend):
         self._th1, self._lam2, self._D, self._L = th1, lam2, D, L
         return True
 
-    def _schur(self, w: np.ndarray, lam2: np.ndarray) -> np.ndarray:
+    def _schur(self, w: np.ndarray, lam2: np.ndarray, th1: float | None = None) -> np.ndarray:
         """The upper triangle of ``S = Λ₂(A₂₂ - A₂₁ diag(w) A₁₂)Λ₂ + I``, filled only where it is
-        nonzero (the pair matrix gives ``A₂₁ diag(w) A₁₂`` as ``P w``); LAPACK reads nothing else."""
+        nonzero; LAPACK reads nothing else.
+
+        With one trailing term (``Λ₂ = λI``), ``S = λ²K + I`` from ``K = A₂₂ - A₂₁ diag(w) A₁₂``
+        (double precision, rounded once into a single-precision ``S``), which depends on θ₁ alone
+        (``w = θ₁²/(θ₁²a₁ + 1)``): it is kept for the last θ₁ given (``th1``), so that points
+        differing in λ only — half the finite-difference stencil of the convergence check — skip
+        the fill.  (On the 1M uniform design this is also faster in single precision than the
+        kernel's double-precision tiles: 0.05 + 0.03 s against 0.17 s.)"""
         q2 = self.q2
         # one q₂ × q₂ buffer for the life of the state, refilled per θ (the previous factor lives in it:
         # a fresh array would hold two at once, 200 MB each at q₂ = 5000)
         S = self._S
         if S is None:
             S = self._S = np.zeros((q2, q2), dtype=np.float32 if self._low else np.float64)
-        else:
-            S.fill(0.0)
-        Sf = S.reshape(-1)
-        A12 = self._A12L  # the rows the pair loop fills (all of A₁₂ unless some are heavy)
-        if len(self.design.terms) == 2:  # one trailing term: Λ₂ = λ I
+        two = len(self.design.terms) == 2
+        if two and th1 is not None:
+            if self._K is None or self._K_th1 != th1:
+                if self._K is None:
+                    self._K = np.empty((q2, q2))
+                self._K_th1 = None
+                self._fill(self._K, w, None, 1.0)
+                self._K_th1 = th1
             lam = float(lam2[0])
-            vals = A12.data
-            ww = w * (lam * lam)
-            col_scale = None
-            Sf[self.a22_flat] = self.a22_val * (lam * lam)
+            np.multiply(self._K, lam * lam, out=S)  # only the upper triangle is read
+        elif two:  # one trailing term: Λ₂ = λ I
+            lam = float(lam2[0])
+            self._fill(S, w * (lam * lam), None, lam * lam)
         else:
-            vals = A12.data * lam2[A12.indices]
-            ww = w
-            col_scale = lam2
-            Sf[self.a22_flat] = self.a22_val * lam2[self.a22_l] * lam2[self.a22_m]
-        # in single precision too the kernel sums in double precision (vals and w as they are)
-        light_w = ww if self._A12H is None else ww[self._light]
-        kernels.schur_fill(S, A12.indptr, A12.indices, vals, light_w, self._light_plan())
-        if self._A12H is not None:
-            self._heavy_update(S, ww[self._heavy], col_scale)
-        Sf[:: q2 + 1] += 1.0
+            self._fill(S, w, lam2, 1.0)
+        S.reshape(-1)[:: q2 + 1] += 1.0
         return S
+
+    _K: np.ndarray | None = None  # K of the last θ₁ (two terms), double precision
+    _K_th1: float | None = None
+
+    def _fill(self, T: np.ndarray, ww: np.ndarray, col_scale: np.ndarray | None, a22_scale: float) -> None:
+        """``T``'s upper triangle set to ``a22_scale·A₂₂ - Σⱼ wwⱼ cⱼcⱼᵀ`` over the rows ``cⱼ`` of
+        ``A₁₂`` (their columns scaled by ``col_scale`` when given, ``A₂₂``'s entries then by
+        ``col_scale`` on both sides): the pair loop, the heavy rows' rank update and the sets of
+        rows with one weight."""
+        T.fill(0.0)
+        Tf = T.reshape(-1)
+        A12 = self._A12L  # the rows the pair loop fills (all of A₁₂ unless some are heavy or grouped)
+        if col_scale is None:
+            vals = A12.data
+            Tf[self.a22_flat] = self.a22_val * a22_scale
+        else:
+            vals = A12.data * col_scale[A12.indices]
+            Tf[self.a22_flat] = self.a22_val * col_scale[self.a22_l] * col_scale[self.a22_m]
+        # in single precision too the kernel sums in double precision (vals and w as they are)
+        light_w = ww if len(self._light) == self.q1 else ww[self._light]
+        if len(self._light):
+            kernels.schur_fill(T, A12.indptr, A12.indices, vals, light_w, self._light_plan())
+        if self._A12H is not None:
+            self._heavy_update(T, ww[self._heavy], col_scale)
+        if self._gram is not None:
+            self._group_update(Tf, ww, col_scale)
 
     def _logdet(self) -> float:
         return float(np.sum(np.log(self._D)) + 2.0 * np.sum(np.log(np.diag(self._L).astype(np.float64))))
@@ -457,8 +542,8 @@ class DenseSchurPLSState(SchurState):
         dense_rank_update(K, self.A12, np.sqrt(w), 1.0, lower=False, chunk=self.chunk)
         return np.triu(K) + np.triu(K, 1).T
 
-    def _schur(self, w: np.ndarray, lam2: np.ndarray) -> np.ndarray:
-        """``S = Λ₂(A₂₂ - A₂₁ diag(w) A₁₂)Λ₂ + I``, dense."""
+    def _schur(self, w: np.ndarray, lam2: np.ndarray, th1: float | None = None) -> np.ndarray:
+        """``S = Λ₂(A₂₂ - A₂₁ diag(w) A₁₂)Λ₂ + I``, dense (``th1`` unused: nothing is kept between θ)."""
         with dense_step_threads():
             K = self._cross_gram(w)
         S = (self.A22 - K) * lam2[:, None] * lam2[None, :]

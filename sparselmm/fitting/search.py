@@ -58,12 +58,14 @@ def search(d: Design, REML: bool, control: FitControl) -> tuple[OptSummary, PLSB
     off = d.objective_offset(REML)
     to_int = d.internal_theta
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        _refuse_exact_fit(d, state, REML)
+        if _exact_by_fixed_effects(d):
+            _refuse_exact_fit(d, state, REML)
     how = plan(d, state, REML, control)
-    f = _progress(lambda th: state.objective(to_int(th), REML=REML) + off, control.verbose or control.progress)
+    guard = _ExactFitGuard(d, state, REML)
+    f = _progress(lambda th: guard(state.objective, to_int(th)) + off, control.verbose or control.progress)
     search_f = None
     if how.single_precision:
-        search_f = _progress(lambda th: state.search_objective(to_int(th), REML=REML) + off, control.verbose or control.progress)
+        search_f = _progress(lambda th: guard(state.search_objective, to_int(th)) + off, control.verbose or control.progress)
     # BLAS threads only where a large dense step asks for them; numpy's floating-point warnings
     # off, since θ far from the optimum (a user's start, a trust region's step) can overflow
     # ΛᵀAΛ: the objective is then inf, which the search handles, and nothing else is reported
@@ -80,6 +82,7 @@ def search(d: Design, REML: bool, control: FitControl) -> tuple[OptSummary, PLSB
             scale=how.scale,
             search=search_f,
         )
+    guard.raise_if_refused()
     return opt, state
 
 
@@ -236,6 +239,47 @@ def _refuse_exact_fit(d: Design, state: PLSBackend, REML: bool, big: float = 1e6
                "; check that the response is not a function of the model's columns and that the grouping leaves "
                "replicates within its levels")
         )
+
+
+class _ExactFitGuard:
+    """The random-effects half of :func:`_refuse_exact_fit`, run when the search comes near it.
+
+    For every θ the penalised residual sum of squares is at least the residual of y on ``[X Z]``
+    (the ridge term only adds), so an exact fit shows itself as a search whose ``pwrss`` falls
+    toward zero, and ordinary data never come near: the check's evaluations at large θ are made
+    only once an evaluation's ``pwrss`` is below :attr:`NEAR` of ``y'ᵀy'`` (1e-6; the check's own
+    test is 1e-9), and then once (saving an evaluation of every fit: 0.6 s on the MovieLens-1M
+    shape).  The state is then evaluated again at the θ asked for, so that it holds that θ."""
+
+    NEAR = 1e-6
+
+    def __init__(self, d: Design, state: PLSBackend, REML: bool) -> None:
+        self.d, self.state, self.REML = d, state, REML
+        self.done = not d.cross.yty > 0
+        #: the refusal, once made: raised again by every later call (NLopt turns an exception in its
+        #: objective into a stop, which the search survives), and by :meth:`raise_if_refused`
+        self.error: ModelSpecError | None = None
+
+    def __call__(self, objective: Any, theta: np.ndarray) -> float:
+        if self.error is not None:
+            raise self.error
+        v = objective(theta, REML=self.REML)
+        p = getattr(self.state, "pwrss", np.nan)
+        if not self.done and np.isfinite(p) and p <= self.NEAR * self.d.cross.yty:
+            self.done = True
+            try:
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    _refuse_exact_fit(self.d, self.state, self.REML)
+            except ModelSpecError as e:
+                self.error = e
+                raise
+            v = objective(theta, REML=self.REML)
+        return v
+
+    def raise_if_refused(self) -> None:
+        """Raise the refusal made during the search, if any."""
+        if self.error is not None:
+            raise self.error
 
 
 def _pwrss_at(d: Design, state: PLSBackend, REML: bool, big: float) -> float | None:
