@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import sparselmm as slm
 from sparselmm.fitting import pirls_factor
 from sparselmm.fitting.pirls import agq_deviance
-from sparselmm.fitting.pirls_factor import CholmodFactor, SchurFactor, make_factor, pcg, schur_split
+from sparselmm.fitting.pirls_factor import CholmodFactor, SchurFactor, SmallSchurFactor, make_factor, pcg, schur_split
 
 import test_glmer as tg
 
@@ -75,8 +75,38 @@ def test_the_split_needs_a_diagonal_leading_block():
         make_factor(dense, 2, "schur")
     with pytest.raises(slm.ArgumentError, match="factor must be"):
         make_factor(low, 80, "dense")
-    # "auto": a trailing block below SCHUR_MIN_Q2 stays with CHOLMOD
-    assert isinstance(make_factor(low, 80), CholmodFactor)
+    # "auto": a trailing block below SCHUR_MIN_Q2 takes the small dense factor, unless C is too large
+    assert isinstance(make_factor(low, 80), SmallSchurFactor)
+    assert isinstance(make_factor(low, 80, "small"), SmallSchurFactor)
+    with pytest.raises(slm.ArgumentError, match="diagonal block"):
+        make_factor(dense, 2, "small")
+    small, pirls_factor.SMALL_MAX_ENTRIES = pirls_factor.SMALL_MAX_ENTRIES, 80 * 25 - 1
+    try:
+        assert isinstance(make_factor(low, 80), CholmodFactor)
+    finally:
+        pirls_factor.SMALL_MAX_ENTRIES = small
+
+
+@pytest.mark.parametrize("q2", [25, 0])
+def test_small_schur_factor_equals_a_dense_cholesky(q2):
+    # the dense-C block factor (and, with q2 = 0, one scalar term: M diagonal) against numpy
+    low, Md = _crossed_M(q2=max(q2, 1))
+    if q2 == 0:
+        Md = np.diag(np.diag(Md)[:80])
+        low = sp.csc_matrix(Md)
+    f = make_factor(low, 80)
+    assert isinstance(f, SmallSchurFactor)
+    for scale in (1.0, 1.7):
+        Ms = (np.tril(Md) * scale) + (np.tril(Md, -1) * scale).T
+        assert f.refactor(low.data * scale) == pytest.approx(np.linalg.slogdet(Ms)[1], rel=1e-13)
+        B = np.random.default_rng(3).standard_normal((Md.shape[0], 3))
+        np.testing.assert_allclose(f(B), np.linalg.solve(Ms, B), rtol=1e-11, atol=1e-13)
+        np.testing.assert_allclose(f(B[:, 0]), np.linalg.solve(Ms, B[:, 0]), rtol=1e-11, atol=1e-13)
+        np.testing.assert_allclose(f.minv_diag(), np.diag(np.linalg.inv(Ms)), rtol=1e-11)
+    bad = low.data.copy()
+    bad[low.indptr[0]] = -1.0
+    with pytest.raises(np.linalg.LinAlgError):
+        f.refactor(bad)
 
 
 def test_pcg_solves_with_a_nearby_preconditioner():
@@ -121,13 +151,17 @@ def test_a_crossed_logistic_fit_is_the_same_with_either_factor(monkeypatch):
     df = slm.datasets.simulate_crossed_binary(6000, 600, 60, seed=4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", slm.SparseLMMWarning)
+        small = slm.glmer("y ~ x + (1 | a) + (1 | b)", df)
+        monkeypatch.setattr(pirls_factor, "SMALL_MAX_ENTRIES", 0)
         ref = slm.glmer("y ~ x + (1 | a) + (1 | b)", df)
         monkeypatch.setattr(pirls_factor, "SCHUR_MIN_Q2", 50)
         got = slm.glmer("y ~ x + (1 | a) + (1 | b)", df)
     assert isinstance(ref._fit.state.factor, CholmodFactor)
     assert isinstance(got._fit.state.factor, SchurFactor)
-    assert got.objective == pytest.approx(ref.objective, rel=1e-10)
-    np.testing.assert_allclose(got.theta, ref.theta, rtol=1e-5)
-    np.testing.assert_allclose(got.fixef, ref.fixef, rtol=1e-5)
-    np.testing.assert_allclose(got.se, ref.se, rtol=1e-4)
-    np.testing.assert_allclose(got.ranef_table()["condsd"], ref.ranef_table()["condsd"], rtol=1e-6)
+    assert isinstance(small._fit.state.factor, SmallSchurFactor)
+    for other in (got, small):
+        assert other.objective == pytest.approx(ref.objective, rel=1e-10)
+        np.testing.assert_allclose(other.theta, ref.theta, rtol=1e-5)
+        np.testing.assert_allclose(other.fixef, ref.fixef, rtol=1e-5)
+        np.testing.assert_allclose(other.se, ref.se, rtol=1e-4)
+        np.testing.assert_allclose(other.ranef_table()["condsd"], ref.ranef_table()["condsd"], rtol=1e-6)

@@ -147,6 +147,7 @@ class PIRLSState:
         uniq, inv = np.unique(key, return_inverse=True)  # sorted by column, then row: CSC order
         self._pairs = (pa, pb_)
         self._pos = inv[: r.size].reshape(r.shape)
+        self._pos_flat = np.ascontiguousarray(self._pos).reshape(-1)  # read by every factor_at
         self._diag = inv[r.size :]
         ccol, crow = np.divmod(uniq, self.q)
         indptr = np.concatenate([[0], np.cumsum(np.bincount(ccol, minlength=self.q))])
@@ -231,7 +232,7 @@ class PIRLSState:
     def factor_at(self, w: np.ndarray) -> float:
         """Refactor ``M = ΛᵀZᵀWZΛ + I`` at the working weights ``w`` (θ from :meth:`set_theta`);
         returns ``log det M``."""
-        data = np.bincount(self._pos.ravel(), weights=(self._prod * w[:, None]).ravel(), minlength=self._M.nnz)
+        data = np.bincount(self._pos_flat, weights=np.multiply(self._prod, w[:, None]).reshape(-1), minlength=self._M.nnz)
         data[self._diag] += 1.0
         self._factored = False
         ld = self.factor.refactor(data)

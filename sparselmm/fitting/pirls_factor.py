@@ -37,7 +37,7 @@ from sparselmm.backends import kernels
 from sparselmm.errors import ArgumentError
 from sparselmm.threads import dense_step_threads
 
-__all__ = ["PIRLSFactor", "CholmodFactor", "SchurFactor", "make_factor", "schur_split", "pcg"]
+__all__ = ["PIRLSFactor", "CholmodFactor", "SchurFactor", "SmallSchurFactor", "make_factor", "schur_split", "pcg"]
 
 #: the dense block sizes for which :class:`SchurFactor` is chosen by ``"auto"``
 SCHUR_MIN_Q2, SCHUR_MAX_Q2 = 500, 6000
@@ -205,6 +205,93 @@ class SchurFactor:
         return x if b.ndim == 2 else x[:, 0]
 
 
+class SmallSchurFactor:
+    """The block factor of ``M`` for a diagonal leading block ``D`` and a small rest (``q₂ <
+    SCHUR_MIN_Q2`` and ``q₁·q₂`` small): ``C`` held dense, ``S = M₂₂ - CᵀD⁻¹C`` by one small BLAS
+    product and ``dpotrf``; a single scalar term (``q₂ = 0``) is ``D`` alone.
+
+    VerbAgg's ``(1 | id) + (1 | item)`` (316 × 24) refactors in about a fifth of CHOLMOD's 0.29 ms,
+    whose supernodal set-up dominates at that size.  Parameters as :class:`SchurFactor`.
+    """
+
+    reuse = False  # a refactor costs about what a solve does
+
+    def __init__(self, M: sp.csc_matrix, q1: int) -> None:
+        q = M.shape[0]
+        self.q1, self.q2 = q1, q - q1
+        ip = M.indptr.astype(np.int64)
+        ix = M.indices.astype(np.int64)
+        self._dpos = ip[:q1]
+        self._cpos = _below_diagonal(M, q1)
+        rows = np.repeat(np.arange(q1, dtype=np.int64), np.diff(ip[: q1 + 1]) - 1)
+        self._cflat = rows * self.q2 + (ix[self._cpos] - q1)  # C[j, l - q1] in C-order
+        n1 = int(ip[q1])
+        col = np.repeat(np.arange(q1, q, dtype=np.int64), np.diff(ip[q1:]))
+        self._n1 = n1
+        # M₂₂'s lower entries (row r ≥ column c) at S[c, r]: its upper triangle in C order, the lower
+        # one of the Fortran-ordered Sᵀ that LAPACK reads
+        self._flat22 = (col - q1) * self.q2 + (ix[n1:] - q1)
+        self._C = np.zeros((q1, self.q2))
+        self._L: np.ndarray | None = None
+        self._D = np.ones(q1)
+
+    def refactor(self, data: np.ndarray) -> float:
+        """See :class:`PIRLSFactor`."""
+        D = data[self._dpos]
+        if not np.all(D > 0):
+            raise np.linalg.LinAlgError("the diagonal block of M is not positive")
+        ld = float(np.sum(np.log(D)))
+        if self.q2 == 0:
+            self._D, self._L = D, np.zeros((0, 0))
+            return ld
+        C = self._C
+        C.reshape(-1)[self._cflat] = data[self._cpos]
+        S = np.zeros((self.q2, self.q2))
+        S.reshape(-1)[self._flat22] = data[self._n1 :]
+        S -= (C / D[:, None]).T @ C
+        L, info = lapack.dpotrf(S.T, lower=1, clean=0, overwrite_a=1)
+        if info != 0:
+            self._L = None
+            raise np.linalg.LinAlgError(f"the Schur complement is not positive definite (dpotrf info {info})")
+        self._D, self._L = D, L
+        return ld + 2.0 * float(np.sum(np.log(np.diag(L))))
+
+    def minv_diag(self) -> np.ndarray:
+        """``diag(M⁻¹)`` of the last factor: ``1/D_j + (D⁻¹C S⁻¹ CᵀD⁻¹)_jj`` above, ``diag(S⁻¹)`` below."""
+        if self._L is None:
+            raise np.linalg.LinAlgError("M has not been factored")
+        if self.q2 == 0:
+            return 1.0 / self._D
+        G = self._C / self._D[:, None]
+        Sinv = sla.cho_solve((self._L, True), np.eye(self.q2), check_finite=False)
+        return np.concatenate([1.0 / self._D + np.einsum("ij,jk,ik->i", G, Sinv, G), np.diag(Sinv).copy()])
+
+    def __call__(self, rhs: np.ndarray) -> np.ndarray:
+        """``M⁻¹ rhs`` by block elimination, as :meth:`SchurFactor.__call__`."""
+        if self._L is None:
+            raise np.linalg.LinAlgError("M has not been factored")
+        b = np.asarray(rhs, dtype=float)
+        b2d = b if b.ndim == 2 else b[:, None]
+        q1, D = self.q1, self._D[:, None]
+        b1, b2 = b2d[:q1], b2d[q1:]
+        if self.q2 == 0:
+            x = b1 / D
+        else:
+            x2 = sla.cho_solve((self._L, True), b2 - self._C.T @ (b1 / D), check_finite=False)
+            x = np.vstack([(b1 - self._C @ x2) / D, x2])
+        return x if b.ndim == 2 else x[:, 0]
+
+
+#: most entries of the dense ``C`` (q₁ · q₂) for which ``"auto"`` takes :class:`SmallSchurFactor`
+SMALL_MAX_ENTRIES = 2_000_000
+
+
+def _diagonal_only(M: sp.csc_matrix) -> bool:
+    """Whether the lower-triangular CSC ``M`` holds its diagonal alone (one scalar term)."""
+    q = M.shape[0]
+    return q > 0 and M.nnz == q and bool(np.all(np.diff(M.indptr) == 1)) and bool(np.all(M.indices == np.arange(q)))
+
+
 def make_factor(M: sp.csc_matrix, q1: int, kind: str = "auto") -> PIRLSFactor:
     """The factor of ``M`` for PIRLS.
 
@@ -214,27 +301,33 @@ def make_factor(M: sp.csc_matrix, q1: int, kind: str = "auto") -> PIRLSFactor:
         The lower triangle of M's pattern (rows sorted).
     q1 : int
         Levels of the first random-effect term when it is scalar (its block of M diagonal), else 0.
-    kind : {"auto", "cholmod", "schur"}
-        ``"auto"``: :class:`SchurFactor` when the leading block is diagonal, the rest has between
+    kind : {"auto", "cholmod", "schur", "small"}
+        ``"auto"``: where the leading block is diagonal (or ``M`` is, one scalar term),
+        :class:`SmallSchurFactor` when the rest has fewer than :data:`SCHUR_MIN_Q2` columns and
+        ``q1·q2`` is at most :data:`SMALL_MAX_ENTRIES`; :class:`SchurFactor` when it has between
         :data:`SCHUR_MIN_Q2` and :data:`SCHUR_MAX_Q2` columns and fewer than ``q1``, and the fill has
-        at most :data:`SCHUR_MAX_PAIRS` pairs; otherwise CHOLMOD.  ``"schur"`` requires only the
-        diagonal leading block.
+        at most :data:`SCHUR_MAX_PAIRS` pairs; otherwise CHOLMOD.  ``"schur"`` and ``"small"``
+        require only the diagonal leading block.
 
     Raises
     ------
     ArgumentError
-        ``kind="schur"`` where the leading block is not diagonal, or an unknown kind.
+        ``kind="schur"`` or ``"small"`` where the leading block is not diagonal, or an unknown kind.
     """
-    if kind not in ("auto", "cholmod", "schur"):
-        raise ArgumentError(f"factor must be 'auto', 'cholmod' or 'schur', got {kind!r}")
+    if kind not in ("auto", "cholmod", "schur", "small"):
+        raise ArgumentError(f"factor must be 'auto', 'cholmod', 'schur' or 'small', got {kind!r}")
     if kind == "cholmod":
         return CholmodFactor(M)
     split = schur_split(M, q1)
-    if kind == "schur":
+    if q1 == M.shape[0] and _diagonal_only(M):  # one scalar term: M is diagonal
+        split = True
+    if kind in ("schur", "small"):
         if not split:
-            raise ArgumentError("factor='schur' needs a first term with a diagonal block of M (one column)")
-        return SchurFactor(M, q1)
+            raise ArgumentError(f"factor={kind!r} needs a first term with a diagonal block of M (one column)")
+        return SchurFactor(M, q1) if kind == "schur" and q1 < M.shape[0] else SmallSchurFactor(M, q1)
     q2 = M.shape[0] - q1
+    if split and q2 < SCHUR_MIN_Q2 and q1 * q2 <= SMALL_MAX_ENTRIES:
+        return SmallSchurFactor(M, q1)
     if split and SCHUR_MIN_Q2 <= q2 <= SCHUR_MAX_Q2 and q2 <= q1:
         c = np.diff(M.indptr[: q1 + 1]).astype(np.float64) - 1.0  # entries per row of C
         if float(np.sum(c * (c + 1) / 2)) <= SCHUR_MAX_PAIRS:

@@ -211,8 +211,9 @@ def _refuse_exact_fit(d: Design, state: PLSBackend, REML: bool, big: float = 1e6
       penalised residual sum of squares is that of y on ``[X Z]`` plus the ridge term
       ``O(|b|²/big²)``.  When it is below 1e-9 of ``y'ᵀy'``, a second evaluation at ``big/10``
       tells the two apart: the ridge term grows a hundredfold there, a residual (precise data,
-      σ ≈ 1e-6 of the response's spread, which lme4 fits) stays.  One evaluation in all for
-      ordinary data.
+      σ ≈ 1e-6 of the response's spread, which lme4 fits) stays.  The search runs this half
+      only when its own evaluations come near it (:class:`_ExactFitGuard`): none for ordinary
+      data.
 
     Raises
     ------
