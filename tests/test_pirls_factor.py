@@ -80,11 +80,11 @@ def test_the_split_needs_a_diagonal_leading_block():
     assert isinstance(make_factor(low, 80, "small"), SmallSchurFactor)
     with pytest.raises(slm.ArgumentError, match="diagonal block"):
         make_factor(dense, 2, "small")
-    small, pirls_factor.SMALL_MAX_ENTRIES = pirls_factor.SMALL_MAX_ENTRIES, 80 * 25 - 1
+    small, pirls_factor.SMALL_MAX_FLOPS = pirls_factor.SMALL_MAX_FLOPS, 80 * 25 * 25 - 1
     try:
         assert isinstance(make_factor(low, 80), CholmodFactor)
     finally:
-        pirls_factor.SMALL_MAX_ENTRIES = small
+        pirls_factor.SMALL_MAX_FLOPS = small
 
 
 @pytest.mark.parametrize("q2", [25, 0])
@@ -151,8 +151,9 @@ def test_a_crossed_logistic_fit_is_the_same_with_either_factor(monkeypatch):
     df = slm.datasets.simulate_crossed_binary(6000, 600, 60, seed=4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", slm.SparseLMMWarning)
+        monkeypatch.setattr(pirls_factor, "SMALL_MAX_FLOPS", 1e7)  # 600 x 60²
         small = slm.glmer("y ~ x + (1 | a) + (1 | b)", df)
-        monkeypatch.setattr(pirls_factor, "SMALL_MAX_ENTRIES", 0)
+        monkeypatch.setattr(pirls_factor, "SMALL_MAX_FLOPS", 0)
         ref = slm.glmer("y ~ x + (1 | a) + (1 | b)", df)
         monkeypatch.setattr(pirls_factor, "SCHUR_MIN_Q2", 50)
         got = slm.glmer("y ~ x + (1 | a) + (1 | b)", df)

@@ -207,7 +207,7 @@ class SchurFactor:
 
 class SmallSchurFactor:
     """The block factor of ``M`` for a diagonal leading block ``D`` and a small rest (``q₂ <
-    SCHUR_MIN_Q2`` and ``q₁·q₂`` small): ``C`` held dense, ``S = M₂₂ - CᵀD⁻¹C`` by one small BLAS
+    SCHUR_MIN_Q2`` and ``q₁·q₂²`` small): ``C`` held dense, ``S = M₂₂ - CᵀD⁻¹C`` by one small BLAS
     product and ``dpotrf``; a single scalar term (``q₂ = 0``) is ``D`` alone.
 
     VerbAgg's ``(1 | id) + (1 | item)`` (316 × 24) refactors in about a fifth of CHOLMOD's 0.29 ms,
@@ -282,8 +282,10 @@ class SmallSchurFactor:
         return x if b.ndim == 2 else x[:, 0]
 
 
-#: most entries of the dense ``C`` (q₁ · q₂) for which ``"auto"`` takes :class:`SmallSchurFactor`
-SMALL_MAX_ENTRIES = 2_000_000
+#: most multiply-adds of the dense ``CᵀD⁻¹C`` (q₁ · q₂²) for which ``"auto"`` takes
+#: :class:`SmallSchurFactor` (VerbAgg: 1.8·10⁵; grouseticks' nested terms, 1.3·10⁷, are sparse, and
+#: CHOLMOD refactors them in a fraction of the dense product's 1.5 ms)
+SMALL_MAX_FLOPS = 2_000_000
 
 
 def _diagonal_only(M: sp.csc_matrix) -> bool:
@@ -304,7 +306,7 @@ def make_factor(M: sp.csc_matrix, q1: int, kind: str = "auto") -> PIRLSFactor:
     kind : {"auto", "cholmod", "schur", "small"}
         ``"auto"``: where the leading block is diagonal (or ``M`` is, one scalar term),
         :class:`SmallSchurFactor` when the rest has fewer than :data:`SCHUR_MIN_Q2` columns and
-        ``q1·q2`` is at most :data:`SMALL_MAX_ENTRIES`; :class:`SchurFactor` when it has between
+        ``q1·q2²`` is at most :data:`SMALL_MAX_FLOPS`; :class:`SchurFactor` when it has between
         :data:`SCHUR_MIN_Q2` and :data:`SCHUR_MAX_Q2` columns and fewer than ``q1``, and the fill has
         at most :data:`SCHUR_MAX_PAIRS` pairs; otherwise CHOLMOD.  ``"schur"`` and ``"small"``
         require only the diagonal leading block.
@@ -326,7 +328,7 @@ def make_factor(M: sp.csc_matrix, q1: int, kind: str = "auto") -> PIRLSFactor:
             raise ArgumentError(f"factor={kind!r} needs a first term with a diagonal block of M (one column)")
         return SchurFactor(M, q1) if kind == "schur" and q1 < M.shape[0] else SmallSchurFactor(M, q1)
     q2 = M.shape[0] - q1
-    if split and q2 < SCHUR_MIN_Q2 and q1 * q2 <= SMALL_MAX_ENTRIES:
+    if split and q2 < SCHUR_MIN_Q2 and q1 * q2 * q2 <= SMALL_MAX_FLOPS:
         return SmallSchurFactor(M, q1)
     if split and SCHUR_MIN_Q2 <= q2 <= SCHUR_MAX_Q2 and q2 <= q1:
         c = np.diff(M.indptr[: q1 + 1]).astype(np.float64) - 1.0  # entries per row of C
