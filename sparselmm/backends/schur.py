@@ -294,8 +294,9 @@ class SchurState(PLSBackend):
         (double precision, rounded once into a single-precision ``S``), which depends on θ₁ alone
         (``w = θ₁²/(θ₁²a₁ + 1)``): it is kept for the last θ₁ given (``th1``), so that points
         differing in λ only — half the finite-difference stencil of the convergence check — skip
-        the fill.  (On the 1M uniform design this is also faster in single precision than the
-        kernel's double-precision tiles: 0.05 + 0.03 s against 0.17 s.)"""
+        the fill.  (In single precision this costs about what the kernel's double-precision tiles
+        did: on the 1M uniform design 0.14 s for K and its zeroing, and ~0.03 s to round it into
+        ``S``, against 0.17 s; it holds K beside S, q₂² doubles more.)"""
         q2 = self.q2
         # one q₂ × q₂ buffer for the life of the state, refilled per θ (the previous factor lives in it:
         # a fresh array would hold two at once, 200 MB each at q₂ = 5000)
