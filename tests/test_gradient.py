@@ -338,8 +338,7 @@ def test_schur_rows_with_one_weight_by_their_gram_matrix_equal_cholmod(terms, mo
     # every level of a has one of a few row counts (each subject answers 8, 10 or 12 items, as in a
     # lexical-decision design): the rows of A₁₂ sharing a count share their weight at every θ and
     # are filled from one stored Gram matrix per count; objectives, single-precision search values
-    # and diag(M⁻¹) equal CHOLMOD's, also at θ sharing θ₁ (the two-term state keeps the fill of
-    # the last θ₁)
+    # and diag(M⁻¹) equal CHOLMOD's
     rng = np.random.default_rng(11)
     na, nb = 600, 60
     per = rng.choice([8, 10, 12], na)
@@ -390,3 +389,25 @@ def test_zt_gram_equals_the_sparse_product(kind):
     got = zt_gram(Zt, Zw, chunk=700)
     assert got.format == "csc" and got.has_sorted_indices
     np.testing.assert_allclose(got.toarray(), want, rtol=1e-13, atol=1e-12)
+
+
+def test_schur_two_terms_keep_the_block_of_the_last_theta1(monkeypatch):
+    # with two terms and a fill that costs more than a copy of K, points that change λ only reuse
+    # K = A₂₂ - A₂₁ diag(w) A₁₂ of the last θ₁; the objectives (both precisions) equal CHOLMOD's
+    d = slm.design("y ~ 1 + x + (1 | a) + (1 | b)", crossed(3000, 300, 40, seed=9))
+    ref = d.pls("cholmod")
+    monkeypatch.setattr(SchurState, "GROUP_BYTES", 0)  # every row through the pair loop
+    st = SchurState(d)
+    assert st._keep_k
+    fills = []
+    orig = SchurState._fill
+    monkeypatch.setattr(SchurState, "_fill", lambda self, *a: (fills.append(1), orig(self, *a))[1])
+    monkeypatch.setattr(SchurState, "low_precision_min", 1)
+    for th in ([0.8, 0.5], [0.8, 0.6], [0.8, 0.4], [0.9, 0.4], [0.9, 0.7]):
+        th = np.array(th)
+        assert st.objective(th, False) == pytest.approx(ref.objective(th, False), rel=1e-12)
+        assert st.search_objective(th * [1.0, 1.01], False) == pytest.approx(ref.objective(th * [1.0, 1.01], False), rel=1e-6)
+        np.testing.assert_allclose(st.minv_diag(), ref.minv_diag(), rtol=1e-9, atol=1e-12)
+    assert len(fills) == 2  # one per θ₁
+    monkeypatch.setattr(SchurState, "KEEP_K_RATIO", 1e9)
+    assert not SchurState(d)._keep_k

@@ -135,9 +135,17 @@ class SchurState(PLSBackend):
         grouped = self._groups(A12, ~heavy)
         self._light = np.flatnonzero(~heavy & ~grouped)
         self._A12L = A12 if len(self._light) == q1 else A12[self._light]
+        # keeping K for the last θ₁ (_schur) pays where the fill costs much more than the copy of K
+        # it saves: pairs of the loop against q₂² (MovieLens shape: 1.4·10⁸ against 1.4·10⁷; the
+        # uniform 1M design: 2.5·10⁷ against 2.5·10⁷, where K would be 200 MB for ~0.1 s)
+        cl = cnt[self._light].astype(np.float64)
+        self._keep_k = len(d.terms) == 2 and float(np.sum(cl * (cl + 1) / 2)) >= self.KEEP_K_RATIO * q2 * q2
         self._bands: tuple[np.ndarray, np.ndarray] | None = None
         self._bands_light: tuple[np.ndarray, np.ndarray] | None = None
         self.term2 = np.repeat(np.arange(1, len(d.terms)), np.diff(d.Gp)[1:])
+
+    #: K is kept (two terms) where the pair loop's pairs are at least this many times q₂²
+    KEEP_K_RATIO = 4.0
 
     #: a set of rows of A₁₂ with one diagonal entry a₁ⱼ is filled from its Gram matrix (stored packed)
     #: when its pairs are at least GROUP_MIN_PAIRS times the packed triangle's entries (one
@@ -290,13 +298,12 @@ class SchurState(PLSBackend):
         """The upper triangle of ``S = Λ₂(A₂₂ - A₂₁ diag(w) A₁₂)Λ₂ + I``, filled only where it is
         nonzero; LAPACK reads nothing else.
 
-        With one trailing term (``Λ₂ = λI``), ``S = λ²K + I`` from ``K = A₂₂ - A₂₁ diag(w) A₁₂``
-        (double precision, rounded once into a single-precision ``S``), which depends on θ₁ alone
+        With one trailing term (``Λ₂ = λI``) and a fill that costs much more than a copy of the
+        block (``_keep_k``), ``S = λ²K + I`` from ``K = A₂₂ - A₂₁ diag(w) A₁₂`` (double precision,
+        rounded once into a single-precision ``S``), which depends on θ₁ alone
         (``w = θ₁²/(θ₁²a₁ + 1)``): it is kept for the last θ₁ given (``th1``), so that points
         differing in λ only — half the finite-difference stencil of the convergence check — skip
-        the fill.  (In single precision this costs about what the kernel's double-precision tiles
-        did: on the 1M uniform design 0.14 s for K and its zeroing, and ~0.03 s to round it into
-        ``S``, against 0.17 s; it holds K beside S, q₂² doubles more.)"""
+        the fill.  K is q₂² doubles beside S (110 MB on the MovieLens shape)."""
         q2 = self.q2
         # one q₂ × q₂ buffer for the life of the state, refilled per θ (the previous factor lives in it:
         # a fresh array would hold two at once, 200 MB each at q₂ = 5000)
@@ -304,7 +311,7 @@ class SchurState(PLSBackend):
         if S is None:
             S = self._S = np.zeros((q2, q2), dtype=np.float32 if self._low else np.float64)
         two = len(self.design.terms) == 2
-        if two and th1 is not None:
+        if two and th1 is not None and self._keep_k:
             if self._K is None or self._K_th1 != th1:
                 if self._K is None:
                     self._K = np.empty((q2, q2))
