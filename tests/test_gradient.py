@@ -389,6 +389,8 @@ def test_zt_gram_equals_the_sparse_product(kind):
     got = zt_gram(Zt, Zw, chunk=700)
     assert got.format == "csc" and got.has_sorted_indices
     np.testing.assert_allclose(got.toarray(), want, rtol=1e-13, atol=1e-12)
+    # given in CSR, the same
+    np.testing.assert_allclose(zt_gram(Zt.tocsr(), Zw.tocsr()).toarray(), want, rtol=1e-13, atol=1e-12)
 
 
 def test_schur_two_terms_keep_the_block_of_the_last_theta1(monkeypatch):
