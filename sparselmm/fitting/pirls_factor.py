@@ -25,8 +25,9 @@ triangle in the fixed CSC pattern, and ``factor(rhs)`` for ``M⁻¹ rhs``):
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import scipy.linalg as sla
@@ -118,6 +119,68 @@ def schur_split(M: sp.csc_matrix, q1: int) -> bool:
     return bool(np.all(ix[_below_diagonal(M, q1)] >= q1))
 
 
+class _Split:
+    """Where the blocks of the lower-triangular CSC ``M`` (leading ``q1 × q1`` block diagonal) sit
+    in ``M.data``: ``dpos`` D's entries, ``cpos`` C's (``C = M[q1:, :q1]ᵀ``, row by row), ``rows`` and
+    ``cols`` their places in C, ``n1`` where M₂₂'s columns start, ``flat22`` M₂₂'s lower entries
+    (row r ≥ column c) as flat positions of ``S[c, r]`` in a C-ordered q₂ × q₂ ``S``: its upper
+    triangle, the lower one of the Fortran-ordered ``Sᵀ`` that LAPACK factors."""
+
+    def __init__(self, M: sp.csc_matrix, q1: int) -> None:
+        q = M.shape[0]
+        ip = M.indptr.astype(np.int64)
+        ix = M.indices.astype(np.int64)
+        self.q1, self.q2 = q1, q - q1
+        self.dpos = ip[:q1]
+        self.cpos = _below_diagonal(M, q1)
+        self.cnt = np.diff(ip[: q1 + 1]) - 1  # C's entries per row
+        self.rows = np.repeat(np.arange(q1, dtype=np.int64), self.cnt)
+        self.cols = ix[self.cpos] - q1
+        self.n1 = int(ip[q1])
+        col = np.repeat(np.arange(q1, q, dtype=np.int64), np.diff(ip[q1:]))
+        self.flat22 = (col - q1) * self.q2 + (ix[self.n1 :] - q1)
+
+    def diagonal(self, data: np.ndarray) -> np.ndarray:
+        """D's entries of ``data``, refused unless positive."""
+        D = data[self.dpos]
+        if not np.all(D > 0):
+            raise np.linalg.LinAlgError("the diagonal block of M is not positive")
+        return D
+
+    def m22(self, S: np.ndarray, data: np.ndarray) -> None:
+        """Write M₂₂'s entries of ``data`` into the zeroed ``S``'s upper triangle."""
+        S.reshape(-1)[self.flat22] = data[self.n1 :]
+
+
+def _factor_schur(S: np.ndarray) -> np.ndarray:
+    """The lower Cholesky factor of ``S`` from its upper triangle (``Sᵀ`` is Fortran-ordered:
+    LAPACK factors it in place, reading its lower triangle)."""
+    L, info = lapack.dpotrf(S.T, lower=1, clean=0, overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"the Schur complement is not positive definite (dpotrf info {info})")
+    return L
+
+
+def _block_solve(rhs: np.ndarray, q1: int, D: np.ndarray, C: Any, L: np.ndarray | None, threads: bool) -> np.ndarray:
+    """``M⁻¹ rhs`` by block elimination with the factor ``(D, C, L)``: ``x₂ = S⁻¹(b₂ - CᵀD⁻¹b₁)``,
+    ``x₁ = D⁻¹(b₁ - C x₂)`` (``C`` sparse or dense; ``L`` empty for ``M = D``; BLAS threads for the
+    triangular solves as :func:`~sparselmm.threads.dense_step_threads` allows when ``threads``)."""
+    if L is None:
+        raise np.linalg.LinAlgError("M has not been factored")
+    b = np.asarray(rhs, dtype=float)
+    b2d = b if b.ndim == 2 else b[:, None]
+    Dc = D[:, None]
+    b1, b2 = b2d[:q1], b2d[q1:]
+    if L.shape[0] == 0:
+        x = b1 / Dc
+    else:
+        r2 = b2 - np.asarray(C.T @ (b1 / Dc))
+        with dense_step_threads() if threads else contextlib.nullcontext():
+            x2 = sla.cho_solve((L, True), r2, check_finite=False)
+        x = np.vstack([(b1 - np.asarray(C @ x2)) / Dc, x2])
+    return x if b.ndim == 2 else x[:, 0]
+
+
 class SchurFactor:
     """The block factor of ``M`` described in the module's docstring.
 
@@ -133,21 +196,10 @@ class SchurFactor:
     reuse = True  # a solve costs 2q₂² flops, a refactor q₂³/3
 
     def __init__(self, M: sp.csc_matrix, q1: int) -> None:
-        q = M.shape[0]
-        self.q1, self.q2 = q1, q - q1
-        ip = M.indptr.astype(np.int64)
-        ix = M.indices.astype(np.int64)
-        self._dpos = ip[:q1]  # D's entries
-        cnt = np.diff(ip[: q1 + 1]) - 1  # C's entries per row (C = M[q1:, :q1]ᵀ)
-        self._cpos = _below_diagonal(M, q1)
-        c_ptr = np.concatenate([[0], np.cumsum(cnt)])
-        self._C = sp.csr_matrix((np.zeros(len(self._cpos)), ix[self._cpos] - q1, c_ptr), shape=(q1, self.q2))
-        # M₂₂'s lower entries (row r ≥ column c) at S[c, r] of the C-ordered S: its upper triangle,
-        # the one the kernel and LAPACK (reading Sᵀ's lower triangle) use
-        n1 = int(ip[q1])
-        col = np.repeat(np.arange(q1, q, dtype=np.int64), np.diff(ip[q1:]))
-        self._n1 = n1
-        self._flat22 = (col - q1) * self.q2 + (ix[n1:] - q1)
+        sp_ = self._split = _Split(M, q1)
+        self.q1, self.q2 = q1, sp_.q2
+        c_ptr = np.concatenate([[0], np.cumsum(sp_.cnt)])
+        self._C = sp.csr_matrix((np.zeros(len(sp_.cpos)), sp_.cols, c_ptr), shape=(q1, self.q2))
         self._plan = kernels.band_plan(self._C.indptr, self._C.indices, self.q2)
         self._S = np.zeros((self.q2, self.q2))
         self._L: np.ndarray | None = None
@@ -155,21 +207,17 @@ class SchurFactor:
 
     def refactor(self, data: np.ndarray) -> float:
         """See :class:`PIRLSFactor`."""
-        D = data[self._dpos]
-        if not np.all(D > 0):
-            raise np.linalg.LinAlgError("the diagonal block of M is not positive")
+        sp_ = self._split
+        D = sp_.diagonal(data)
         C = self._C
-        C.data[:] = data[self._cpos]
+        C.data[:] = data[sp_.cpos]
         S = self._S
         S.fill(0.0)
-        S.reshape(-1)[self._flat22] = data[self._n1 :]
+        sp_.m22(S, data)
         kernels.schur_fill(S, C.indptr, C.indices, C.data, 1.0 / D, self._plan)
+        self._L = None
         with dense_step_threads():
-            # Sᵀ is Fortran-ordered: LAPACK factors it in place, reading its lower triangle
-            L, info = lapack.dpotrf(S.T, lower=1, clean=0, overwrite_a=1)
-        if info != 0:
-            self._L = None
-            raise np.linalg.LinAlgError(f"the Schur complement is not positive definite (dpotrf info {info})")
+            L = _factor_schur(S)
         self._D, self._L = D, L
         return float(np.sum(np.log(D)) + 2.0 * np.sum(np.log(np.diag(L))))
 
@@ -189,20 +237,8 @@ class SchurFactor:
         return np.concatenate([1.0 / D + quad / (D * D), np.diag(Sinv).copy()])
 
     def __call__(self, rhs: np.ndarray) -> np.ndarray:
-        """``M⁻¹ rhs`` with the last factor, by block elimination: ``x₂ = S⁻¹(b₂ - CᵀD⁻¹b₁)``,
-        ``x₁ = D⁻¹(b₁ - C x₂)``."""
-        if self._L is None:
-            raise np.linalg.LinAlgError("M has not been factored")
-        b = np.asarray(rhs, dtype=float)
-        b2d = b if b.ndim == 2 else b[:, None]
-        q1, D, C = self.q1, self._D[:, None], self._C
-        b1, b2 = b2d[:q1], b2d[q1:]
-        r2 = b2 - np.asarray(C.T @ (b1 / D))
-        with dense_step_threads():
-            x2 = sla.cho_solve((self._L, True), r2, check_finite=False)
-        x1 = (b1 - np.asarray(C @ x2)) / D
-        x = np.vstack([x1, x2])
-        return x if b.ndim == 2 else x[:, 0]
+        """``M⁻¹ rhs`` with the last factor, by block elimination (:func:`_block_solve`)."""
+        return _block_solve(rhs, self.q1, self._D, self._C, self._L, threads=True)
 
 
 class SmallSchurFactor:
@@ -217,42 +253,28 @@ class SmallSchurFactor:
     reuse = False  # a refactor costs about what a solve does
 
     def __init__(self, M: sp.csc_matrix, q1: int) -> None:
-        q = M.shape[0]
-        self.q1, self.q2 = q1, q - q1
-        ip = M.indptr.astype(np.int64)
-        ix = M.indices.astype(np.int64)
-        self._dpos = ip[:q1]
-        self._cpos = _below_diagonal(M, q1)
-        rows = np.repeat(np.arange(q1, dtype=np.int64), np.diff(ip[: q1 + 1]) - 1)
-        self._cflat = rows * self.q2 + (ix[self._cpos] - q1)  # C[j, l - q1] in C-order
-        n1 = int(ip[q1])
-        col = np.repeat(np.arange(q1, q, dtype=np.int64), np.diff(ip[q1:]))
-        self._n1 = n1
-        # M₂₂'s lower entries (row r ≥ column c) at S[c, r]: its upper triangle in C order, the lower
-        # one of the Fortran-ordered Sᵀ that LAPACK reads
-        self._flat22 = (col - q1) * self.q2 + (ix[n1:] - q1)
+        sp_ = self._split = _Split(M, q1)
+        self.q1, self.q2 = q1, sp_.q2
+        self._cflat = sp_.rows * self.q2 + sp_.cols  # C[j, l - q1] in C order
         self._C = np.zeros((q1, self.q2))
         self._L: np.ndarray | None = None
         self._D = np.ones(q1)
 
     def refactor(self, data: np.ndarray) -> float:
         """See :class:`PIRLSFactor`."""
-        D = data[self._dpos]
-        if not np.all(D > 0):
-            raise np.linalg.LinAlgError("the diagonal block of M is not positive")
+        sp_ = self._split
+        D = sp_.diagonal(data)
         ld = float(np.sum(np.log(D)))
         if self.q2 == 0:
             self._D, self._L = D, np.zeros((0, 0))
             return ld
         C = self._C
-        C.reshape(-1)[self._cflat] = data[self._cpos]
+        C.reshape(-1)[self._cflat] = data[sp_.cpos]
         S = np.zeros((self.q2, self.q2))
-        S.reshape(-1)[self._flat22] = data[self._n1 :]
+        sp_.m22(S, data)
         S -= (C / D[:, None]).T @ C
-        L, info = lapack.dpotrf(S.T, lower=1, clean=0, overwrite_a=1)
-        if info != 0:
-            self._L = None
-            raise np.linalg.LinAlgError(f"the Schur complement is not positive definite (dpotrf info {info})")
+        self._L = None
+        L = _factor_schur(S)
         self._D, self._L = D, L
         return ld + 2.0 * float(np.sum(np.log(np.diag(L))))
 
@@ -267,19 +289,8 @@ class SmallSchurFactor:
         return np.concatenate([1.0 / self._D + np.einsum("ij,jk,ik->i", G, Sinv, G), np.diag(Sinv).copy()])
 
     def __call__(self, rhs: np.ndarray) -> np.ndarray:
-        """``M⁻¹ rhs`` by block elimination, as :meth:`SchurFactor.__call__`."""
-        if self._L is None:
-            raise np.linalg.LinAlgError("M has not been factored")
-        b = np.asarray(rhs, dtype=float)
-        b2d = b if b.ndim == 2 else b[:, None]
-        q1, D = self.q1, self._D[:, None]
-        b1, b2 = b2d[:q1], b2d[q1:]
-        if self.q2 == 0:
-            x = b1 / D
-        else:
-            x2 = sla.cho_solve((self._L, True), b2 - self._C.T @ (b1 / D), check_finite=False)
-            x = np.vstack([(b1 - self._C @ x2) / D, x2])
-        return x if b.ndim == 2 else x[:, 0]
+        """``M⁻¹ rhs`` by block elimination (:func:`_block_solve`; no thread control at this size)."""
+        return _block_solve(rhs, self.q1, self._D, self._C, self._L, threads=False)
 
 
 #: most multiply-adds of the dense ``CᵀD⁻¹C`` (q₁ · q₂²) for which ``"auto"`` takes
