@@ -59,7 +59,7 @@ def search(d: Design, REML: bool, control: FitControl) -> tuple[OptSummary, PLSB
     to_int = d.internal_theta
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if _exact_by_fixed_effects(d):
-            _refuse_exact_fit(d, state, REML)
+            raise _exact_fit_error(d)
     how = plan(d, state, REML, control)
     guard = _ExactFitGuard(d, state, REML)
     f = _progress(lambda th: guard(state.objective, to_int(th)) + off, control.verbose or control.progress)
@@ -198,52 +198,52 @@ def plan(d: Design, state: PLSBackend, REML: bool, control: FitControl) -> Searc
 _RESOLUTION = 1e3 * float(np.finfo(float).eps)
 
 
-def _refuse_exact_fit(d: Design, state: PLSBackend, REML: bool, big: float = 1e6) -> None:
-    """Refuse a model whose random effects and fixed effects reproduce the response exactly.
+def _exact_fit_error(d: Design) -> ModelSpecError:
+    """The refusal of a model whose random effects and fixed effects reproduce the response exactly.
 
     Then the residual variance is zero, the profiled objective has no minimum (it falls without
     bound as θ grows), and an optimiser wanders until its evaluation limit — lme4 runs 82,000
-    evaluations on ``x ~ (poly(x, 2) || g) + (0 + f | i)`` and reports σ = 3e-4.
+    evaluations on ``x ~ (poly(x, 2) || g) + (0 + f | i)`` and reports σ = 3e-4.  Two tests find
+    such a model: the fixed effects alone (:func:`_exact_by_fixed_effects`, before the search) and
+    with the random effects (:func:`_exact_by_random_effects`, once the search comes near it:
+    :class:`_ExactFitGuard`).
+    """
+    resp = set(variables(d.formula.response))
+    own = [t.bar.text for t in d.terms if resp & set(variables(t.bar.lhs))]
+    # the fixed part's terms as written (its columns' names hold factor levels, which need not
+    # read as a formula: a level "2021-03-02 00:00:00" or "a b")
+    own += [f.text for f in d.formula.fragments if f.role == "fixed" and resp & set(variables(f.text))]
+    return ModelSpecError(
+        f"the model reproduces the response {d.formula.response!r} exactly (to within the precision of the "
+        "cross-products): the fixed and random effects leave no residual variation, so the likelihood has no "
+        "maximum (σ → 0)"
+        + (f"; the response is in the model's own term(s) {', '.join(dict.fromkeys(own))}" if own else
+           "; check that the response is not a function of the model's columns and that the grouping leaves "
+           "replicates within its levels")
+    )
 
-    * The fixed effects alone: the least-squares residual of ``y'`` on ``X'`` within the
-      resolution of the cross-products (:data:`_RESOLUTION` of ``y'ᵀy'``).
-    * With the random effects: at θ = ``big`` (in the units of :meth:`Design.theta_scale`) the
-      penalised residual sum of squares is that of y on ``[X Z]`` plus the ridge term
-      ``O(|b|²/big²)``.  When it is below 1e-9 of ``y'ᵀy'``, a second evaluation at ``big/10``
-      tells the two apart: the ridge term grows a hundredfold there, a residual (precise data,
-      σ ≈ 1e-6 of the response's spread, which lme4 fits) stays.  The search runs this half
-      only when its own evaluations come near it (:class:`_ExactFitGuard`): none for ordinary
-      data.
 
-    Raises
-    ------
-    ModelSpecError
+def _exact_by_random_effects(d: Design, state: PLSBackend, REML: bool, big: float = 1e6) -> bool:
+    """Whether the fixed and random effects together reproduce the response.
+
+    At θ = ``big`` (in the units of :meth:`Design.theta_scale`) the penalised residual sum of
+    squares is that of y on ``[X Z]`` plus the ridge term ``O(|b|²/big²)``.  When it is below 1e-9
+    of ``y'ᵀy'``, a second evaluation at ``big/10`` tells the two apart: the ridge term grows a
+    hundredfold there, a residual (precise data, σ ≈ 1e-6 of the response's spread, which lme4
+    fits) stays.  Leaves the state at one of those θ.
     """
     cp = d.cross
-    exact = _exact_by_fixed_effects(d)
-    if not exact and cp.yty > 0:
-        p_big = _pwrss_at(d, state, REML, big)
-        if p_big is not None and p_big <= 1e-9 * cp.yty:
-            p_near = _pwrss_at(d, state, REML, big / 10)
-            exact = p_big <= 0 or (p_near is not None and p_big <= 0.05 * p_near)
-    if exact:
-        resp = set(variables(d.formula.response))
-        own = [t.bar.text for t in d.terms if resp & set(variables(t.bar.lhs))]
-        # the fixed part's terms as written (its columns' names hold factor levels, which need not
-        # read as a formula: a level "2021-03-02 00:00:00" or "a b")
-        own += [f.text for f in d.formula.fragments if f.role == "fixed" and resp & set(variables(f.text))]
-        raise ModelSpecError(
-            f"the model reproduces the response {d.formula.response!r} exactly (to within the precision of the "
-            "cross-products): the fixed and random effects leave no residual variation, so the likelihood has no "
-            "maximum (σ → 0)"
-            + (f"; the response is in the model's own term(s) {', '.join(dict.fromkeys(own))}" if own else
-               "; check that the response is not a function of the model's columns and that the grouping leaves "
-               "replicates within its levels")
-        )
+    if not cp.yty > 0:
+        return False
+    p_big = _pwrss_at(d, state, REML, big)
+    if p_big is None or p_big > 1e-9 * cp.yty:
+        return False
+    p_near = _pwrss_at(d, state, REML, big / 10)
+    return p_big <= 0 or (p_near is not None and p_big <= 0.05 * p_near)
 
 
 class _ExactFitGuard:
-    """The random-effects half of :func:`_refuse_exact_fit`, run when the search comes near it.
+    """:func:`_exact_by_random_effects`, run when the search comes near it.
 
     For every θ the penalised residual sum of squares is at least the residual of y on ``[X Z]``
     (the ridge term only adds), so an exact fit shows itself as a search whose ``pwrss`` falls
@@ -268,12 +268,11 @@ class _ExactFitGuard:
         p = getattr(self.state, "pwrss", np.nan)
         if not self.done and np.isfinite(p) and p <= self.NEAR * self.d.cross.yty:
             self.done = True
-            try:
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    _refuse_exact_fit(self.d, self.state, self.REML)
-            except ModelSpecError as e:
-                self.error = e
-                raise
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                exact = _exact_by_random_effects(self.d, self.state, self.REML)
+            if exact:
+                self.error = _exact_fit_error(self.d)
+                raise self.error
             v = objective(theta, REML=self.REML)
         return v
 
