@@ -159,7 +159,7 @@ class SchurState(PLSBackend):
         row of each set, ``self._triu``: the triangle's positions in ``S``); returns the mask of
         the rows they cover."""
         q1, q2 = self.q1, self.q2
-        self._gram = self._gram_rep = self._triu = None
+        self._gram = self._gram_rep = self._triu = self._triu_rc = None
         packed = q2 * (q2 + 1) // 2
         budget = int(self.GROUP_BYTES // max(1, 8 * packed))
         out = np.zeros(q1, dtype=bool)
@@ -196,7 +196,9 @@ class SchurState(PLSBackend):
         with dense_step_threads():
             K = self._gram.T @ ww[self._gram_rep]  # one BLAS gemv over the packed triangles
         if lam2 is not None:
-            r, c = np.divmod(self._triu, self.q2)
+            if self._triu_rc is None:  # made once (three or more terms only)
+                self._triu_rc = np.divmod(self._triu, self.q2)
+            r, c = self._triu_rc
             K *= lam2[r] * lam2[c]
         Sf[self._triu] -= K
 

@@ -146,8 +146,7 @@ class PIRLSState:
         key = np.concatenate([(c * self.q + r).ravel(), np.arange(self.q, dtype=np.int64) * (self.q + 1)])
         uniq, inv = np.unique(key, return_inverse=True)  # sorted by column, then row: CSC order
         self._pairs = (pa, pb_)
-        self._pos = inv[: r.size].reshape(r.shape)
-        self._pos_flat = np.ascontiguousarray(self._pos).reshape(-1)  # read by every factor_at
+        self._pos_flat = inv[: r.size]  # each row's pairs, row by row: read by every factor_at
         self._diag = inv[r.size :]
         ccol, crow = np.divmod(uniq, self.q)
         indptr = np.concatenate([[0], np.cumsum(np.bincount(ccol, minlength=self.q))])
