@@ -303,6 +303,17 @@ def test_kernels_are_loaded_from_numba_cache_by_the_next_process(tmp_path):
     assert runs[1].stdout.split() == ["0", "3"]  # all three loaded
 
 
+def _crossed_terms(df, terms, rng, c_levels):
+    """The design of ``y ~ 1 + x + (1 | a) + (1 | b)`` on ``df``, with ``+ (1 | c)`` (a random factor
+    of ``c_levels`` levels added to ``df``) for ``terms == 3``, and its CHOLMOD state."""
+    formula = "y ~ 1 + x + (1 | a) + (1 | b)"
+    if terms == 3:
+        df["c"] = pd.Categorical(rng.integers(0, c_levels, len(df)))
+        formula += " + (1 | c)"
+    d = slm.design(formula, df)
+    return d, d.pls("cholmod")
+
+
 @pytest.mark.parametrize("terms", [2, 3])
 def test_schur_heavy_rows_by_the_dense_update_equal_cholmod(terms, monkeypatch):
     # heavy-tailed counts: a few levels of a with many rows each; those rows of A₁₂ go through the
@@ -311,12 +322,7 @@ def test_schur_heavy_rows_by_the_dense_update_equal_cholmod(terms, monkeypatch):
     df = crossed(5000, 400, 80, seed=8)
     heavy = rng.random(len(df)) < 0.4
     df.loc[heavy, "a"] = rng.integers(0, 5, heavy.sum())  # five levels take 40 % of the rows
-    formula = "y ~ 1 + x + (1 | a) + (1 | b)"
-    if terms == 3:
-        df["c"] = pd.Categorical(rng.integers(0, 10, len(df)))
-        formula += " + (1 | c)"
-    d = slm.design(formula, df)
-    ref = d.pls("cholmod")
+    d, ref = _crossed_terms(df, terms, rng, 10)
     plain = SchurState(d)
     monkeypatch.setattr(SchurState, "HEAVY_MIN", 40)
     split = SchurState(d)
@@ -346,12 +352,7 @@ def test_schur_rows_with_one_weight_by_their_gram_matrix_equal_cholmod(terms, mo
     b = np.concatenate([rng.choice(nb, k, replace=False) for k in per])
     df = pd.DataFrame({"a": pd.Categorical(a), "b": pd.Categorical(b), "x": rng.standard_normal(len(a))})
     df["y"] = 0.3 * df.x + rng.standard_normal(na)[a] * 0.6 + rng.standard_normal(nb)[b] * 0.4 + rng.standard_normal(len(a))
-    formula = "y ~ 1 + x + (1 | a) + (1 | b)"
-    if terms == 3:
-        df["c"] = pd.Categorical(rng.integers(0, 7, len(df)))
-        formula += " + (1 | c)"
-    d = slm.design(formula, df)
-    ref = d.pls("cholmod")
+    d, ref = _crossed_terms(df, terms, rng, 7)
     monkeypatch.setattr(SchurState, "GROUP_MIN_PAIRS", 0.1)
     grouped = SchurState(d)
     monkeypatch.setattr(SchurState, "GROUP_BYTES", 0)
