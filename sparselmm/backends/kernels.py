@@ -36,8 +36,13 @@ BAND_BYTES = 1 << 22
 
 
 def compiled() -> Any:
-    """The module of compiled loops (:mod:`sparselmm.backends.loops`), imported — and numba with
-    it — on first use."""
+    """The module of compiled loops, imported — and numba with it — on first use.
+
+    Returns
+    -------
+    module
+        :mod:`sparselmm.backends.loops` (``fill``, ``fill_via_tile``, ``quad``).
+    """
     from sparselmm.backends import loops
 
     return loops
