@@ -414,3 +414,27 @@ def test_schur_two_terms_keep_the_block_of_the_last_theta1(monkeypatch):
     assert len(fills) == 2  # one per θ₁
     monkeypatch.setattr(SchurState, "KEEP_K_RATIO", 1e9)
     assert not SchurState(d)._keep_k
+    # nor where K would take more than KEEP_K_BYTES (q₂² doubles beside the block)
+    monkeypatch.setattr(SchurState, "KEEP_K_RATIO", 4.0)
+    monkeypatch.setattr(SchurState, "KEEP_K_BYTES", 8 * 40 * 40 - 1)
+    assert not SchurState(d)._keep_k
+
+
+def test_schur_takes_a_trailing_block_above_six_thousand_levels():
+    # the old limit of 6,000 trailing levels is gone (20,000 now: the MovieLens-32M shape has
+    # 16,034 items): "auto" picks the block factor for 9,000 users x 6,500 items, and its
+    # objective, in double and single precision, equals CHOLMOD's
+    rng = np.random.default_rng(21)
+    na, nb, n = 9000, 6500, 40000
+    a = np.concatenate([np.arange(na), rng.integers(0, na, n - na)])
+    b = np.concatenate([np.arange(nb), rng.integers(0, nb, n - nb)])
+    df = pd.DataFrame({"a": pd.Categorical(a), "b": pd.Categorical(b), "x": rng.standard_normal(n)})
+    df["y"] = 0.5 * df.x + 0.7 * rng.standard_normal(na)[a] + 0.4 * rng.standard_normal(nb)[b] + rng.standard_normal(n)
+    d = slm.design("y ~ 1 + x + (1 | a) + (1 | b)", df)
+    st = d.pls()
+    assert type(st) is SchurState and st.q2 == nb
+    ref = d.pls("cholmod")
+    th = np.array([0.7, 0.4])
+    assert st.objective(th, False) == pytest.approx(ref.objective(th, False), rel=1e-12)
+    assert st.search_objective(th, False) == pytest.approx(ref.objective(th, False), rel=1e-6)
+    assert not schur_eligible(d, max_dense=6000)

@@ -49,7 +49,7 @@ def compiled() -> Any:
 
 
 def band_plan(indptr: np.ndarray, indices: np.ndarray, q2: int,
-              n_chunks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+              n_chunks: int | None = None, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The bands of rows of the ``q₂ × q₂`` result (each about :data:`BAND_BYTES` of float64, the
     type every sum is made in) and their split among threads.
 
@@ -62,6 +62,9 @@ def band_plan(indptr: np.ndarray, indices: np.ndarray, q2: int,
     n_chunks : int, optional
         Pieces of work for the threads (default: 4 per numba thread), each a run of bands with
         about the same number of pairs.
+    rows : numpy.ndarray, optional
+        Boolean mask of the rows the fill will add (the others get weight zero, which the loop
+        skips); only their pairs are balanced.  Default: all.
 
     Returns
     -------
@@ -75,6 +78,8 @@ def band_plan(indptr: np.ndarray, indices: np.ndarray, q2: int,
     cnt = np.diff(indptr).astype(np.int64)
     row_of = np.repeat(np.arange(len(cnt)), cnt)
     first_of = cnt[row_of] - (np.arange(len(indices)) - indptr[row_of])  # pairs an entry starts
+    if rows is not None:
+        first_of = first_of * rows[row_of]
     per_col = np.bincount(indices, weights=first_of, minlength=q2)
     per_band = np.add.reduceat(per_col, bands[:-1]) if q2 else np.zeros(0)
     if n_chunks is None:
@@ -100,7 +105,7 @@ def schur_fill(K: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.
     indptr, indices, vals : numpy.ndarray
         ``C`` in CSR, sorted indices.
     w : numpy.ndarray
-        The row weights.
+        The row weights; rows of weight zero are skipped.
     plan : tuple
         :func:`band_plan`'s bands and chunks for ``C``.
     """

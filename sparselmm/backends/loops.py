@@ -48,11 +48,14 @@ def band(T: np.ndarray, off: int, hi: int, ptr: np.ndarray, indptr: np.ndarray, 
          vals: np.ndarray, w: np.ndarray) -> None:  # pragma: no cover - compiled
     """``T[l - off, m] -= w_j v_a v_b`` for the entries ``a <= b`` of each row ``j`` with
     ``l = indices[a] < hi``, ``m = indices[b]``; the products in double precision whatever the
-    types.  ``ptr`` advances past the band."""
+    types.  ``ptr`` advances past the band.  Rows of weight zero add nothing and are skipped
+    (the caller's way of leaving rows to another update without a copy of the others)."""
     for j in range(len(indptr) - 1):
+        wj = np.float64(w[j])
+        if wj == 0.0:
+            continue
         a = ptr[j]
         e = indptr[j + 1]
-        wj = np.float64(w[j])
         while a < e and indices[a] < hi:
             r = indices[a] - off
             c = wj * np.float64(vals[a])

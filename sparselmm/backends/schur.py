@@ -36,14 +36,20 @@ __all__ = ["SchurState", "schur_eligible", "DenseSchurPLSState", "dense_schur_el
 _REFINE = 1  # refinement steps of single-precision solves (one reaches the log-determinant's rounding)
 
 
-def schur_eligible(design: PLSProblem, max_dense: int = 6000, max_pairs: float = 5e9) -> bool:
+def schur_eligible(design: PLSProblem, max_dense: int = 20_000, max_pairs: float = 2e10) -> bool:
     """True when the design suits :class:`SchurState`: scalar linear terms, at least two,
     a trailing block of at most ``max_dense`` levels that is smaller than the first term,
     and at most ``max_pairs`` pairs of entries in the rows of ``A₁₂`` (``Σ_j c_j²/2``: the fill's
-    multiply-adds, a few seconds per θ at the limit; the fill stores nothing per pair, and
-    CHOLMOD's elimination of the first term makes the same updates, scattered: on the
-    MovieLens-shaped design, 2.6·10⁸ pairs, the block factor was ~10× faster per θ, see
-    ``docs/performance.md``)."""
+    multiply-adds; the fill stores nothing per pair, and CHOLMOD's elimination of the first term
+    makes the same updates, scattered, and then factors the same dense trailing block).
+
+    The limits are where the block factor was measured, not where it stops paying: the
+    MovieLens-shaped design (2.6·10⁸ pairs, 3,706 items) was ~10× faster per θ than CHOLMOD, and the
+    MovieLens-32M-cutoff shape (9.7·10⁹ pairs, 16,034 items; the dense block 2 GB in double
+    precision) 20–27 s per θ against CHOLMOD's ~70 s (``docs/performance.md``).  At 20,000 levels
+    the block is 3.2 GB in double precision (the search's single-precision block is made only
+    once the double one is dropped, and back).
+    """
     terms = design.terms
     if len(terms) < 2 or any(t.k != 1 or t.structure.linear_entries() is None for t in terms):
         return False
@@ -73,7 +79,7 @@ class SchurState(PLSBackend):
     name = "schur"
     needs = (
         "two or more crossed terms of one column each, the first with at least as many levels as the "
-        "later ones, which have at most 6,000 levels in all, and at most 5·10⁹ pairs of levels"
+        "later ones, which have at most 20,000 levels in all, and at most 2·10¹⁰ pairs of levels"
     )
     cheap_minv_diag = True
     single_precision_search = True
@@ -134,18 +140,24 @@ class SchurState(PLSBackend):
         # at every θ, so their part of the fill is w times one Gram matrix made once (_groups)
         grouped = self._groups(A12, ~heavy)
         self._light = np.flatnonzero(~heavy & ~grouped)
-        self._A12L = A12 if len(self._light) == q1 else A12[self._light]
+        # the pair loop reads A₁₂ itself, the rows it leaves to the other updates given weight zero
+        # (which it skips): no copy of the light rows (320 MB on the MovieLens-32M shape)
+        self._skip = None if len(self._light) == q1 else np.flatnonzero(heavy | grouped)
         # keeping K for the last θ₁ (_schur) pays where the fill costs much more than the copy of K
         # it saves: pairs of the loop against q₂² (MovieLens shape: 1.4·10⁸ against 1.4·10⁷; the
         # uniform 1M design: 2.5·10⁷ against 2.5·10⁷, where K would be 200 MB for ~0.1 s)
         cl = cnt[self._light].astype(np.float64)
-        self._keep_k = len(d.terms) == 2 and float(np.sum(cl * (cl + 1) / 2)) >= self.KEEP_K_RATIO * q2 * q2
+        self._keep_k = (len(d.terms) == 2 and float(np.sum(cl * (cl + 1) / 2)) >= self.KEEP_K_RATIO * q2 * q2
+                        and 8 * q2 * q2 <= self.KEEP_K_BYTES)
         self._bands: tuple[np.ndarray, np.ndarray] | None = None
         self._bands_light: tuple[np.ndarray, np.ndarray] | None = None
+        self._light_mask = ~heavy & ~grouped
         self.term2 = np.repeat(np.arange(1, len(d.terms)), np.diff(d.Gp)[1:])
 
-    #: K is kept (two terms) where the pair loop's pairs are at least this many times q₂²
+    #: K is kept (two terms) where the pair loop's pairs are at least this many times q₂², and K
+    #: (q₂² doubles beside the block itself) takes at most KEEP_K_BYTES (up to q₂ = 16,384)
     KEEP_K_RATIO = 4.0
+    KEEP_K_BYTES = 2**31
 
     #: a set of rows of A₁₂ with one diagonal entry a₁ⱼ is filled from its Gram matrix (stored packed)
     #: when its pairs are at least GROUP_MIN_PAIRS times the packed triangle's entries (one
@@ -215,10 +227,10 @@ class SchurState(PLSBackend):
 
     def _light_plan(self) -> tuple[np.ndarray, np.ndarray]:
         """The band plan of the rows the pair loop fills."""
-        if self._A12L is self.A12:
+        if self._skip is None:
             return self._plan()
         if self._bands_light is None:
-            self._bands_light = kernels.band_plan(self._A12L.indptr, self._A12L.indices, self.q2)
+            self._bands_light = kernels.band_plan(self.A12.indptr, self.A12.indices, self.q2, rows=self._light_mask)
         return self._bands_light
 
     def _heavy_update(self, S: np.ndarray, ww: np.ndarray, lam2: np.ndarray | None) -> None:
@@ -340,7 +352,7 @@ class SchurState(PLSBackend):
         rows with one weight."""
         T.fill(0.0)
         Tf = T.reshape(-1)
-        A12 = self._A12L  # the rows the pair loop fills (all of A₁₂ unless some are heavy or grouped)
+        A12 = self.A12
         if col_scale is None:
             vals = A12.data
             Tf[self.a22_flat] = self.a22_val * a22_scale
@@ -348,7 +360,10 @@ class SchurState(PLSBackend):
             vals = A12.data * col_scale[A12.indices]
             Tf[self.a22_flat] = self.a22_val * col_scale[self.a22_l] * col_scale[self.a22_m]
         # in single precision too the kernel sums in double precision (vals and w as they are)
-        light_w = ww if len(self._light) == self.q1 else ww[self._light]
+        light_w = ww
+        if self._skip is not None:  # rows left to the rank update or the Gram matrices: weight zero
+            light_w = ww.copy()
+            light_w[self._skip] = 0.0
         if len(self._light):
             kernels.schur_fill(T, A12.indptr, A12.indices, vals, light_w, self._light_plan())
         if self._A12H is not None:
