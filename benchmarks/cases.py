@@ -48,6 +48,17 @@ def _elp() -> pd.DataFrame:
     return slm.datasets.simulate_lexical_decision(seed=1)
 
 
+def _ratings_32m() -> pd.DataFrame:
+    # the Parquet parts of benchmarks/movielens32.py (made on first use, ~1 min, 0.3 GB on disk)
+    from pathlib import Path
+
+    from .movielens32 import DEFAULT_DIR, generate
+
+    folder = Path(DEFAULT_DIR) / "parts"
+    generate(folder)
+    return pd.read_parquet(folder)
+
+
 @dataclass(frozen=True)
 class Case:
     """One row group of the table.
@@ -67,6 +78,7 @@ class Case:
     columns: tuple[str, ...]
     statsmodels: dict[str, Any] | None = None
     statsmodels_skip: str = ""
+    lme4_skip: str = ""
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -157,6 +169,24 @@ CASES: dict[int, Case] = {
         statsmodels_skip="not attempted: crossed effects (one all-rows group, 2.7M x 81,776 dense designs)",
         notes="simulate_lexical_decision(seed=1): synthetic, elp_ldt's shape (2.75M rows, 80,962 items x 814 "
         "subjects); MixedModels.jl's published fit of the real data: 8.2 s (61 evaluations x 0.12 s)",
+    ),
+    # opt-in (not in the default list): ~6 min per fit and ~7.5 GB; benchmarks/movielens32.py adds the
+    # Dask fit and the subsample beside lme4
+    8: Case(
+        8,
+        "MovieLens-32M shape",
+        "y ~ 1 + (1 | user) + (1 | item)",
+        False,
+        _ratings_32m,
+        ("user", "item"),
+        ("y", "user", "item"),
+        statsmodels=None,
+        statsmodels_skip="not attempted: crossed effects (one all-rows group, 27M x 110,414 dense designs)",
+        lme4_skip="not attempted: lme4's fit of 27M rows takes hours on 2 cores; benchmarks/movielens32.py "
+        "checks the optimum against lme4 on a subsample",
+        notes="simulate_ratings(27_100_000, 94_380, 16_034, seed=1, min_per_user=80): synthetic, the shape of "
+        "MovieLens 32M with its cut-offs (users >= 80 ratings, movies >= 50); MixedModels.jl's published fit of "
+        "the real data: 1,945 s (42 evaluations x 45 s, 16 threads)",
     ),
 }
 
