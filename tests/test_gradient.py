@@ -139,7 +139,13 @@ def test_schur_fill_kernel_gives_the_cross_gram(band_bytes, n_chunks, weighted, 
     plan = kernels.band_plan(A12.indptr, A12.indices, q2, n_chunks=n_chunks)
     assert plan[0][0] == 0 and plan[0][-1] == q2 and plan[1][-1] == len(plan[0]) - 1
     assert (len(plan[0]) > 2) == (band_bytes < 10**6)  # several bands below a whole block's bytes
+    # a band from row lo covers the triangle's columns lo … q₂: taller further down, each within
+    # BAND_BYTES of float64 (or 4 rows)
+    lo, h = plan[0][:-2], np.diff(plan[0])[:-1]  # the last band is cut at q₂
+    assert np.all(np.diff(h) >= 0) and np.all(h >= 4)
+    assert np.all((h == 4) | (8 * h * (q2 - lo) <= band_bytes))
     rw = np.random.default_rng(0).random(q1)
+    rw[::3] = 0.0  # rows of weight zero are skipped: the sums are the same
     K = np.full((q2, q2), 3.0)
     kernels.schur_fill(K, A12.indptr, A12.indices, A12.data, rw, plan)
     dense = (A12.T @ sp.diags(rw) @ A12).toarray()

@@ -44,9 +44,9 @@ def start(ptr: np.ndarray, indptr: np.ndarray, indices: np.ndarray, lo: int) -> 
 
 
 @_jit(nogil=True)
-def band(T: np.ndarray, off: int, hi: int, ptr: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
+def band(T: np.ndarray, off: int, coff: int, hi: int, ptr: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
          vals: np.ndarray, w: np.ndarray) -> None:  # pragma: no cover - compiled
-    """``T[l - off, m] -= w_j v_a v_b`` for the entries ``a <= b`` of each row ``j`` with
+    """``T[l - off, m - coff] -= w_j v_a v_b`` for the entries ``a <= b`` of each row ``j`` with
     ``l = indices[a] < hi``, ``m = indices[b]``; the products in double precision whatever the
     types.  ``ptr`` advances past the band.  Rows of weight zero add nothing and are skipped
     (the caller's way of leaving rows to another update without a copy of the others)."""
@@ -60,7 +60,7 @@ def band(T: np.ndarray, off: int, hi: int, ptr: np.ndarray, indptr: np.ndarray, 
             r = indices[a] - off
             c = wj * np.float64(vals[a])
             for b in range(a, e):
-                T[r, indices[b]] -= c * np.float64(vals[b])
+                T[r, indices[b] - coff] -= c * np.float64(vals[b])
             a += 1
         ptr[j] = a
 
@@ -73,29 +73,32 @@ def fill(K: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.ndarra
         ptr = np.empty(len(indptr) - 1, dtype=np.int64)
         start(ptr, indptr, indices, bands[chunks[t]])
         for bb in range(chunks[t], chunks[t + 1]):
-            band(K, 0, bands[bb + 1], ptr, indptr, indices, vals, w)
+            band(K, 0, 0, bands[bb + 1], ptr, indptr, indices, vals, w)
 
 
 @_jit(parallel=True, nogil=True)
 def fill_via_tile(K: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.ndarray, w: np.ndarray,
                   bands: np.ndarray, chunks: np.ndarray) -> None:  # pragma: no cover - compiled
     """The same for a single-precision ``K``: each band summed in a double-precision tile, then
-    added to ``K`` once (one rounding per entry, not one per addition)."""
+    added to ``K`` once (one rounding per entry, not one per addition).  A band of rows
+    ``lo … hi`` writes columns ``lo …`` only (the upper triangle), so its tile is
+    ``(hi - lo) × (q₂ - lo)``."""
     q2 = K.shape[1]
     for t in nb.prange(len(chunks) - 1):
         ptr = np.empty(len(indptr) - 1, dtype=np.int64)
         start(ptr, indptr, indices, bands[chunks[t]])
-        height = 0
+        size = 0
         for bb in range(chunks[t], chunks[t + 1]):
-            height = max(height, bands[bb + 1] - bands[bb])
-        tile = np.empty((height, q2))
+            size = max(size, (bands[bb + 1] - bands[bb]) * (q2 - bands[bb]))
+        buf = np.empty(size)
         for bb in range(chunks[t], chunks[t + 1]):
             lo, hi = bands[bb], bands[bb + 1]
-            tile[: hi - lo].fill(0.0)
-            band(tile, lo, hi, ptr, indptr, indices, vals, w)
+            tile = buf[: (hi - lo) * (q2 - lo)].reshape((hi - lo, q2 - lo))
+            tile.fill(0.0)
+            band(tile, lo, lo, hi, ptr, indptr, indices, vals, w)
             for r in range(hi - lo):
-                for m in range(lo + r, q2):
-                    K[lo + r, m] += tile[r, m]
+                for m in range(r, q2 - lo):
+                    K[lo + r, lo + m] += tile[r, m]
 
 
 @_jit(parallel=True, nogil=True)
