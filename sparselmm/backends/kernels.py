@@ -9,10 +9,11 @@ For a CSR matrix ``C`` (``q₁ × q₂``, sorted column indices) and row weights
 
 costs ``Σ_j n_j(n_j + 1)/2`` multiply-adds (``n_j`` the entries of row ``j``): the per-user outer
 products of a crossed design.  The loop is tiled by bands of rows of ``K``: a band of rows
-of the ``q₂ × q₂`` dense result (:data:`BAND_BYTES` of float64) stays in cache while every row
-of ``C`` adds the pairs whose first entry falls in the band, so the scattered writes hit cache,
-not memory.  The sums are in double precision; a single-precision ``K`` gets each band's sums
-from a double-precision tile of the band's size, added once.
+of the ``q₂ × q₂`` dense result (:data:`BAND_BYTES` of float64 of its upper triangle's columns,
+so the bands grow taller further down) stays in cache while every row of ``C`` adds the pairs
+whose first entry falls in the band, so the scattered writes hit cache, not memory.  The sums are
+in double precision; a single-precision ``K`` gets each band's sums from a double-precision tile
+of the band's triangle (rows × the columns from its first row on), added once.
 Bands are shared between the threads (each thread owns its bands' rows of ``K``: no two
 threads write one entry), balanced by their counts of pairs.
 
@@ -30,8 +31,9 @@ import numpy as np
 
 __all__ = ["band_plan", "schur_fill", "pair_quad", "compiled"]
 
-#: bytes of the dense result per band (measured on the 1M uniform design, q₂ = 5,000, 2 threads:
-#: 64 KB 0.28 s, 256 KB 0.25 s, 1 MB 0.17 s, 4 MB 0.13 s per fill; the band sits in the shared L3)
+#: bytes of the dense result per band (measured on the 1M uniform design, q₂ = 5,000, 2 threads,
+#: bands of equal height: 64 KB 0.28 s, 256 KB 0.25 s, 1 MB 0.17 s, 4 MB 0.13 s per fill; on the
+#: MovieLens-32M shape, q₂ = 16,034: 4 and 16 MB 12.1 s, 64 MB 28–31 s; the band sits in the shared L3)
 BAND_BYTES = 1 << 22
 
 
