@@ -99,6 +99,18 @@ def effects(n_a: int, n_b: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.standard_normal(n_a) * SD_A, rng.standard_normal(n_b) * SD_B
 
 
+def reusable(folder: Path, manifest_file: Path, manifest: dict) -> bool:
+    """Whether ``folder`` holds Parquet files written for ``manifest`` (recorded in
+    ``manifest_file``); if not, the folder is made and emptied of Parquet files for a fresh write
+    (the caller writes ``manifest_file`` when done)."""
+    if manifest_file.exists() and json.loads(manifest_file.read_text()) == manifest:
+        return True
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in folder.glob("*.parquet"):
+        f.unlink()
+    return False
+
+
 def generate(folder: Path, rows: int, n_a: int, n_b: int, chunk: int, seed: int) -> float:
     """Write the data set as Parquet files of ``chunk`` rows; return the seconds spent (0 if reused)."""
     import pyarrow as pa
@@ -106,11 +118,8 @@ def generate(folder: Path, rows: int, n_a: int, n_b: int, chunk: int, seed: int)
 
     manifest = {"rows": rows, "n_a": n_a, "n_b": n_b, "chunk": chunk, "seed": seed}
     mf = folder / "manifest.json"
-    if mf.exists() and json.loads(mf.read_text()) == manifest:
+    if reusable(folder, mf, manifest):
         return 0.0
-    folder.mkdir(parents=True, exist_ok=True)
-    for f in folder.glob("*.parquet"):
-        f.unlink()
     t0 = time.perf_counter()
     ea, eb = effects(n_a, n_b, seed)
     for i, start in enumerate(range(0, rows, chunk)):

@@ -48,7 +48,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from dask_big import PeakMemory  # noqa: E402  (a sibling script, not a package)
+from dask_big import PeakMemory, reusable  # noqa: E402  (a sibling script, not a package)
 
 FORMULA = "y ~ 1 + (1 | user) + (1 | item)"
 SHAPE = dict(n_obs=27_100_000, n_users=94_380, n_items=16_034, seed=1, min_per_user=80)
@@ -65,11 +65,8 @@ def generate(folder: Path) -> float:
 
     manifest = {"shape": SHAPE, "chunk": CHUNK}
     mf = folder.parent / "manifest.json"  # beside the parts: readers take every file of the folder
-    if mf.exists() and json.loads(mf.read_text()) == manifest:
+    if reusable(folder, mf, manifest):
         return 0.0
-    folder.mkdir(parents=True, exist_ok=True)
-    for f in folder.glob("*.parquet"):
-        f.unlink()
     t0 = time.perf_counter()
     df = slm.datasets.simulate_ratings(**SHAPE)
     y = df["y"].to_numpy()
