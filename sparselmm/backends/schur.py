@@ -46,7 +46,8 @@ def schur_eligible(design: PLSProblem, max_dense: int = 20_000, max_pairs: float
     The limits are where the block factor was measured, not where it stops paying: the
     MovieLens-shaped design (2.6·10⁸ pairs, 3,706 items) was ~10× faster per θ than CHOLMOD, and the
     MovieLens-32M-cutoff shape (9.7·10⁹ pairs, 16,034 items; the dense block 2 GB in double
-    precision) 20–27 s per θ against CHOLMOD's ~70 s (``docs/performance.md``).  At 20,000 levels
+    precision) 26 s per θ in double precision against CHOLMOD's 91 s after a set-up of 101 s
+    (``docs/performance.md``).  At 20,000 levels
     the block is 3.2 GB in double precision (the search's single-precision block is made only
     once the double one is dropped, and back).
     """
