@@ -5,6 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from conftest import REF, load_data
 
 import sparselmm as slm
@@ -444,3 +446,34 @@ def test_schur_takes_a_trailing_block_above_six_thousand_levels():
     assert st.objective(th, False) == pytest.approx(ref.objective(th, False), rel=1e-12)
     assert st.search_objective(th, False) == pytest.approx(ref.objective(th, False), rel=1e-6)
     assert not schur_eligible(d, max_dense=6000)
+
+
+@settings(max_examples=40, deadline=None)
+@given(q1=st.integers(1, 40), q2=st.integers(1, 60), density=st.floats(0.02, 1.0), band_bytes=st.integers(8, 1 << 16),
+       zero_share=st.floats(0.0, 1.0), seed=st.integers(0, 2**31 - 1))
+def test_schur_fill_equals_the_dense_product_for_any_bands(q1, q2, density, band_bytes, zero_share, seed):
+    # any band layout (heights grown by the triangle's width, from 4 rows to the whole block) and any
+    # share of zero weights (rows the loop skips) give the upper triangle of -Cᵀ diag(w) C, in
+    # double precision to rounding and in single precision to float32's
+    from sparselmm.backends import kernels
+
+    rng = np.random.default_rng(seed)
+    C = sp.random(q1, q2, density=density, format="csr", random_state=rng, data_rvs=lambda k: rng.integers(1, 4, k))
+    C.sort_indices()
+    w = rng.uniform(0.1, 2.0, q1)
+    w[rng.random(q1) < zero_share] = 0.0
+    before = kernels.BAND_BYTES
+    try:  # (not monkeypatch: hypothesis runs every example within one call of the test)
+        kernels.BAND_BYTES = band_bytes
+        plan = kernels.band_plan(C.indptr, C.indices, q2, rows=w != 0)
+    finally:
+        kernels.BAND_BYTES = before
+    want = np.triu((C.T @ sp.diags(w) @ C).toarray())
+    K = np.zeros((q2, q2))
+    kernels.schur_fill(K, C.indptr, C.indices, C.data, w, plan)
+    np.testing.assert_allclose(np.triu(K), -want, rtol=1e-13, atol=1e-12)
+    assert not np.tril(K, -1).any()
+    K32 = np.zeros((q2, q2), dtype=np.float32)
+    kernels.schur_fill(K32, C.indptr, C.indices, C.data, w, plan)
+    np.testing.assert_allclose(np.triu(K32), -want, rtol=1e-6, atol=1e-5)
+    assert not np.tril(K32, -1).any()
