@@ -140,10 +140,10 @@ class SchurState(PLSBackend):
         # rows, as items answered by ~34 subjects each), they share the weight wⱼ = θ₁²/(θ₁²a₁ⱼ + 1)
         # at every θ, so their part of the fill is w times one Gram matrix made once (_groups)
         grouped = self._groups(A12, ~heavy)
-        self._light = np.flatnonzero(~heavy & ~grouped)
         # the pair loop reads A₁₂ itself, the rows it leaves to the other updates given weight zero
         # (which it skips): no copy of the light rows (320 MB on the MovieLens-32M shape)
-        self._skip = None if len(self._light) == q1 else np.flatnonzero(heavy | grouped)
+        self._light_mask = ~heavy & ~grouped
+        self._light = np.flatnonzero(self._light_mask)
         # keeping K for the last θ₁ (_schur) pays where the fill costs much more than the copy of K
         # it saves: pairs of the loop against q₂² (MovieLens shape: 1.4·10⁸ against 1.4·10⁷; the
         # uniform 1M design: 2.5·10⁷ against 2.5·10⁷, where K would be 200 MB for ~0.1 s)
@@ -152,7 +152,6 @@ class SchurState(PLSBackend):
                         and 8 * q2 * q2 <= self.KEEP_K_BYTES)
         self._bands: tuple[np.ndarray, np.ndarray] | None = None
         self._bands_light: tuple[np.ndarray, np.ndarray] | None = None
-        self._light_mask = ~heavy & ~grouped
         self.term2 = np.repeat(np.arange(1, len(d.terms)), np.diff(d.Gp)[1:])
 
     #: K is kept (two terms) where the pair loop's pairs are at least this many times q₂², and K
@@ -228,7 +227,7 @@ class SchurState(PLSBackend):
 
     def _light_plan(self) -> tuple[np.ndarray, np.ndarray]:
         """The band plan of the rows the pair loop fills."""
-        if self._skip is None:
+        if len(self._light) == self.q1:
             return self._plan()
         if self._bands_light is None:
             self._bands_light = kernels.band_plan(self.A12.indptr, self.A12.indices, self.q2, rows=self._light_mask)
@@ -361,10 +360,8 @@ class SchurState(PLSBackend):
             vals = A12.data * col_scale[A12.indices]
             Tf[self.a22_flat] = self.a22_val * col_scale[self.a22_l] * col_scale[self.a22_m]
         # in single precision too the kernel sums in double precision (vals and w as they are)
-        light_w = ww
-        if self._skip is not None:  # rows left to the rank update or the Gram matrices: weight zero
-            light_w = ww.copy()
-            light_w[self._skip] = 0.0
+        # rows left to the rank update or the Gram matrices: weight zero, which the loop skips
+        light_w = ww if len(self._light) == self.q1 else np.where(self._light_mask, ww, 0.0)
         if len(self._light):
             kernels.schur_fill(T, A12.indptr, A12.indices, vals, light_w, self._light_plan())
         if self._A12H is not None:
