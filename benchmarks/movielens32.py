@@ -103,7 +103,10 @@ def _timed_backend() -> dict:
     return acc
 
 
-def _summary(m, seconds: float) -> dict:  # type: ignore[no-untyped-def]
+def _summary(m, seconds: float, acc: dict | None = None) -> dict:  # type: ignore[no-untyped-def]
+    """The fit's figures; with ``acc`` (from :func:`_timed_backend`) its fill and factorisation
+    seconds too, ``factor_s`` being the rest of ``_factorize`` (the dense Cholesky factor)."""
+    extra = {} if acc is None else {**acc, "factor_s": acc["factorize_s"] - acc["fill_s"]}
     return {
         "backend": m.backend,
         "optimizer": m.optsum.optimizer,
@@ -113,6 +116,7 @@ def _summary(m, seconds: float) -> dict:  # type: ignore[no-untyped-def]
         "theta": m.theta.tolist(),
         "fixef": m.fixef.tolist(),
         "sigma": m.sigma,
+        **extra,
     }
 
 
@@ -129,10 +133,8 @@ def phase_memory(folder: Path) -> dict:
         t1 = time.perf_counter()
         m = slm.lmer(FORMULA, df, REML=False, verbose=True)
         t2 = time.perf_counter()
-    out = _summary(m, t2 - t1)
-    out.update(seconds_read=t1 - t0, seconds_total=t2 - t0, peak_rss_gb=mem.peak_self / 1e9, **acc)
-    # the rest of _factorize: the dense Cholesky factor (potrf) and the block's diagonal
-    out["factor_s"] = acc["factorize_s"] - acc["fill_s"]
+    out = _summary(m, t2 - t1, acc)
+    out.update(seconds_read=t1 - t0, seconds_total=t2 - t0, peak_rss_gb=mem.peak_self / 1e9)
     return out
 
 
@@ -151,10 +153,9 @@ def phase_dask(folder: Path, workers: int, memory_limit: str) -> dict:
         t0 = time.perf_counter()
         m = slm.lmer(FORMULA, dd.read_parquet(str(folder)), REML=False, verbose=True)
         t1 = time.perf_counter()
-    out = _summary(m, t1 - t0)
+    out = _summary(m, t1 - t0, acc)
     out.update(seconds_total=t1 - t0, peak_rss_tree_gb=mem.peak_tree / 1e9, peak_rss_driver_gb=mem.peak_self / 1e9,
-               workers=workers, memory_limit_per_worker=memory_limit, **acc)
-    out["factor_s"] = acc["factorize_s"] - acc["fill_s"]
+               workers=workers, memory_limit_per_worker=memory_limit)
     return out
 
 
