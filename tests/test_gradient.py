@@ -454,7 +454,8 @@ def test_schur_takes_a_trailing_block_above_six_thousand_levels():
 def test_schur_fill_equals_the_dense_product_for_any_bands(q1, q2, density, band_bytes, zero_share, seed):
     # any band layout (heights grown by the triangle's width, from 4 rows to the whole block) and any
     # share of zero weights (rows the loop skips) give the upper triangle of -Cᵀ diag(w) C, in
-    # double precision to rounding and in single precision to float32's
+    # double precision to rounding and in single precision to float32's, subtracted from K or
+    # written over it
     from sparselmm.backends import kernels
 
     rng = np.random.default_rng(seed)
@@ -477,3 +478,10 @@ def test_schur_fill_equals_the_dense_product_for_any_bands(q1, q2, density, band
     kernels.schur_fill(K32, C.indptr, C.indices, C.data, w, plan)
     np.testing.assert_allclose(np.triu(K32), -want, rtol=1e-6, atol=1e-5)
     assert not np.tril(K32, -1).any()
+    # written over a block holding anything: the upper triangle is -Cᵀ diag(w) C, the lower one as it was
+    for dt, rtol, atol in ((np.float64, 1e-13, 1e-12), (np.float32, 1e-6, 1e-5)):
+        junk = rng.normal(0, 100, (q2, q2)).astype(dt)
+        Kw = junk.copy()
+        kernels.schur_fill(Kw, C.indptr, C.indices, C.data, w, plan, overwrite=True)
+        np.testing.assert_allclose(np.triu(Kw), -want, rtol=rtol, atol=atol)
+        np.testing.assert_array_equal(np.tril(Kw, -1), np.tril(junk, -1))

@@ -67,21 +67,26 @@ def band(T: np.ndarray, off: int, coff: int, hi: int, ptr: np.ndarray, indptr: n
 
 @_jit(parallel=True, nogil=True)
 def fill(K: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.ndarray, w: np.ndarray,
-         bands: np.ndarray, chunks: np.ndarray) -> None:  # pragma: no cover - compiled
-    """The upper triangle of ``-Cᵀ diag(w) C`` added to a double-precision ``K`` in place."""
+         bands: np.ndarray, chunks: np.ndarray, overwrite: bool) -> None:  # pragma: no cover - compiled
+    """The upper triangle of ``-Cᵀ diag(w) C`` added to a double-precision ``K`` in place, or
+    written over it (``overwrite``: each band's rows cleared by its thread just before its sums)."""
+    q2 = K.shape[1]
     for t in nb.prange(len(chunks) - 1):
         ptr = np.empty(len(indptr) - 1, dtype=np.int64)
         start(ptr, indptr, indices, bands[chunks[t]])
         for bb in range(chunks[t], chunks[t + 1]):
+            if overwrite:
+                for r in range(bands[bb], bands[bb + 1]):
+                    K[r, r:q2] = 0.0
             band(K, 0, 0, bands[bb + 1], ptr, indptr, indices, vals, w)
 
 
 @_jit(parallel=True, nogil=True)
 def fill_via_tile(K: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: np.ndarray, w: np.ndarray,
-                  bands: np.ndarray, chunks: np.ndarray) -> None:  # pragma: no cover - compiled
+                  bands: np.ndarray, chunks: np.ndarray, overwrite: bool) -> None:  # pragma: no cover - compiled
     """The same for a single-precision ``K``: each band summed in a double-precision tile, then
-    added to ``K`` once (one rounding per entry, not one per addition).  A band of rows
-    ``lo … hi`` writes columns ``lo …`` only (the upper triangle), so its tile is
+    added to ``K`` once, or written over it (one rounding per entry, not one per addition).  A band
+    of rows ``lo … hi`` writes columns ``lo …`` only (the upper triangle), so its tile is
     ``(hi - lo) × (q₂ - lo)``."""
     q2 = K.shape[1]
     for t in nb.prange(len(chunks) - 1):
@@ -97,8 +102,12 @@ def fill_via_tile(K: np.ndarray, indptr: np.ndarray, indices: np.ndarray, vals: 
             tile.fill(0.0)
             band(tile, lo, lo, hi, ptr, indptr, indices, vals, w)
             for r in range(hi - lo):
-                for m in range(r, q2 - lo):
-                    K[lo + r, lo + m] += tile[r, m]
+                if overwrite:
+                    for m in range(r, q2 - lo):
+                        K[lo + r, lo + m] = tile[r, m]
+                else:
+                    for m in range(r, q2 - lo):
+                        K[lo + r, lo + m] += tile[r, m]
 
 
 @_jit(parallel=True, nogil=True)

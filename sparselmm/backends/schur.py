@@ -350,20 +350,21 @@ class SchurState(PLSBackend):
         ``A₁₂`` (their columns scaled by ``col_scale`` when given, ``A₂₂``'s entries then by
         ``col_scale`` on both sides): the pair loop, the heavy rows' rank update and the sets of
         rows with one weight."""
-        T.fill(0.0)
         Tf = T.reshape(-1)
         A12 = self.A12
-        if col_scale is None:
-            vals = A12.data
-            Tf[self.a22_flat] = self.a22_val * a22_scale
-        else:
-            vals = A12.data * col_scale[A12.indices]
-            Tf[self.a22_flat] = self.a22_val * col_scale[self.a22_l] * col_scale[self.a22_m]
+        vals = A12.data if col_scale is None else A12.data * col_scale[A12.indices]
         # in single precision too the kernel sums in double precision (vals and w as they are)
         # rows left to the rank update or the Gram matrices: weight zero, which the loop skips
         light_w = ww if len(self._light) == self.q1 else np.where(self._light_mask, ww, 0.0)
         if len(self._light):
-            kernels.schur_fill(T, A12.indptr, A12.indices, vals, light_w, self._light_plan())
+            # written over the upper triangle, band by band: no pass to zero T first
+            kernels.schur_fill(T, A12.indptr, A12.indices, vals, light_w, self._light_plan(), overwrite=True)
+        else:
+            T.fill(0.0)
+        if col_scale is None:
+            Tf[self.a22_flat] += self.a22_val * a22_scale
+        else:
+            Tf[self.a22_flat] += self.a22_val * col_scale[self.a22_l] * col_scale[self.a22_m]
         if self._A12H is not None:
             self._heavy_update(T, ww[self._heavy], col_scale)
         if self._gram is not None:
