@@ -235,3 +235,73 @@ def test_one_parameter_search_keeps_the_evaluation_limit(optimizer, key):
     assert o.feval <= 4 + 2 and any("evaluation limit" in w for w in o.warnings)
     full = minimize_theta(f, d.theta_start, d.lower, optimizer=optimizer, check=False)
     assert full.feval > 6 and not full.warnings
+
+
+# ----- Newton steps on a single-precision objective (minimize_theta(newton_search=True)) -----
+
+
+def _deviance_like(x):
+    """A smooth convex objective of two θ entries with the scale of the 1M crossed design's deviance
+    (1.5·10⁶, curvature ~7·10⁴) and a cubic term, so that the Hessian changes along the way."""
+    u, v = x[0] - 1.0, x[1] - 0.5
+    return 1.5e6 + 3.7e4 * u * u + 3.8e4 * v * v - 7.6e2 * u * v + 2e4 * u**3 - 1.5e4 * v**3
+
+
+def _single(f, rel=1e-11):
+    """``f`` carrying a rounding error of relative size up to ``rel`` that jumps from point to point
+    (as the single-precision factor's: ~1e-5 on a deviance of 1.5·10⁶), the same at the same point."""
+    import zlib
+
+    def fs(x):
+        u = zlib.crc32(np.asarray(x, dtype=float).tobytes()) / 2**32 - 0.5
+        return f(x) * (1.0 + 2.0 * rel * u)
+
+    return fs
+
+
+class _Calls:
+    def __init__(self, f):
+        self.f, self.n = f, 0
+
+    def __call__(self, x):
+        self.n += 1
+        return self.f(x)
+
+
+def test_newton_search_lands_on_the_optimum_with_four_double_precision_evaluations():
+    fc, fs = _Calls(_deviance_like), _Calls(_single(_deviance_like))
+    start = np.array([1.0153, 0.4921])  # 1.5 % off, as the moment start of the 1M crossed design
+    o = minimize_theta(fc, start, np.zeros(2), search=fs, newton_search=True)
+    assert o.message.startswith("a Newton step")
+    np.testing.assert_allclose(o.theta, [1.0, 0.5], rtol=1e-7)
+    assert o.objective == pytest.approx(1.5e6, abs=1e-7) and o.newton_decrement < 1e-8 and not o.warnings
+    # two stencils and steps in single precision; the last point, the chord step's two differences
+    # and its step in double precision (the summary's own re-evaluation of the point is not counted)
+    assert fs.n == 12 and fc.n <= 5 and o.feval == 16
+    plain = minimize_theta(_deviance_like, start, np.zeros(2), search=_single(_deviance_like))
+    assert plain.message.startswith("NLopt BOBYQA") and plain.feval > o.feval
+    np.testing.assert_allclose(o.theta, plain.theta, rtol=1e-6)
+
+
+def test_newton_search_that_cannot_be_trusted_leaves_the_search_to_bobyqa_from_the_start():
+    # a start where the objective is concave along the radius (a Gaussian well, the start beyond its
+    # inflection): the stencil's Hessian is not positive definite, and BOBYQA runs exactly as it
+    # would have, from the start, after the stencil's five evaluations
+    f = lambda x: -1e3 * np.exp(-np.sum((x - np.array([1.0, 0.5])) ** 2) / 0.08)  # noqa: E731
+    start = np.array([1.5, 0.9])
+    with_newton = minimize_theta(f, start, np.zeros(2), search=f, newton_search=True)
+    without = minimize_theta(f, start, np.zeros(2), search=f)
+    assert with_newton.message == without.message and with_newton.message.startswith("NLopt BOBYQA")
+    np.testing.assert_array_equal(with_newton.theta, without.theta)
+    assert with_newton.feval == without.feval + 5
+    np.testing.assert_allclose(with_newton.theta, [1.0, 0.5], atol=1e-4)
+
+
+def test_newton_search_keeps_an_entry_on_its_bound():
+    # the optimum of the unbounded quadratic is at x₁ = -0.1: the bounded one at x₁ = 0, where the
+    # gradient pushes into the bound
+    f = lambda x: 1e4 * (x[0] - 1.0) ** 2 + 1e4 * (x[1] + 0.1) ** 2 + 5e2 * (x[0] - 1.0) * x[1]  # noqa: E731
+    o = minimize_theta(f, np.array([1.02, 0.05]), np.zeros(2), search=_single(f), newton_search=True)
+    assert o.message.startswith("a Newton step") and o.theta[1] == 0.0
+    assert o.theta[0] == pytest.approx(1.0, abs=1e-7)
+    assert not o.warnings

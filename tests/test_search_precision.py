@@ -51,6 +51,30 @@ def test_fit_with_single_precision_search_reaches_the_double_precision_optimum(c
     assert m._state._L.dtype == np.float64
 
 
+def test_the_search_from_the_moment_start_is_newton_steps_in_single_precision(crossed, monkeypatch):
+    # two θ entries, a moment start and the single-precision objective: Newton steps on its finite
+    # differences do the search, and only their last point and the finish's chord step (its two
+    # differences and its step) factor in double precision; the optimum is the double-precision one
+    df, _ = crossed
+    seen = []
+    orig = schur.SchurState._factorize
+
+    def spy(self, blocks):
+        seen.append(self._low)
+        return orig(self, blocks)
+
+    monkeypatch.setattr(schur.SchurState, "_factorize", spy)
+    m = slm.lmer(FORMULA, df, REML=False)
+    assert m.optsum.message.startswith("a Newton step")
+    assert seen.count(False) <= 4 and seen.count(True) >= 12 and m.optsum.feval == len(seen)
+    monkeypatch.setattr(schur.SchurState, "low_precision_ok", False)
+    ref = slm.lmer(FORMULA, df, REML=False)  # BOBYQA and the finish, all in double precision
+    assert ref.optsum.message.startswith("NLopt BOBYQA")
+    assert_same_optimum(m, ref, rtol_obj=1e-12)
+    np.testing.assert_allclose(m.theta, ref.theta, rtol=1e-5)
+    assert m.optsum.newton_decrement < 1e-7 and not m.optsum.warnings
+
+
 def test_a_failed_single_precision_factor_falls_back_to_double(crossed, monkeypatch):
     _, d = crossed
     st = d.pls()
