@@ -199,9 +199,9 @@ def plan(d: Design, state: PLSBackend, REML: bool, control: FitControl) -> Searc
             grad = _external_gradient(g, to_int, F, REML)
     # two θ entries (two crossed scalar terms), a moment start and a single-precision objective:
     # Newton steps on its finite differences first, the derivative-free search only where they fail
-    # (1M crossed design: 20 -> 16 evaluations, 10 -> 4 of them in double precision).  Their stencil
-    # takes m(m+3)/2 evaluations, which beyond m = 2 outgrows the search it replaces (InstEval's
-    # three: 27 -> 45); measured in docs/performance.md
+    # (1M crossed design: 20 -> 15 evaluations, 10 -> 4 of them in double precision).  Their first
+    # stencil takes m(m+3)/2 evaluations, which beyond m = 2 outgrows the search it replaces
+    # (InstEval's three: 27 -> 45); measured in docs/performance.md
     newton = single and moment and grad is None and not control.options and len(theta0) == 2
     return SearchPlan(optimizer, theta0, options, check, grad, scale, single, newton)
 
