@@ -328,7 +328,9 @@ class SchurState(PLSBackend):
         if two and th1 is not None and self._keep_k:
             if self._K is None or self._K_th1 != th1:
                 if self._K is None:
-                    self._K = np.empty((q2, q2))
+                    # zeros: the fill writes K's upper triangle only, and S = λ²K is formed whole
+                    # (a lower triangle of stale memory could overflow there)
+                    self._K = np.zeros((q2, q2))
                 self._K_th1 = None
                 self._fill(self._K, w, None, 1.0)
                 self._K_th1 = th1
