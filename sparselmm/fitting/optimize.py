@@ -520,7 +520,7 @@ NEWTON_SEARCH_ROUNDING = 1e-8
 
 def _newton_search(
     fs: _Counted, fc: _Counted, x: np.ndarray, f0: float, lower: np.ndarray, upper: np.ndarray,
-    max_steps: int = 4,
+    max_steps: int = 6,
 ) -> tuple[np.ndarray, float, np.ndarray] | None:
     """Newton steps from the start on finite differences of the single-precision objective ``fs``.
 
