@@ -72,7 +72,7 @@ def assert_same_optimum(m1: slm.LinearMixedModel, m2: slm.LinearMixedModel, rtol
     """
     import numpy as np
 
-    from sparselmm.fitting.optimize import _fd_derivatives, _free
+    from sparselmm.fitting.newton import _fd_derivatives, _free
 
     assert abs(m1.objective - m2.objective) <= rtol_obj * abs(m2.objective), (m1.objective, m2.objective)
     decs = [m.optsum.newton_decrement for m in (m1, m2)]

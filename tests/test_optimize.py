@@ -115,7 +115,7 @@ def test_auto_search_in_scaled_units_reaches_the_unscaled_optimum():
 
 
 def test_finite_differences_are_exact_on_a_quadratic_and_count_their_evaluations():
-    from sparselmm.fitting.optimize import _fd_derivatives
+    from sparselmm.fitting.newton import _fd_derivatives
 
     A = np.array([[4.0, 1.0, -0.5], [1.0, 3.0, 0.2], [-0.5, 0.2, 2.0]])
     c = np.array([0.3, -0.2, 0.1])
@@ -141,7 +141,7 @@ def test_finite_differences_are_exact_on_a_quadratic_and_count_their_evaluations
 
 
 def test_check_on_an_analytic_gradient_differences_it_and_counts_its_evaluations():
-    from sparselmm.fitting.optimize import check_convergence
+    from sparselmm.fitting.newton import check_convergence
 
     A = np.array([[4.0, 1.0, -0.5], [1.0, 3.0, 0.2], [-0.5, 0.2, 2.0]])
     c = np.array([0.3, -0.2, 0.1])
@@ -197,7 +197,7 @@ def test_auto_fit_on_one_factor_finishes_on_the_analytic_gradient():
     # against central second differences of the objective (O(h²) error); the default check's
     # one-sided formula is off by 1 % on H[1, 1] here (3230 against 3264) and more on small
     # entries, which the Newton steps absorb
-    from sparselmm.fitting.optimize import check_convergence
+    from sparselmm.fitting.newton import check_convergence
 
     d = m.design
     sc = d.theta_scale()
