@@ -306,3 +306,8 @@ def test_newton_search_keeps_an_entry_on_its_bound():
     assert o.message.startswith("a Newton step") and o.theta[1] == 0.0
     assert o.theta[0] == pytest.approx(1.0, abs=1e-7)
     assert not o.warnings
+
+
+def test_newton_search_must_be_a_flag():
+    with pytest.raises(slm.SparseLMMError, match="newton_search"):
+        minimize_theta(lambda x: float(x @ x), np.ones(2), np.zeros(2), newton_search="yes")

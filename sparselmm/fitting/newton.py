@@ -197,8 +197,21 @@ def check_convergence(
 def newton_point(
     x: np.ndarray, g: np.ndarray, H: np.ndarray, lower: np.ndarray, upper: np.ndarray
 ) -> np.ndarray | None:
-    """``x - H⁻¹g`` over the free parameters (not at a bound with the gradient pushing into it),
-    projected onto the bounds; None when there is no step (no free parameter, singular H)."""
+    """The projected Newton point ``x - H⁻¹g`` over the free parameters (not at a bound with the
+    gradient pushing into it).
+
+    Parameters
+    ----------
+    x, g, H : numpy.ndarray
+        The point, the gradient and the Hessian there.
+    lower, upper : numpy.ndarray
+        The bounds the point is projected onto.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The new point; None when there is no step (no free parameter, singular H, no move).
+    """
     free = _free(x, g, lower)
     if not free.any():
         return None
